@@ -1,0 +1,177 @@
+#pragma once
+// Unit-test support for plugin authors: run one stage outside a pipeline, feed it messages,
+// and look at what it emitted and counted. Used by doppel's own plugin tests.
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <map>
+#include <mutex>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "doppel/plugin.hpp"
+
+extern "C" const doppel_plugin_descriptor doppel_plugin_descriptor_v;
+
+namespace doppel::testing {
+
+// The definition named `name` in the plugin library linked into this test.
+inline const PluginDefinition& linked_plugin(const std::string& name) {
+  std::uint32_t count = 0;
+  auto* defs = static_cast<const PluginDefinition*>(doppel_plugin_descriptor_v.definitions(&count));
+  for (std::uint32_t i = 0; i < count; ++i)
+    if (defs[i].name == name) return defs[i];
+  throw std::runtime_error("no plugin named " + name + " in the linked library");
+}
+
+// Validates `options` against the plugin's schema; throws with every error joined.
+inline Options validated_options(const PluginDefinition& def, const Value& options) {
+  std::vector<ConfigError> errors;
+  Options opts = Options::validate(options, def.options, errors);
+  if (!errors.empty()) {
+    std::string all;
+    for (auto& e : errors) all += std::string(e.what()) + "\n";
+    throw std::runtime_error(all);
+  }
+  return opts;
+}
+
+class StageHarness : public StageContext {
+ public:
+  StageHarness(const PluginDefinition& def, const Value& options, std::string name = "under_test")
+      : name_(std::move(name)), logger_(std::make_shared<spdlog::logger>(
+                                    name_, std::make_shared<spdlog::sinks::stderr_sink_mt>())) {
+    stage_ = def.create_stage(validated_options(def, options));
+    io_thread_ = std::thread([this] { io_.run(); });
+  }
+  ~StageHarness() override {
+    if (started_ && !stopped_) stage_->stop();
+    work_.reset();
+    io_.stop();
+    io_thread_.join();
+  }
+
+  Stage& stage() { return *stage_; }
+  // Comparators the stage can look up by name (register before start).
+  void add_comparator(std::string name, std::unique_ptr<Comparator> comparator) {
+    comparators_[std::move(name)] = std::move(comparator);
+  }
+  // start() happens on first use unless called explicitly.
+  void start() {
+    if (!started_) stage_->start(*this);
+    started_ = true;
+  }
+  void process(MessagePtr m) {
+    start();
+    stage_->process(m);
+  }
+  void run() {
+    start();
+    stage_->run(stop_source_.get_token());
+  }
+  void flush() {
+    start();
+    stage_->flush();
+  }
+  void stop() {
+    start();
+    stage_->stop();
+    stopped_ = true;
+  }
+  // Waits (polling) until `done()` holds or `timeout` passes; for stages working on io().
+  template <class Pred>
+  bool wait_until(Pred done, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return true;
+  }
+
+  std::vector<MessagePtr> emitted() {
+    std::lock_guard lock(mutex_);
+    return emitted_;
+  }
+  std::uint64_t dropped(const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    return dropped_[reason];
+  }
+  std::uint64_t failed(const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    return failed_[reason];
+  }
+  std::map<std::string, std::uint64_t> drops() {
+    std::lock_guard lock(mutex_);
+    return dropped_;
+  }
+
+  // StageContext
+  const std::string& stage_name() const override { return name_; }
+  spdlog::logger& log() override { return *logger_; }
+  bool emit(MessagePtr message) override {
+    std::lock_guard lock(mutex_);
+    emitted_.push_back(std::move(message));
+    return true;
+  }
+  void drop(std::string_view reason, std::uint64_t count) override {
+    std::lock_guard lock(mutex_);
+    dropped_[std::string(reason)] += count;
+  }
+  void fail(std::string_view reason, std::uint64_t count) override {
+    std::lock_guard lock(mutex_);
+    failed_[std::string(reason)] += count;
+  }
+  Counter& counter(std::string_view name) override {
+    std::lock_guard lock(mutex_);
+    return counters_[std::string(name)];
+  }
+  Gauge& gauge(std::string_view name) override {
+    std::lock_guard lock(mutex_);
+    return gauges_[std::string(name)];
+  }
+  boost::asio::io_context& io() override { return io_; }
+  bool stopping() const override { return stop_source_.stop_requested(); }
+  void request_stop() { stop_source_.request_stop(); }
+  void goal_missed(std::string message) override {
+    std::lock_guard lock(mutex_);
+    goals_missed_.push_back(std::move(message));
+  }
+  std::vector<std::string> goals_missed() {
+    std::lock_guard lock(mutex_);
+    return goals_missed_;
+  }
+  const Comparator* comparator(std::string_view name) override {
+    auto it = comparators_.find(std::string(name));
+    return it == comparators_.end() ? nullptr : it->second.get();
+  }
+
+ private:
+  std::string name_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<Stage> stage_;
+  boost::asio::io_context io_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
+  std::thread io_thread_;
+  std::stop_source stop_source_;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::map<std::string, std::unique_ptr<Comparator>> comparators_;
+  std::mutex mutex_;
+  std::vector<MessagePtr> emitted_;
+  std::vector<std::string> goals_missed_;
+  std::map<std::string, std::uint64_t> dropped_, failed_;
+  std::map<std::string, Counter> counters_;
+  std::map<std::string, Gauge> gauges_;
+};
+
+inline MessagePtr make_message(Kind kind, std::string payload, std::string id = "",
+                               std::int64_t timestamp_ns = 0) {
+  if (id.empty()) id = new_message_id();
+  return share(Message(kind, std::move(id), timestamp_ns, std::move(payload)));
+}
+
+}  // namespace doppel::testing

@@ -1,0 +1,323 @@
+#include "doppel/http.hpp"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+namespace doppel {
+namespace {
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  return s;
+}
+
+// Offset just past the blank line ending the head, or npos.
+std::size_t find_head_end(std::string_view bytes) {
+  for (std::size_t i = bytes.find('\n'); i != std::string_view::npos; i = bytes.find('\n', i + 1)) {
+    if (i + 1 < bytes.size() && bytes[i + 1] == '\n') return i + 2;
+    if (i + 2 < bytes.size() && bytes[i + 1] == '\r' && bytes[i + 2] == '\n') return i + 3;
+  }
+  return std::string_view::npos;
+}
+
+bool contains_token(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    if (iequals(trim(list.substr(0, comma)), token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// Removes chunked framing; stops with an error at the first malformed or missing chunk.
+std::string dechunk(std::string_view in, std::string& error, std::size_t max_size) {
+  std::string out;
+  while (true) {
+    auto eol = in.find('\n');
+    if (eol == std::string_view::npos) {
+      error = "truncated chunked body";
+      return out;
+    }
+    std::string_view size_line = trim(in.substr(0, eol));
+    size_line = size_line.substr(0, size_line.find(';'));  // chunk extensions
+    std::uint64_t size = 0;
+    auto [ptr, ec] = std::from_chars(size_line.data(), size_line.data() + size_line.size(), size, 16);
+    if (ec != std::errc{} || ptr != size_line.data() + size_line.size() || size_line.empty()) {
+      error = "malformed chunk size";
+      return out;
+    }
+    in.remove_prefix(eol + 1);
+    if (size == 0) return out;  // trailers follow; they are headers, not body
+    if (size > in.size()) {
+      out.append(in.substr(0, std::min<std::size_t>(in.size(), max_size - std::min(max_size, out.size()))));
+      error = "truncated chunked body";
+      return out;
+    }
+    if (out.size() + size > max_size) {
+      error = "decoded body larger than the limit";
+      return out;
+    }
+    out.append(in.substr(0, size));
+    in.remove_prefix(size);
+    if (in.starts_with("\r\n")) in.remove_prefix(2);
+    else if (in.starts_with("\n")) in.remove_prefix(1);
+  }
+}
+
+// gzip (window_bits 15+32 detects gzip or zlib) or raw deflate (-15).
+bool inflate_into(std::string_view in, int window_bits, std::string& out, std::string& error,
+                  std::size_t max_size) {
+  z_stream zs{};
+  if (inflateInit2(&zs, window_bits) != Z_OK) {
+    error = "zlib init failed";
+    return false;
+  }
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  char buf[16384];
+  int rc = Z_OK;
+  std::string result;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof(buf);
+    rc = inflate(&zs, Z_NO_FLUSH);
+    result.append(buf, sizeof(buf) - zs.avail_out);
+    if (result.size() > max_size) {
+      inflateEnd(&zs);
+      error = "decoded body larger than the limit";
+      out = std::move(result);
+      out.resize(max_size);
+      return true;
+    }
+    if (rc == Z_BUF_ERROR && zs.avail_in == 0) break;  // input ended early
+  }
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END) {
+    if (result.empty()) return false;
+    error = "truncated compressed body";
+  }
+  out = std::move(result);
+  return true;
+}
+
+}  // namespace
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+HttpView HttpView::parse(std::string_view bytes) {
+  HttpView v;
+  std::size_t head_end = find_head_end(bytes);
+  std::string_view head = bytes.substr(0, head_end == std::string_view::npos ? bytes.size() : head_end);
+  v.head_size_ = head.size();
+  v.raw_body_ = head_end == std::string_view::npos ? std::string_view{} : bytes.substr(head_end);
+
+  auto eol = head.find('\n');
+  std::string_view start = trim(head.substr(0, eol));
+  if (start.empty()) {
+    v.error_ = "empty start line";
+    return v;
+  }
+  if (start.starts_with("HTTP/")) {
+    auto sp = start.find(' ');
+    v.version_ = start.substr(0, sp);
+    std::string_view rest = sp == std::string_view::npos ? std::string_view{} : start.substr(sp + 1);
+    auto code = rest.substr(0, rest.find(' '));
+    int status = 0;
+    auto [ptr, ec] = std::from_chars(code.data(), code.data() + code.size(), status);
+    if (ec != std::errc{} || ptr != code.data() + code.size() || code.size() != 3) {
+      v.error_ = "malformed status line";
+      return v;
+    }
+    v.status_ = status;
+    v.reason_ = code.size() < rest.size() ? rest.substr(code.size() + 1) : std::string_view{};
+  } else {
+    auto sp1 = start.find(' ');
+    auto sp2 = sp1 == std::string_view::npos ? sp1 : start.find(' ', sp1 + 1);
+    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos) {
+      v.error_ = "malformed request line";
+      return v;
+    }
+    v.method_ = start.substr(0, sp1);
+    v.target_ = start.substr(sp1 + 1, sp2 - sp1 - 1);
+    v.version_ = start.substr(sp2 + 1);
+    if (!v.version_.starts_with("HTTP/") || v.method_.empty() || v.target_.empty()) {
+      v.error_ = "malformed request line";
+      return v;
+    }
+    v.is_request_ = true;
+  }
+  std::string_view rest = eol == std::string_view::npos ? std::string_view{} : head.substr(eol + 1);
+  while (!rest.empty()) {
+    auto nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;
+    if (line.front() == ' ' || line.front() == '\t') continue;  // obsolete line folding
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0) {
+      v.error_ = "malformed header line";
+      return v;
+    }
+    v.headers_.push_back({trim(line.substr(0, colon)), trim(line.substr(colon + 1))});
+  }
+  if (head_end == std::string_view::npos) v.error_ = "headers not terminated";
+  return v;
+}
+
+std::string_view HttpView::path() const { return target_.substr(0, target_.find('?')); }
+
+std::string_view HttpView::query() const {
+  auto q = target_.find('?');
+  return q == std::string_view::npos ? std::string_view{} : target_.substr(q + 1);
+}
+
+std::optional<std::string_view> HttpView::header(std::string_view name) const {
+  for (const auto& h : headers_)
+    if (iequals(h.name, name)) return h.value;
+  return std::nullopt;
+}
+
+bool HttpView::chunked() const {
+  auto te = header("Transfer-Encoding");
+  return te && contains_token(*te, "chunked");
+}
+
+DecodedBody decode_body(const HttpView& view, std::size_t max_size) {
+  DecodedBody out;
+  std::string_view raw = view.raw_body();
+  if (view.chunked()) {
+    out.bytes = dechunk(raw, out.error, max_size);
+  } else {
+    if (auto cl = view.header("Content-Length")) {
+      std::uint64_t n = 0;
+      auto [ptr, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
+      if (ec == std::errc{} && ptr == cl->data() + cl->size()) {
+        if (n < raw.size()) raw = raw.substr(0, n);
+        else if (n > raw.size()) out.error = "body shorter than Content-Length";
+      }
+    }
+    if (raw.size() > max_size) {
+      raw = raw.substr(0, max_size);
+      out.error = "body larger than the limit";
+    }
+    out.bytes.assign(raw);
+  }
+  auto encoding = view.header("Content-Encoding");
+  if (!encoding || out.bytes.empty()) return out;
+  std::string_view enc = trim(*encoding);
+  if (iequals(enc, "identity")) return out;
+  std::string inflated, error;
+  bool gzip = iequals(enc, "gzip") || iequals(enc, "x-gzip");
+  bool deflate = iequals(enc, "deflate");
+  if (!gzip && !deflate) {
+    if (out.error.empty()) out.error = "unsupported content-encoding " + std::string(enc);
+    return out;
+  }
+  // "deflate" is zlib-wrapped by the RFC, raw deflate by some servers: accept both.
+  if (inflate_into(out.bytes, 15 + 32, inflated, error, max_size) ||
+      (deflate && inflate_into(out.bytes, -15, inflated, error, max_size))) {
+    out.bytes = std::move(inflated);
+    if (out.error.empty()) out.error = error;
+  } else if (out.error.empty()) {
+    out.error = "invalid " + std::string(enc) + " body";
+  }
+  return out;
+}
+
+namespace {
+struct HeaderSpan {
+  std::size_t value_begin, value_end, line_begin, line_end;  // line_end includes the newline
+};
+
+std::vector<HeaderSpan> find_headers(std::string_view payload, std::string_view name, std::size_t& head_end) {
+  std::vector<HeaderSpan> spans;
+  std::size_t end = find_head_end(payload);
+  head_end = end == std::string_view::npos ? payload.size() : end;
+  std::size_t pos = payload.find('\n');
+  if (pos == std::string_view::npos) return spans;
+  ++pos;
+  while (pos < head_end) {
+    std::size_t nl = payload.find('\n', pos);
+    if (nl == std::string_view::npos || nl >= head_end) nl = head_end - 1;
+    std::string_view line = payload.substr(pos, nl - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;
+    auto colon = line.find(':');
+    if (colon != std::string_view::npos && iequals(trim(line.substr(0, colon)), name)) {
+      std::size_t vb = pos + colon + 1;
+      while (vb < pos + line.size() && (payload[vb] == ' ' || payload[vb] == '\t')) ++vb;
+      spans.push_back({vb, pos + line.size(), pos, nl + 1});
+    }
+    pos = nl + 1;
+  }
+  return spans;
+}
+}  // namespace
+
+std::string http_set_header(std::string_view payload, std::string_view name, std::string_view value) {
+  std::size_t head_end = 0;
+  auto spans = find_headers(payload, name, head_end);
+  std::string out;
+  if (!spans.empty()) {
+    out.reserve(payload.size() + value.size());
+    out.append(payload.substr(0, spans[0].value_begin));
+    out.append(value);
+    out.append(payload.substr(spans[0].value_end));
+    return out;
+  }
+  // Insert before the blank line, keeping the message's own line ending.
+  std::size_t first_nl = payload.find('\n');
+  bool crlf = first_nl != std::string_view::npos && first_nl > 0 && payload[first_nl - 1] == '\r';
+  std::size_t insert_at = head_end;
+  if (head_end >= 2 && payload.substr(head_end - 2, 2) == "\r\n" && crlf) insert_at = head_end - 2;
+  else if (head_end >= 1 && payload[head_end - 1] == '\n') insert_at = head_end - 1;
+  out.append(payload.substr(0, insert_at));
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append(crlf ? "\r\n" : "\n");
+  out.append(payload.substr(insert_at));
+  return out;
+}
+
+std::string http_remove_header(std::string_view payload, std::string_view name) {
+  std::size_t head_end = 0;
+  auto spans = find_headers(payload, name, head_end);
+  std::string out;
+  std::size_t from = 0;
+  for (const auto& s : spans) {
+    out.append(payload.substr(from, s.line_begin - from));
+    from = s.line_end;
+  }
+  out.append(payload.substr(from));
+  return out;
+}
+
+std::string http_set_target(std::string_view payload, std::string_view target) {
+  auto sp1 = payload.find(' ');
+  if (sp1 == std::string_view::npos) return std::string(payload);
+  auto sp2 = payload.find(' ', sp1 + 1);
+  auto nl = payload.find('\n');
+  if (sp2 == std::string_view::npos || (nl != std::string_view::npos && sp2 > nl)) return std::string(payload);
+  std::string out;
+  out.reserve(payload.size() + target.size());
+  out.append(payload.substr(0, sp1 + 1));
+  out.append(target);
+  out.append(payload.substr(sp2));
+  return out;
+}
+
+}  // namespace doppel
