@@ -1,1 +1,343 @@
-int main() { return 0; }
+// The `doppel` command line: run, validate, graph, plugins, inspect, test, docs.
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "doppel/version.hpp"
+#include "exit_codes.hpp"
+#include "pipeline_graph.hpp"
+#include "pipeline_test.hpp"
+#include "plugin_docs.hpp"
+#include "runtime.hpp"
+
+namespace fs = std::filesystem;
+using namespace doppel;
+using namespace doppel::core;
+
+namespace {
+
+struct PluginOptions {
+  std::vector<std::string> dirs;
+  bool quiet = false;
+};
+
+PluginRegistry load_registry(const PluginOptions& opts, const std::vector<fs::path>& pipeline_dirs = {}) {
+  PluginRegistry registry;
+  // Later directories override earlier ones: built-ins, then DOPPEL_PLUGIN_PATH, --plugin-dir, plugin_dirs.
+  for (const auto& d : builtin_plugin_dirs()) registry.load_directory(d);
+  for (const auto& d : env_plugin_dirs()) registry.load_directory(d);
+  for (const auto& d : opts.dirs) registry.load_directory(d);
+  for (const auto& d : pipeline_dirs) registry.load_directory(d);
+  if (!opts.quiet)
+    for (const auto& p : registry.problems()) spdlog::warn("{}", p);
+  return registry;
+}
+
+void print_errors(const std::vector<ConfigError>& errors) {
+  for (const auto& e : errors) {
+    std::string at = e.position().to_string();
+    std::fprintf(stderr, "%s%s%s\n", at.c_str(), at.empty() ? "" : ": ", e.what());
+  }
+  if (!errors.empty())
+    std::fprintf(stderr, "%zu error%s\n", errors.size(), errors.size() == 1 ? "" : "s");
+}
+
+struct Loaded {
+  std::optional<PipelineSpec> spec;
+  PluginRegistry registry;
+  std::unique_ptr<PipelineGraph> graph;
+};
+
+// Reads, resolves and checks a pipeline; prints every error. graph is null when invalid.
+Loaded load_pipeline(const std::string& file, const PluginOptions& opts, BuildMode mode) {
+  Loaded out;
+  std::vector<ConfigError> errors;
+  out.spec = load_pipeline_file(file, errors);
+  out.registry = load_registry(opts, out.spec ? out.spec->settings.plugin_dirs : std::vector<fs::path>{});
+  if (out.spec) {
+    auto graph = build_graph(*out.spec, out.registry, errors, mode);
+    if (errors.empty()) out.graph = std::move(graph);
+  }
+  sort_errors(errors);
+  print_errors(errors);
+  return out;
+}
+
+// SIGINT/SIGTERM: the first drains, the second exits at once.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(std::function<void()> on_first) : on_first_(std::move(on_first)) {
+    thread_ = std::thread([this] {
+      sigset_t set;
+      sigemptyset(&set);
+      sigaddset(&set, SIGINT);
+      sigaddset(&set, SIGTERM);
+      timespec tick{0, 200'000'000};
+      int seen = 0;
+      while (!done_) {
+        int sig = sigtimedwait(&set, nullptr, &tick);
+        if (sig <= 0) continue;
+        if (++seen == 1) {
+          spdlog::warn("{} received: draining (send it again to exit at once)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+          on_first_();
+        } else {
+          static const char msg[] = "second signal: exiting now\n";
+          (void)!write(STDERR_FILENO, msg, sizeof msg - 1);
+          _exit(exit_code::interrupted);
+        }
+      }
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::function<void()> on_first_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int cmd_validate(const std::string& file, const PluginOptions& opts) {
+  auto loaded = load_pipeline(file, opts, BuildMode::run);
+  if (!loaded.graph) return exit_code::config_invalid;
+  std::printf("%s: valid (%zu stages, %zu comparators)\n", file.c_str(), loaded.graph->stages.size(),
+              loaded.graph->comparators.size());
+  return exit_code::ok;
+}
+
+int cmd_run(const std::string& file, const PluginOptions& opts, bool dry_run, const std::string& stats_interval) {
+  auto loaded = load_pipeline(file, opts, BuildMode::run);
+  if (!loaded.graph) return exit_code::config_invalid;
+  auto& graph = *loaded.graph;
+  if (!stats_interval.empty()) {
+    try {
+      graph.spec.settings.stats_interval = parse_duration(stats_interval);
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "--stats-interval: %s\n", e.what());
+      return exit_code::usage;
+    }
+  }
+  if (dry_run) {
+    for (auto& node : graph.stages) {
+      if (node.spec->role != Role::input) continue;
+      std::printf("input %s (%s):\n", node.spec->name.c_str(), node.definition->name.c_str());
+      if (!node.stage->dry_run(std::cout)) std::printf("  dry run not supported by this input\n");
+      std::cout.flush();
+    }
+    return exit_code::ok;
+  }
+  Runtime runtime(graph);
+  SignalWatcher signals([&] { runtime.request_stop(); });
+  try {
+    runtime.start();
+  } catch (const std::exception& e) {
+    spdlog::error("pipeline failed to start: {}", e.what());
+    return exit_code::runtime_error;
+  }
+  runtime.wait_for_inputs();
+  runtime.drain_and_stop();
+  std::fflush(stdout);
+  std::fprintf(stderr, "%s", runtime.summary().c_str());
+  if (!runtime.goals_missed().empty()) {
+    for (const auto& g : runtime.goals_missed()) std::fprintf(stderr, "goal missed: %s\n", g.c_str());
+    return exit_code::goal_missed;
+  }
+  return exit_code::ok;
+}
+
+int cmd_graph(const std::string& file, const PluginOptions& opts) {
+  auto loaded = load_pipeline(file, opts, BuildMode::run);
+  if (!loaded.graph) return exit_code::config_invalid;
+  const auto& graph = *loaded.graph;
+  std::string name = graph.spec.settings.name.empty() ? "pipeline" : graph.spec.settings.name;
+  std::printf("digraph \"%s\" {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n", name.c_str());
+  for (const auto& n : graph.stages) {
+    const char* shape = n.spec->role == Role::input    ? "invhouse"
+                        : n.spec->role == Role::output ? "house"
+                        : n.spec->role == Role::filter ? "box"
+                                                       : "box3d";
+    std::printf("  \"%s\" [shape=%s, label=\"%s\\n(%s %s)\"];\n", n.spec->name.c_str(), shape, n.spec->name.c_str(),
+                std::string(role_name(n.spec->role)).c_str(), n.definition->name.c_str());
+  }
+  for (const auto& n : graph.stages)
+    for (const auto& e : n.downstream) {
+      std::string label = e.kinds.to_string();
+      label = label.substr(1, label.size() - 2);
+      std::printf("  \"%s\" -> \"%s\" [label=\"%s\"%s];\n", n.spec->name.c_str(),
+                  graph.stages[e.to].spec->name.c_str(), label.c_str(), e.closes_loop ? ", style=dashed" : "");
+    }
+  std::printf("}\n");
+  return exit_code::ok;
+}
+
+int cmd_inspect(const std::string& name, const PluginOptions& opts) {
+  auto registry = load_registry(opts);
+  std::string plugin = name;
+  std::optional<Role> role;
+  if (auto dot = name.find('.'); dot != std::string::npos) {
+    std::string section = name.substr(0, dot);
+    for (Role r : {Role::input, Role::filter, Role::middleware, Role::output, Role::comparator})
+      if (section == role_section(r) || section == role_name(r)) role = r;
+    plugin = name.substr(dot + 1);
+  }
+  auto found = registry.find_all(plugin);
+  std::erase_if(found, [&](auto* p) { return role && p->definition->role != *role; });
+  if (found.empty()) {
+    std::vector<std::string> names;
+    for (const auto& p : registry.plugins()) names.push_back(p.definition->name);
+    auto close = closest_names(plugin, names);
+    std::fprintf(stderr, "no plugin named \"%s\"%s%s\n", plugin.c_str(), close.empty() ? "" : "; did you mean ",
+                 close.empty() ? "" : ("\"" + close.front() + "\"?").c_str());
+    return exit_code::usage;
+  }
+  for (std::size_t i = 0; i < found.size(); ++i) std::printf("%s%s", i ? "\n" : "", describe_plugin(*found[i]).c_str());
+  return exit_code::ok;
+}
+
+int cmd_test(const std::string& file, const PluginOptions& opts, const std::string& junit) {
+  std::vector<ConfigError> errors;
+  auto spec = load_pipeline_file(file, errors);
+  auto registry = load_registry(opts, spec ? spec->settings.plugin_dirs : std::vector<fs::path>{});
+  if (spec) {
+    // The whole pipeline must be valid before its tests mean anything.
+    build_graph(*spec, registry, errors, BuildMode::run);
+  }
+  if (!errors.empty()) {
+    print_errors(errors);
+    return exit_code::config_invalid;
+  }
+  auto outcomes = run_pipeline_tests(*spec, registry, errors);
+  if (!errors.empty()) {
+    sort_errors(errors);
+    print_errors(errors);
+    return exit_code::config_invalid;
+  }
+  std::size_t passed = 0, failed = 0;
+  for (const auto& o : outcomes) {
+    std::printf("test %s ... %s\n", o.name.c_str(), o.passed ? "passed" : "FAILED");
+    for (const auto& f : o.failures) std::printf("    %s\n", f.c_str());
+    (o.passed ? passed : failed)++;
+  }
+  std::printf("%zu passed, %zu failed\n", passed, failed);
+  if (!junit.empty()) {
+    std::ofstream out(junit);
+    out << junit_xml(spec->settings.name.empty() ? file : spec->settings.name, outcomes);
+    if (!out) {
+      std::fprintf(stderr, "cannot write %s\n", junit.c_str());
+      return exit_code::runtime_error;
+    }
+  }
+  if (outcomes.empty()) {
+    std::fprintf(stderr, "%s has no [[tests]] blocks\n", file.c_str());
+    return exit_code::tests_failed;
+  }
+  return failed ? exit_code::tests_failed : exit_code::ok;
+}
+
+int cmd_docs(const std::string& output, bool check, const PluginOptions& opts) {
+  auto registry = load_registry(opts);
+  int stale = 0;
+  for (const auto& [name, content] : reference_documents(registry)) {
+    fs::path path = fs::path(output) / name;
+    if (check) {
+      std::ifstream in(path);
+      std::string existing((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (existing != content) {
+        std::fprintf(stderr, "%s is out of date: run `cmake --build build --target docs-reference`\n",
+                     path.string().c_str());
+        ++stale;
+      }
+      continue;
+    }
+    fs::create_directories(path.parent_path());
+    std::ofstream out(path);
+    out << content;
+    std::printf("wrote %s\n", path.string().c_str());
+  }
+  return stale ? exit_code::tests_failed : exit_code::ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken by the watcher thread only; every other thread inherits this mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto logger = spdlog::stderr_color_mt("doppel");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+  spdlog::set_default_logger(logger);
+
+  CLI::App app{"doppel: shadow production HTTP traffic to a new environment and report every difference"};
+  app.set_version_flag("--version", std::string("doppel ") + kSdkVersion + " (plugin ABI " +
+                                        std::to_string(kAbiVersion) + ")");
+  app.require_subcommand(1);
+  PluginOptions plugins;
+  std::string log_level = "info";
+  app.add_option("--plugin-dir", plugins.dirs, "Load plugin libraries from DIR too (repeatable)")->type_name("DIR");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.footer(
+      "Exit codes: 0 ok, 1 runtime error, 2 usage, 3 a goal (fail_if) was missed, 4 tests failed, "
+      "78 invalid configuration, 130 interrupted twice.");
+
+  std::string file, name, junit, output = "docs/reference", stats_interval;
+  bool dry_run = false, check = false;
+  int code = 0;
+
+  auto* run = app.add_subcommand("run", "Run a pipeline until its inputs are exhausted or it is interrupted");
+  run->add_option("FILE", file, "Pipeline TOML file")->required()->check(CLI::ExistingFile);
+  run->add_flag("--dry-run", dry_run, "Describe what the inputs would produce (count, time span, duration) and exit");
+  run->add_option("--stats-interval", stats_interval, "Override [pipeline] stats_interval (\"0s\" disables)");
+  run->callback([&] { code = cmd_run(file, plugins, dry_run, stats_interval); });
+
+  auto* validate = app.add_subcommand("validate", "Check a pipeline without running it (exit 0 valid, 78 invalid)");
+  validate->add_option("FILE", file, "Pipeline TOML file")->required();
+  validate->callback([&] { code = cmd_validate(file, plugins); });
+
+  auto* graph = app.add_subcommand("graph", "Print the pipeline graph in DOT (edges labelled with message kinds)");
+  graph->add_option("FILE", file, "Pipeline TOML file")->required();
+  graph->callback([&] { code = cmd_graph(file, plugins); });
+
+  auto* list = app.add_subcommand("plugins", "List loaded plugins with the kinds they accept and produce");
+  list->callback([&] {
+    std::printf("%s", plugin_table(load_registry(plugins)).c_str());
+    code = exit_code::ok;
+  });
+
+  auto* inspect = app.add_subcommand("inspect", "Show a plugin's options (types, defaults, descriptions) and metrics");
+  inspect->add_option("NAME", name, "Plugin name, or SECTION.NAME (e.g. outputs.file)")->required();
+  inspect->callback([&] { code = cmd_inspect(name, plugins); });
+
+  auto* test = app.add_subcommand("test", "Run the [[tests]] blocks of a pipeline");
+  test->add_option("FILE", file, "Pipeline TOML file")->required();
+  test->add_option("--junit", junit, "Also write the results as JUnit XML to PATH")->type_name("PATH");
+  test->callback([&] { code = cmd_test(file, plugins, junit); });
+
+  auto* docs = app.add_subcommand("docs", "Generate the options reference (Markdown) from the plugins' schemas");
+  docs->add_option("--output", output, "Directory to write to")->capture_default_str();
+  docs->add_flag("--check", check, "Only check that the files in --output are up to date");
+  docs->callback([&] { code = cmd_docs(output, check, plugins); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : exit_code::usage;
+  }
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  return code;
+}

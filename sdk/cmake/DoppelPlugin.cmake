@@ -1,4 +1,4 @@
-# doppel_add_plugin(NAME <name> SOURCES <files...> [LIBRARIES <targets...>])
+# doppel_add_plugin(NAME <name> SOURCES <files...> [LIBRARIES <targets...>] [TEST_ONLY])
 #
 # Builds a plugin library libdoppel-<name>.so that the runtime loads with --plugin-dir,
 # DOPPEL_PLUGIN_PATH or [pipeline] plugin_dirs. Also defines the object library
@@ -8,7 +8,7 @@ if(NOT DEFINED DOPPEL_PLUGIN_OUTPUT_DIR)
 endif()
 
 function(doppel_add_plugin)
-  cmake_parse_arguments(PLUGIN "" "NAME" "SOURCES;LIBRARIES" ${ARGN})
+  cmake_parse_arguments(PLUGIN "TEST_ONLY" "NAME" "SOURCES;LIBRARIES" ${ARGN})
   if(NOT PLUGIN_NAME OR NOT PLUGIN_SOURCES)
     message(FATAL_ERROR "doppel_add_plugin needs NAME and SOURCES")
   endif()
@@ -31,6 +31,9 @@ function(doppel_add_plugin)
     LIBRARY_OUTPUT_DIRECTORY ${DOPPEL_PLUGIN_OUTPUT_DIR}
     BUILD_RPATH "$ORIGIN/../lib"
     INSTALL_RPATH "$ORIGIN/../..")
+  if(PLUGIN_TEST_ONLY)
+    return()
+  endif()
   install(TARGETS ${module} LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/doppel/plugins OPTIONAL)
   if(TARGET doppel)
     add_dependencies(doppel ${module})

@@ -1,0 +1,86 @@
+#pragma once
+// The queue in front of each stage: bounded, many producers, one consumer (the stage worker).
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "doppel/message.hpp"
+
+namespace doppel::core {
+
+class BoundedQueue {
+ public:
+  enum class Push { ok, full, closed };
+
+  explicit BoundedQueue(std::size_t capacity) : capacity_(capacity) {}
+
+  // wait = true blocks until there is room (or the queue closes, or `abort` becomes true).
+  Push push(MessagePtr message, bool wait, const std::atomic<bool>& abort) {
+    std::unique_lock lock(mutex_);
+    while (items_.size() >= capacity_ && !closed_) {
+      if (!wait || abort.load()) return Push::full;
+      not_full_.wait_for(lock, std::chrono::milliseconds(50));
+    }
+    if (closed_) return Push::closed;
+    items_.push_back(std::move(message));
+    lock.unlock();
+    not_empty_.notify_one();
+    return Push::ok;
+  }
+
+  // Control items (the flush marker, a null pointer) ignore the capacity.
+  void push_control(MessagePtr message) {
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_back(std::move(message));
+    }
+    not_empty_.notify_one();
+  }
+
+  // Takes up to `max` items, waiting for the first. False once closed and empty.
+  bool pop_batch(std::vector<MessagePtr>& out, std::size_t max) {
+    std::unique_lock lock(mutex_);
+    not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
+    if (items_.empty()) return false;
+    std::size_t n = std::min(max, items_.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      out.push_back(std::move(items_.front()));
+      items_.pop_front();
+    }
+    lock.unlock();
+    not_full_.notify_all();
+    return true;
+  }
+
+  // Refuses further pushes; returns how many messages were still queued (and discards them
+  // when `discard` is set).
+  std::size_t close(bool discard) {
+    std::size_t left = 0;
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+      for (const auto& m : items_) left += m ? 1 : 0;
+      if (discard) items_.clear();
+    }
+    not_empty_.notify_all();
+    not_full_.notify_all();
+    return left;
+  }
+
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return items_.size();
+  }
+  std::size_t capacity() const { return capacity_; }
+
+ private:
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<MessagePtr> items_;
+  bool closed_ = false;
+};
+
+}  // namespace doppel::core

@@ -1,0 +1,56 @@
+#pragma once
+// Turns a PipelineSpec into a checked graph of configured stages: plugins resolved, options
+// validated, factories run, `from` edges typed by the kinds they carry, loops and unread
+// stages refused. Every problem becomes a ConfigError with its position.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pipeline_file.hpp"
+#include "plugin_registry.hpp"
+
+namespace doppel::core {
+
+struct StageEdge {
+  int to = -1;
+  KindSet kinds;             // what travels on this edge
+  SourcePosition position;   // the `from` entry that made it
+  bool closes_loop = false;  // an edge back into a loop (process -> http -> process)
+};
+
+struct StageNode {
+  const StageSpec* spec = nullptr;
+  const PluginDefinition* definition = nullptr;
+  std::filesystem::path library;
+  std::unique_ptr<Stage> stage;
+  KindSet produces;  // what the configured instance creates
+  KindSet in;        // what reaches it
+  KindSet external_in;  // test mode: what the left-out inputs it reads would have sent
+  KindSet out;       // what leaves it
+  std::vector<int> upstream;
+  std::vector<StageEdge> downstream;
+  int component = -1;  // strongly connected component, in topological order
+};
+
+struct PipelineGraph {
+  PipelineSpec spec;
+  std::vector<StageNode> stages;
+  std::map<std::string, std::unique_ptr<Comparator>, std::less<>> comparators;
+  std::vector<std::vector<int>> components;  // SCCs, upstream first
+
+  int find(std::string_view stage_name) const;
+};
+
+enum class BuildMode {
+  run,   // every stage
+  test,  // inputs and outputs are left out: `doppel test` injects and observes in between
+};
+
+// nullptr when any error was found (all of them are in `errors`, sorted by position).
+std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegistry& registry,
+                                           std::vector<ConfigError>& errors, BuildMode mode = BuildMode::run);
+
+void sort_errors(std::vector<ConfigError>& errors);
+
+}  // namespace doppel::core

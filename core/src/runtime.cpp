@@ -1,0 +1,541 @@
+#include "runtime.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <cinttypes>
+#include <cstdio>
+#include <sstream>
+
+#include "doppel/units.hpp"
+
+namespace doppel::core {
+namespace {
+
+// The request a requests-only filter is judging on this thread, and whether it emitted it.
+thread_local const StageRunner* judging_stage = nullptr;
+thread_local const Message* judged_request = nullptr;
+thread_local bool judged_request_emitted = false;
+
+std::string human(std::uint64_t n) {
+  char buf[32];
+  if (n >= 10'000'000) std::snprintf(buf, sizeof buf, "%.1fM", static_cast<double>(n) / 1e6);
+  else if (n >= 10'000) std::snprintf(buf, sizeof buf, "%.1fk", static_cast<double>(n) / 1e3);
+  else std::snprintf(buf, sizeof buf, "%" PRIu64, n);
+  return buf;
+}
+
+std::string prometheus_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string metric_name(std::string s) {
+  for (char& c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) c = '_';
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- StageRunner
+
+StageRunner::StageRunner(Runtime& runtime, StageNode& node, std::size_t queue_capacity)
+    : runtime_(runtime), node_(node), logger_(spdlog::default_logger()->clone(node.spec->name)) {
+  if (node.spec->role != Role::input) queue_ = std::make_unique<BoundedQueue>(queue_capacity);
+  if (node.definition->requests_only)
+    decisions_ = std::make_unique<DecisionMemory>(runtime.graph_.spec.settings.decision_ttl.count(),
+                                                  runtime.graph_.spec.settings.decision_capacity);
+}
+
+boost::asio::io_context& StageRunner::io() { return runtime_.io_; }
+bool StageRunner::stopping() const { return runtime_.stopping_.load(); }
+
+const Comparator* StageRunner::comparator(std::string_view name) {
+  auto it = runtime_.graph_.comparators.find(name);
+  return it == runtime_.graph_.comparators.end() ? nullptr : it->second.get();
+}
+
+void StageRunner::goal_missed(std::string message) {
+  std::lock_guard lock(runtime_.goals_mutex_);
+  runtime_.goals_missed_.push_back(node_.spec->name + ": " + std::move(message));
+}
+
+Counter& StageRunner::named(std::map<std::string, std::unique_ptr<Counter>, std::less<>>& map, std::string_view name) {
+  {
+    std::shared_lock lock(counters_mutex_);
+    auto it = map.find(name);
+    if (it != map.end()) return *it->second;
+  }
+  std::unique_lock lock(counters_mutex_);
+  auto& slot = map[std::string(name)];
+  if (!slot) slot = std::make_unique<Counter>();
+  return *slot;
+}
+
+void StageRunner::drop(std::string_view reason, std::uint64_t count) { named(drops_, reason).add(count); }
+void StageRunner::fail(std::string_view reason, std::uint64_t count) { named(failures_, reason).add(count); }
+Counter& StageRunner::counter(std::string_view name) { return named(counters_, name); }
+
+Gauge& StageRunner::gauge(std::string_view name) {
+  {
+    std::shared_lock lock(counters_mutex_);
+    auto it = gauges_.find(name);
+    if (it != gauges_.end()) return *it->second;
+  }
+  std::unique_lock lock(counters_mutex_);
+  auto& slot = gauges_[std::string(name)];
+  if (!slot) slot = std::make_unique<Gauge>();
+  return *slot;
+}
+
+bool StageRunner::emit(MessagePtr message) {
+  if (!message) return false;
+  // Stamp the emitting stage on messages nobody else holds yet (a fresh message).
+  if (message->meta.stage.empty() && message.use_count() == 1)
+    const_cast<Message&>(*message).meta.stage = node_.spec->name;
+  if (judging_stage == this && judged_request == message.get()) judged_request_emitted = true;
+  forward(message);
+  return true;
+}
+
+void StageRunner::forward(const MessagePtr& message) {
+  out_.add();
+  if (runtime_.options_.tap) runtime_.options_.tap(node_.spec->name, message);
+  bool live_input = node_.spec->role == Role::input && node_.stage->overflow_policy() == OverflowPolicy::drop;
+  for (const auto& edge : node_.downstream) {
+    if (!edge.kinds.contains(message->kind)) continue;
+    // Edges closing a loop never wait: two stages waiting on each other would stall forever.
+    bool wait = !live_input && !edge.closes_loop;
+    runtime_.runners_[edge.to]->enqueue(message, wait);
+  }
+}
+
+bool StageRunner::enqueue(const MessagePtr& message, bool wait) {
+  enqueued_.fetch_add(1);
+  auto result = queue_->push(message, wait, runtime_.hard_stop_);
+  if (result == BoundedQueue::Push::ok) return true;
+  enqueued_.fetch_sub(1);
+  drop(result == BoundedQueue::Push::full ? "queue_full" : "shutdown");
+  return false;
+}
+
+void StageRunner::work() {
+  std::vector<MessagePtr> batch;
+  batch.reserve(64);
+  while (queue_->pop_batch(batch, 64)) {
+    for (auto& message : batch) {
+      if (!message) {  // flush marker
+        try {
+          node_.stage->flush();
+        } catch (const std::exception& e) {
+          logger_->error("flush failed: {}", e.what());
+          fail("flush_exception");
+        }
+        flushes_done_.fetch_add(1);
+        continue;
+      }
+      in_.add();
+      handle(message);
+      processed_.fetch_add(1);
+    }
+    batch.clear();
+  }
+}
+
+void StageRunner::call_process(const MessagePtr& message) {
+  try {
+    node_.stage->process(message);
+  } catch (const std::exception& e) {
+    fail("exception");
+    // The first few are logged in full; the counter tells the rest.
+    if (exceptions_logged_.fetch_add(1) < 5)
+      logger_->error("failed to process {} {}: {}", kind_name(message->kind), message->id, e.what());
+  }
+}
+
+void StageRunner::handle(const MessagePtr& message) {
+  if (!decisions_) {
+    call_process(message);
+    return;
+  }
+  std::int64_t now = now_ns();
+  if (message->kind == Kind::request) {
+    judging_stage = this;
+    judged_request = message.get();
+    judged_request_emitted = false;
+    call_process(message);
+    decisions_->remember(message->id, judged_request_emitted, now);
+    judging_stage = nullptr;
+    judged_request = nullptr;
+    return;
+  }
+  // Responses follow their request: dropped with it, passed with it. One whose request was
+  // never judged here passes (GoReplay does the same) and is counted.
+  auto decision = decisions_->lookup(message->id, now);
+  if (decision && !*decision) {
+    drop("request_dropped");
+    return;
+  }
+  if (!decision) counter("responses_without_request").add();
+  forward(message);
+}
+
+StageRunner::Snapshot StageRunner::snapshot() const {
+  Snapshot s;
+  s.name = node_.spec->name;
+  s.plugin = node_.definition->name;
+  s.role = std::string(role_name(node_.spec->role));
+  s.in = in_.value();
+  s.out = out_.value();
+  s.queued = queue_ ? queue_->size() : 0;
+  std::shared_lock lock(counters_mutex_);
+  for (const auto& [k, v] : drops_) {
+    s.drops.emplace_back(k, v->value());
+    s.dropped += v->value();
+  }
+  for (const auto& [k, v] : failures_) {
+    s.failures.emplace_back(k, v->value());
+    s.failed += v->value();
+  }
+  for (const auto& [k, v] : counters_) s.counters.emplace_back(k, v->value());
+  for (const auto& [k, v] : gauges_) s.gauges.emplace_back(k, v->value());
+  if (decisions_ && decisions_->evicted()) s.counters.emplace_back("decisions_evicted", decisions_->evicted());
+  return s;
+}
+
+// ---------------------------------------------------------------- Runtime
+
+Runtime::Runtime(PipelineGraph& graph, RuntimeOptions options) : graph_(graph), options_(std::move(options)) {
+  for (auto& node : graph_.stages) {
+    std::size_t capacity = node.spec->queue_capacity ? node.spec->queue_capacity : graph_.spec.settings.queue_capacity;
+    runners_.push_back(std::make_unique<StageRunner>(*this, node, capacity));
+  }
+  last_out_.assign(runners_.size(), 0);
+}
+
+Runtime::~Runtime() {
+  if (started_ && !stopped_) {
+    hard_stop_ = true;
+    drain_and_stop();
+  }
+}
+
+void Runtime::start() {
+  started_ = true;
+  started_at_ = last_stats_at_ = std::chrono::steady_clock::now();
+  io_work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
+      io_.get_executor());
+  for (int i = 0; i < graph_.spec.settings.io_threads; ++i) io_threads_.emplace_back([this] { io_.run(); });
+
+  // Start downstream stages first, so nothing is emitted into a stage that is not ready.
+  std::vector<StageRunner*> started;
+  try {
+    for (auto c = graph_.components.rbegin(); c != graph_.components.rend(); ++c) {
+      for (int v : *c) {
+        auto& runner = *runners_[v];
+        runner.node_.stage->start(runner);
+        started.push_back(&runner);
+      }
+    }
+  } catch (const std::exception& e) {
+    auto& failed_stage = graph_.stages[0];
+    (void)failed_stage;
+    for (auto* r : started) {
+      try {
+        r->node_.stage->stop();
+      } catch (...) {
+      }
+    }
+    io_work_.reset();
+    io_.stop();
+    for (auto& t : io_threads_) t.join();
+    io_threads_.clear();
+    stopped_ = true;
+    throw;
+  }
+  for (auto& runner : runners_) {
+    if (runner->queue_) runner->thread_ = std::thread([r = runner.get()] { r->work(); });
+  }
+  for (auto& runner : runners_) {
+    if (runner->node_.spec->role != Role::input) continue;
+    {
+      std::lock_guard lock(inputs_mutex_);
+      ++inputs_running_;
+    }
+    runner->thread_ = std::thread([this, r = runner.get()] {
+      try {
+        r->node_.stage->run(input_stop_.get_token());
+      } catch (const std::exception& e) {
+        r->logger_->error("input stopped with an error: {}", e.what());
+        r->fail("exception");
+      }
+      std::lock_guard lock(inputs_mutex_);
+      r->finished_ = true;
+      --inputs_running_;
+      inputs_done_.notify_all();
+    });
+  }
+  if (options_.print_stats && graph_.spec.settings.stats_interval.count() > 0) start_stats_thread();
+  if (!graph_.spec.settings.metrics_address.empty()) start_metrics_server();
+}
+
+void Runtime::request_stop() {
+  stopping_ = true;
+  input_stop_.request_stop();
+}
+
+void Runtime::wait_for_inputs() {
+  std::unique_lock lock(inputs_mutex_);
+  inputs_done_.wait(lock, [&] { return inputs_running_ == 0; });
+}
+
+bool Runtime::inject(const std::string& stage, MessagePtr message) {
+  int index = graph_.find(stage);
+  if (index < 0 || !runners_[index]->queue_) return false;
+  return runners_[index]->enqueue(message, true);
+}
+
+bool Runtime::wait_idle(StageRunner& runner, std::chrono::steady_clock::time_point deadline) {
+  while (!runner.idle()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  return true;
+}
+
+void Runtime::flush_stage(StageRunner& runner, std::chrono::steady_clock::time_point deadline) {
+  std::uint64_t target = runner.flushes_requested_.fetch_add(1) + 1;
+  runner.queue_->push_control(nullptr);
+  while (runner.flushes_done_.load() < target) {
+    if (std::chrono::steady_clock::now() > deadline) return;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+}
+
+void Runtime::drain_and_stop() {
+  if (stopped_) return;
+  auto deadline = std::chrono::steady_clock::now() + graph_.spec.settings.drain_timeout;
+  if (!hard_stop_) {
+    // Upstream components first; a loop is flushed round after round until it is quiet.
+    for (const auto& component : graph_.components) {
+      for (int round = 0; round < 1000 && std::chrono::steady_clock::now() < deadline; ++round) {
+        std::uint64_t before = 0, after = 0;
+        for (int v : component) before += runners_[v]->enqueued_.load();
+        for (int v : component) {
+          auto& r = *runners_[v];
+          if (!r.queue_) continue;
+          wait_idle(r, deadline);
+          flush_stage(r, deadline);
+        }
+        std::size_t pending = 0;
+        for (int v : component) {
+          auto& r = *runners_[v];
+          if (r.queue_) wait_idle(r, deadline);
+          pending += r.node_.stage->pending();
+        }
+        for (int v : component) after += runners_[v]->enqueued_.load();
+        if (after == before && pending == 0) break;
+        if (after == before && pending > 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline)
+      spdlog::warn("drain deadline ({}) passed; dropping what is still queued",
+                   format_duration(graph_.spec.settings.drain_timeout));
+  }
+  hard_stop_ = true;
+  stopping_ = true;
+  input_stop_.request_stop();
+  for (auto& r : runners_) {
+    if (!r->queue_) continue;
+    std::size_t left = r->queue_->close(true);
+    if (left) r->drop("shutdown", left);
+  }
+  for (auto& r : runners_) {
+    if (!r->thread_.joinable()) continue;
+    if (r->node_.spec->role == Role::input && !r->finished_) {
+      // An input that ignores its stop token must not hold the process hostage.
+      std::unique_lock lock(inputs_mutex_);
+      if (!inputs_done_.wait_for(lock, std::chrono::seconds(5), [&] { return r->finished_; })) {
+        spdlog::error("input {} did not stop; leaving it behind", r->node_.spec->name);
+        r->thread_.detach();
+        continue;
+      }
+    }
+    r->thread_.join();
+  }
+  for (auto& r : runners_) {
+    try {
+      r->node_.stage->stop();
+    } catch (const std::exception& e) {
+      r->logger_->error("stop failed: {}", e.what());
+    }
+  }
+  {
+    std::lock_guard lock(stats_mutex_);
+    stats_stop_ = true;
+  }
+  stats_wake_.notify_all();
+  if (stats_thread_.joinable()) stats_thread_.join();
+  io_work_.reset();
+  io_.stop();
+  for (auto& t : io_threads_) t.join();
+  io_threads_.clear();
+  stopped_ = true;
+}
+
+std::vector<StageRunner::Snapshot> Runtime::snapshots() const {
+  std::vector<StageRunner::Snapshot> out;
+  for (const auto& r : runners_) out.push_back(r->snapshot());
+  return out;
+}
+
+std::uint64_t Runtime::total_dropped() const {
+  std::uint64_t total = 0;
+  for (const auto& s : snapshots()) total += s.dropped;
+  return total;
+}
+
+std::string Runtime::stats_line() {
+  auto now = std::chrono::steady_clock::now();
+  double seconds = std::chrono::duration<double>(now - last_stats_at_).count();
+  last_stats_at_ = now;
+  std::string line = "stats:";
+  auto snaps = snapshots();
+  for (std::size_t i = 0; i < snaps.size(); ++i) {
+    const auto& s = snaps[i];
+    double rate = seconds > 0 ? static_cast<double>(s.out - last_out_[i]) / seconds : 0;
+    last_out_[i] = s.out;
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.0f/s", rate);
+    line += " " + s.name + "[";
+    if (s.role != "input") line += "in=" + human(s.in) + " ";
+    line += "out=" + human(s.out) + " " + buf;
+    if (s.dropped) line += " dropped=" + human(s.dropped);
+    if (s.failed) line += " failed=" + human(s.failed);
+    if (s.queued) line += " queued=" + human(s.queued);
+    for (const auto& [k, v] : s.gauges) line += " " + k + "=" + std::to_string(v);
+    line += "]";
+  }
+  return line;
+}
+
+void Runtime::start_stats_thread() {
+  stats_thread_ = std::thread([this] {
+    std::unique_lock lock(stats_mutex_);
+    while (!stats_wake_.wait_for(lock, graph_.spec.settings.stats_interval, [&] { return stats_stop_; })) {
+      lock.unlock();
+      std::string line = stats_line();
+      std::fprintf(stderr, "%s\n", line.c_str());
+      lock.lock();
+    }
+  });
+}
+
+std::string Runtime::summary() const {
+  auto snaps = snapshots();
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_at_).count();
+  std::ostringstream out;
+  out << "doppel summary";
+  if (!graph_.spec.settings.name.empty()) out << " for pipeline \"" << graph_.spec.settings.name << "\"";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, " (%.1fs)", seconds);
+  out << buf << "\n";
+  char header[128];
+  std::snprintf(header, sizeof header, "  %-18s %-12s %12s %12s %12s %10s\n", "stage", "plugin", "in", "out",
+                "dropped", "failed");
+  out << header;
+  for (const auto& s : snaps) {
+    char line[256];
+    std::snprintf(line, sizeof line, "  %-18s %-12s %12s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 "\n", s.name.c_str(),
+                  s.plugin.c_str(), s.role == "input" ? "-" : std::to_string(s.in).c_str(), s.out, s.dropped,
+                  s.failed);
+    out << line;
+    for (const auto& [k, v] : s.drops) out << "      dropped " << k << ": " << v << "\n";
+    for (const auto& [k, v] : s.failures) out << "      failed " << k << ": " << v << "\n";
+    for (const auto& [k, v] : s.counters) out << "      " << k << ": " << v << "\n";
+    for (const auto& [k, v] : s.gauges) out << "      " << k << ": " << v << "\n";
+  }
+  return out.str();
+}
+
+std::string Runtime::prometheus_metrics() const {
+  std::ostringstream out;
+  auto snaps = snapshots();
+  out << "# HELP doppel_stage_in_total Messages a stage received.\n# TYPE doppel_stage_in_total counter\n";
+  for (const auto& s : snaps) out << "doppel_stage_in_total{stage=\"" << prometheus_escape(s.name) << "\"} " << s.in << "\n";
+  out << "# HELP doppel_stage_out_total Messages a stage emitted.\n# TYPE doppel_stage_out_total counter\n";
+  for (const auto& s : snaps)
+    out << "doppel_stage_out_total{stage=\"" << prometheus_escape(s.name) << "\"} " << s.out << "\n";
+  out << "# HELP doppel_stage_dropped_total Messages dropped, by reason.\n# TYPE doppel_stage_dropped_total counter\n";
+  for (const auto& s : snaps)
+    for (const auto& [k, v] : s.drops)
+      out << "doppel_stage_dropped_total{stage=\"" << prometheus_escape(s.name) << "\",reason=\""
+          << prometheus_escape(k) << "\"} " << v << "\n";
+  out << "# HELP doppel_stage_failed_total Messages a stage failed to handle, by reason.\n"
+         "# TYPE doppel_stage_failed_total counter\n";
+  for (const auto& s : snaps)
+    for (const auto& [k, v] : s.failures)
+      out << "doppel_stage_failed_total{stage=\"" << prometheus_escape(s.name) << "\",reason=\""
+          << prometheus_escape(k) << "\"} " << v << "\n";
+  out << "# HELP doppel_stage_queued Messages waiting in a stage's queue.\n# TYPE doppel_stage_queued gauge\n";
+  for (const auto& s : snaps)
+    out << "doppel_stage_queued{stage=\"" << prometheus_escape(s.name) << "\"} " << s.queued << "\n";
+  for (const auto& s : snaps) {
+    for (const auto& [k, v] : s.counters)
+      out << "doppel_" << metric_name(s.plugin) << "_" << metric_name(k) << "_total{stage=\""
+          << prometheus_escape(s.name) << "\"} " << v << "\n";
+    for (const auto& [k, v] : s.gauges)
+      out << "doppel_" << metric_name(s.plugin) << "_" << metric_name(k) << "{stage=\"" << prometheus_escape(s.name)
+          << "\"} " << v << "\n";
+  }
+  return out.str();
+}
+
+void Runtime::start_metrics_server() {
+  using boost::asio::ip::tcp;
+  const std::string& address = graph_.spec.settings.metrics_address;
+  auto colon = address.rfind(':');
+  std::string host = colon == std::string::npos ? "127.0.0.1" : address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  unsigned short port = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
+  auto acceptor = std::make_shared<tcp::acceptor>(io_, tcp::endpoint(boost::asio::ip::make_address(host), port));
+  metrics_acceptor_ = acceptor;
+  spdlog::info("serving metrics on http://{}/metrics", address);
+  accept_metrics();
+}
+
+void Runtime::accept_metrics() {
+  using boost::asio::ip::tcp;
+  auto acceptor = std::static_pointer_cast<tcp::acceptor>(metrics_acceptor_);
+  acceptor->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+    if (ec) return;
+    auto sock = std::make_shared<tcp::socket>(std::move(socket));
+    auto buf = std::make_shared<boost::asio::streambuf>(64 * 1024);
+    boost::asio::async_read_until(*sock, *buf, "\r\n\r\n", [this, sock, buf](boost::system::error_code, std::size_t) {
+      std::string body = prometheus_metrics();
+      auto response = std::make_shared<std::string>(
+          "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nConnection: close\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\n\r\n" + body);
+      boost::asio::async_write(*sock, boost::asio::buffer(*response),
+                               [sock, response](boost::system::error_code, std::size_t) {
+                                 boost::system::error_code ignored;
+                                 sock->shutdown(tcp::socket::shutdown_both, ignored);
+                               });
+    });
+    accept_metrics();
+  });
+}
+
+}  // namespace doppel::core

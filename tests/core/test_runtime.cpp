@@ -1,0 +1,185 @@
+#include <algorithm>
+
+#include "core_test_support.hpp"
+#include "runtime.hpp"
+
+using namespace doppel;
+using namespace doppel::core;
+using doppel::core::testing::build;
+
+namespace {
+std::string collect_to(const std::string& name) { return (testing::temp_dir() / name).string(); }
+
+StageRunner::Snapshot snapshot_of(const Runtime& r, const std::string& stage) {
+  for (const auto& s : r.snapshots())
+    if (s.name == stage) return s;
+  FAIL("no stage " << stage);
+  return {};
+}
+
+std::uint64_t value_of(const std::vector<std::pair<std::string, std::uint64_t>>& list, const std::string& key) {
+  for (const auto& [k, v] : list)
+    if (k == key) return v;
+  return 0;
+}
+
+void run_to_end(Runtime& r) {
+  r.start();
+  r.wait_for_inputs();
+  r.drain_and_stop();
+}
+}  // namespace
+
+TEST_CASE("a response follows its request's fate through a filter") {
+  std::string out = collect_to("follow.txt");
+  auto b = build(R"([pipeline]
+stats_interval = "0s"
+[inputs.src]
+plugin = "canned"
+messages = [
+  { kind = "request", id = "a", payload = "GET /keep HTTP/1.1\r\n\r\n" },
+  { kind = "response", id = "a", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+  { kind = "request", id = "b", payload = "GET /other HTTP/1.1\r\n\r\n" },
+  { kind = "response", id = "b", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+  { kind = "replay", id = "b", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+  { kind = "response", id = "unseen", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+]
+[filters.keep]
+plugin = "keep"
+from = ["src"]
+contains = "/keep"
+[outputs.out]
+plugin = "collect"
+from = ["keep"]
+path = ")" + out + R"("
+)");
+  REQUIRE_MESSAGE(b.graph, b.error_text());
+  Runtime r(*b.graph);
+  run_to_end(r);
+  CHECK(testing::read_lines(out) ==
+        std::vector<std::string>{"request a src", "response a src", "response unseen src"});
+  auto keep = snapshot_of(r, "keep");
+  CHECK(keep.in == 6);
+  CHECK(keep.out == 3);
+  CHECK(value_of(keep.drops, "not_kept") == 1);
+  CHECK(value_of(keep.drops, "request_dropped") == 2);
+  CHECK(value_of(keep.counters, "responses_without_request") == 1);
+  CHECK(r.summary().find("dropped request_dropped: 2") != std::string::npos);
+  CHECK(r.prometheus_metrics().find("doppel_stage_dropped_total{stage=\"keep\",reason=\"not_kept\"} 1") !=
+        std::string::npos);
+}
+
+TEST_CASE("a stage that throws on one message has it counted as failed, and the pipeline goes on") {
+  std::string out = collect_to("explode.txt");
+  auto b = build(R"([pipeline]
+stats_interval = "0s"
+[inputs.src]
+plugin = "canned"
+messages = [
+  { id = "1", payload = "GET /a HTTP/1.1\r\n\r\n" },
+  { id = "2", payload = "GET /boom HTTP/1.1\r\n\r\n" },
+  { id = "3", payload = "GET /c HTTP/1.1\r\n\r\n" },
+]
+[filters.x]
+plugin = "explode"
+from = ["src"]
+[outputs.out]
+plugin = "collect"
+from = ["x"]
+path = ")" + out + R"("
+)");
+  REQUIRE_MESSAGE(b.graph, b.error_text());
+  Runtime r(*b.graph);
+  run_to_end(r);
+  CHECK(testing::read_lines(out) == std::vector<std::string>{"request 1 src", "request 3 src"});
+  CHECK(value_of(snapshot_of(r, "x").failures, "exception") == 1);
+}
+
+TEST_CASE("the middleware loop drains: every request's replay comes back round") {
+  std::string out = collect_to("loop.txt");
+  auto b = build(R"([pipeline]
+stats_interval = "0s"
+[inputs.capture]
+plugin = "canned"
+repeat = 200
+messages = [ { id = "r", payload = "GET /a HTTP/1.1\r\n\r\n" } ]
+[middleware.mw]
+plugin = "relay"
+from = ["capture", "target"]
+[outputs.target]
+plugin = "collect"
+from = ["mw"]
+path = "/dev/null"
+track = true
+[outputs.sink]
+plugin = "collect"
+from = ["mw"]
+path = ")" + out + R"("
+)");
+  REQUIRE_MESSAGE(b.graph, b.error_text());
+  Runtime r(*b.graph);
+  run_to_end(r);
+  auto lines = testing::read_lines(out);
+  CHECK(lines.size() == 400);
+  CHECK(std::count_if(lines.begin(), lines.end(), [](auto& l) { return l.starts_with("replay r-") && l.ends_with(" target"); }) == 200);
+  CHECK(r.total_dropped() == 0);
+}
+
+TEST_CASE("file inputs wait on a full queue; live inputs drop and count") {
+  std::string out = collect_to("pressure.txt");
+  auto make = [&](bool live) {
+    return build(std::string(R"([pipeline]
+stats_interval = "0s"
+queue_capacity = 1
+[inputs.src]
+plugin = "canned"
+repeat = 20000
+live = )") + (live ? "true" : "false") + R"(
+messages = [ { id = "m", payload = "GET /a HTTP/1.1\r\n\r\n" } ]
+[middleware.slow]
+plugin = "relay"
+from = ["src"]
+[outputs.out]
+plugin = "collect"
+from = ["slow"]
+path = ")" + out + R"("
+)");
+  };
+  auto waiting = make(false);
+  REQUIRE_MESSAGE(waiting.graph, waiting.error_text());
+  {
+    Runtime r(*waiting.graph);
+    run_to_end(r);
+    CHECK(testing::read_lines(out).size() == 20000);
+    CHECK(r.total_dropped() == 0);
+  }
+  auto dropping = make(true);
+  REQUIRE(dropping.graph);
+  Runtime r(*dropping.graph);
+  run_to_end(r);
+  auto slow = snapshot_of(r, "slow");
+  // Every message is either delivered or counted as dropped: nothing vanishes.
+  CHECK(slow.in + value_of(slow.drops, "queue_full") == 20000);
+  CHECK(testing::read_lines(out).size() == slow.in);
+}
+
+TEST_CASE("stats line shows per-stage in, out, rates and drops") {
+  auto b = build(R"([inputs.src]
+plugin = "canned"
+messages = [ { id = "1", payload = "GET /x HTTP/1.1\r\n\r\n" } ]
+[filters.keep]
+plugin = "keep"
+from = ["src"]
+contains = "/y"
+[outputs.out]
+plugin = "collect"
+from = ["keep"]
+path = "/dev/null"
+)");
+  REQUIRE(b.graph);
+  Runtime r(*b.graph, RuntimeOptions{false, {}, false});
+  run_to_end(r);
+  std::string line = r.stats_line();
+  CHECK(line.find("src[out=1 ") != std::string::npos);
+  CHECK(line.find("keep[in=1 out=0 0/s dropped=1]") != std::string::npos);
+}
