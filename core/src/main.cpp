@@ -3,6 +3,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -12,6 +13,7 @@
 
 #include "doppel/version.hpp"
 #include "exit_codes.hpp"
+#include "gor_command.hpp"
 #include "pipeline_graph.hpp"
 #include "pipeline_test.hpp"
 #include "plugin_docs.hpp"
@@ -55,11 +57,11 @@ struct Loaded {
   std::unique_ptr<PipelineGraph> graph;
 };
 
-// Reads, resolves and checks a pipeline; prints every error. graph is null when invalid.
-Loaded load_pipeline(const std::string& file, const PluginOptions& opts, BuildMode mode) {
+// Resolves and checks a parsed pipeline; prints every error. graph is null when invalid.
+Loaded build_pipeline(std::optional<PipelineSpec> spec, std::vector<ConfigError> errors, const PluginOptions& opts,
+                      BuildMode mode) {
   Loaded out;
-  std::vector<ConfigError> errors;
-  out.spec = load_pipeline_file(file, errors);
+  out.spec = std::move(spec);
   out.registry = load_registry(opts, out.spec ? out.spec->settings.plugin_dirs : std::vector<fs::path>{});
   if (out.spec) {
     auto graph = build_graph(*out.spec, out.registry, errors, mode);
@@ -68,6 +70,12 @@ Loaded load_pipeline(const std::string& file, const PluginOptions& opts, BuildMo
   sort_errors(errors);
   print_errors(errors);
   return out;
+}
+
+Loaded load_pipeline(const std::string& file, const PluginOptions& opts, BuildMode mode) {
+  std::vector<ConfigError> errors;
+  auto spec = load_pipeline_file(file, errors);
+  return build_pipeline(std::move(spec), std::move(errors), opts, mode);
 }
 
 // SIGINT/SIGTERM: the first drains, the second exits at once.
@@ -114,10 +122,7 @@ int cmd_validate(const std::string& file, const PluginOptions& opts) {
   return exit_code::ok;
 }
 
-int cmd_run(const std::string& file, const PluginOptions& opts, bool dry_run, const std::string& stats_interval) {
-  auto loaded = load_pipeline(file, opts, BuildMode::run);
-  if (!loaded.graph) return exit_code::config_invalid;
-  auto& graph = *loaded.graph;
+int run_graph(PipelineGraph& graph, bool dry_run, const std::string& stats_interval) {
   if (!stats_interval.empty()) {
     try {
       graph.spec.settings.stats_interval = parse_duration(stats_interval);
@@ -143,7 +148,26 @@ int cmd_run(const std::string& file, const PluginOptions& opts, bool dry_run, co
     spdlog::error("pipeline failed to start: {}", e.what());
     return exit_code::runtime_error;
   }
+  // --exit-after / exit_after: stop the inputs after a while, then drain as on SIGINT.
+  std::mutex exit_mutex;
+  std::condition_variable exit_wake;
+  bool inputs_ended = false;
+  std::thread exit_timer;
+  if (graph.spec.settings.exit_after.count() > 0)
+    exit_timer = std::thread([&] {
+      std::unique_lock lock(exit_mutex);
+      if (!exit_wake.wait_for(lock, graph.spec.settings.exit_after, [&] { return inputs_ended; })) {
+        spdlog::info("exit_after ({}) reached: draining", format_duration(graph.spec.settings.exit_after));
+        runtime.request_stop();
+      }
+    });
   runtime.wait_for_inputs();
+  {
+    std::lock_guard lock(exit_mutex);
+    inputs_ended = true;
+  }
+  exit_wake.notify_all();
+  if (exit_timer.joinable()) exit_timer.join();
   runtime.drain_and_stop();
   std::fflush(stdout);
   std::fprintf(stderr, "%s", runtime.summary().c_str());
@@ -152,6 +176,41 @@ int cmd_run(const std::string& file, const PluginOptions& opts, bool dry_run, co
     return exit_code::goal_missed;
   }
   return exit_code::ok;
+}
+
+int cmd_run(const std::string& file, const PluginOptions& opts, bool dry_run, const std::string& stats_interval) {
+  auto loaded = load_pipeline(file, opts, BuildMode::run);
+  if (!loaded.graph) return exit_code::config_invalid;
+  return run_graph(*loaded.graph, dry_run, stats_interval);
+}
+
+int cmd_gor(const std::vector<std::string>& args, const PluginOptions& opts) {
+  if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end() ||
+      args.empty()) {
+    std::printf("%s", gor_flags_help().c_str());
+    return args.empty() ? exit_code::usage : exit_code::ok;
+  }
+  GorTranslation translation;
+  try {
+    translation = translate_gor_command_line(args);
+  } catch (const GorUsageError& e) {
+    std::fprintf(stderr, "doppel gor: %s\n", e.what());
+    return exit_code::usage;
+  }
+  if (translation.print_pipeline) {
+    std::printf("%s", translation.pipeline_toml.c_str());
+    return exit_code::ok;
+  }
+  if (!translation.log_level.empty()) spdlog::set_level(spdlog::level::from_str(translation.log_level));
+  for (const auto& note : translation.notes) spdlog::info("{}", note);
+  std::vector<ConfigError> errors;
+  auto spec = load_pipeline_text(translation.pipeline_toml, "<doppel gor>", errors);
+  auto loaded = build_pipeline(std::move(spec), std::move(errors), opts, BuildMode::run);
+  if (!loaded.graph) {
+    std::fprintf(stderr, "doppel gor: the translated pipeline is invalid; see it with --print-pipeline\n");
+    return exit_code::config_invalid;
+  }
+  return run_graph(*loaded.graph, translation.dry_run, "");
 }
 
 int cmd_graph(const std::string& file, const PluginOptions& opts) {
@@ -331,6 +390,15 @@ int main(int argc, char** argv) {
   docs->add_option("--output", output, "Directory to write to")->capture_default_str();
   docs->add_flag("--check", check, "Only check that the files in --output are up to date");
   docs->callback([&] { code = cmd_docs(output, check, plugins); });
+
+  std::vector<std::string> gor_args;
+  auto* gor = app.add_subcommand("gor", "Run a GoReplay command line (doppel gor --help lists the flags)");
+  gor->prefix_command();
+  gor->set_help_flag();  // --help belongs to the GoReplay flags: they are listed by cmd_gor
+  gor->callback([&] {
+    gor_args = gor->remaining();
+    code = cmd_gor(gor_args, plugins);
+  });
 
   try {
     app.parse(argc, argv);

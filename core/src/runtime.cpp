@@ -114,12 +114,17 @@ void StageRunner::forward(const MessagePtr& message) {
   out_.add();
   if (runtime_.options_.tap) runtime_.options_.tap(node_.spec->name, message);
   bool live_input = node_.spec->role == Role::input && node_.stage->overflow_policy() == OverflowPolicy::drop;
+  bool routed = false;
   for (const auto& edge : node_.downstream) {
     if (!edge.kinds.contains(message->kind)) continue;
     // Edges closing a loop never wait: two stages waiting on each other would stall forever.
     bool wait = !live_input && !edge.closes_loop;
     runtime_.runners_[edge.to]->enqueue(message, wait);
+    routed = true;
   }
+  // A kind no downstream stage accepts ends here: counted, never silently.
+  if (!routed && !node_.downstream.empty() && !runtime_.options_.test_mode)
+    counter(std::string("unread_") + std::string(kind_name(message->kind))).add();
 }
 
 bool StageRunner::enqueue(const MessagePtr& message, bool wait) {
