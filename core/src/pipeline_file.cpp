@@ -38,8 +38,6 @@ const std::vector<OptionSpec>& pipeline_settings_schema() {
              "Address (host:port) to serve Prometheus metrics on at /metrics, e.g. \"127.0.0.1:9464\"; empty "
              "disables")
           .default_value(""),
-      option("io_threads", OptionType::integer, "Threads running the shared I/O context (sockets, timers)")
-          .default_value(2),
       option("exit_after", OptionType::duration,
              "Stop the inputs and drain after this long (GoReplay: --exit-after); \"0s\" runs until the inputs end")
           .default_value("0s"),
@@ -171,7 +169,6 @@ std::optional<PipelineSpec> convert_document(const toml::table& doc, const std::
       s.decision_capacity = static_cast<std::size_t>(std::max<std::int64_t>(1, settings.integer("decision_capacity")));
       s.metrics_address = settings.string("metrics");
       s.exit_after = settings.duration("exit_after");
-      s.io_threads = static_cast<int>(std::clamp<std::int64_t>(settings.integer("io_threads"), 1, 64));
       continue;
     }
     if (key == "tests") {

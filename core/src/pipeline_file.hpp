@@ -42,7 +42,6 @@ struct PipelineSettings {
   std::chrono::nanoseconds decision_ttl = std::chrono::minutes(2);
   std::size_t decision_capacity = 1'000'000;
   std::string metrics_address;  // "127.0.0.1:9464" serves /metrics; "" disables
-  int io_threads = 2;
   std::chrono::nanoseconds exit_after{0};  // 0: run until the inputs end or a signal
 };
 

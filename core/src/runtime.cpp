@@ -59,7 +59,6 @@ StageRunner::StageRunner(Runtime& runtime, StageNode& node, std::size_t queue_ca
                                                   runtime.graph_.spec.settings.decision_capacity);
 }
 
-boost::asio::io_context& StageRunner::io() { return runtime_.io_; }
 bool StageRunner::stopping() const { return runtime_.stopping_.load(); }
 
 const Comparator* StageRunner::comparator(std::string_view name) {
@@ -242,7 +241,7 @@ void Runtime::start() {
   started_at_ = last_stats_at_ = std::chrono::steady_clock::now();
   io_work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
       io_.get_executor());
-  for (int i = 0; i < graph_.spec.settings.io_threads; ++i) io_threads_.emplace_back([this] { io_.run(); });
+  io_threads_.emplace_back([this] { io_.run(); });  // serves /metrics
 
   // Start downstream stages first, so nothing is emitted into a stage that is not ready.
   std::vector<StageRunner*> started;

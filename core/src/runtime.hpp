@@ -38,7 +38,6 @@ class StageRunner : public StageContext {
   void fail(std::string_view reason, std::uint64_t count = 1) override;
   Counter& counter(std::string_view name) override;
   Gauge& gauge(std::string_view name) override;
-  boost::asio::io_context& io() override;
   bool stopping() const override;
   const Comparator* comparator(std::string_view name) override;
   void goal_missed(std::string message) override;

@@ -23,9 +23,6 @@
 namespace spdlog {
 class logger;
 }
-namespace boost::asio {
-class io_context;
-}
 
 namespace doppel {
 
@@ -71,8 +68,6 @@ class StageContext {
   virtual Counter& counter(std::string_view name) = 0;
   virtual Gauge& gauge(std::string_view name) = 0;
 
-  // Shared I/O context run by the runtime's I/O threads (timers, sockets).
-  virtual boost::asio::io_context& io() = 0;
   // True once shutdown began: inputs should stop producing.
   virtual bool stopping() const = 0;
   // A comparator by the name rules use: a `[comparators.NAME]` declared in the pipeline, or a

@@ -1,8 +1,6 @@
 #pragma once
 // Unit-test support for plugin authors: run one stage outside a pipeline, feed it messages,
 // and look at what it emitted and counted. Used by doppel's own plugin tests.
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <map>
 #include <mutex>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -45,13 +43,9 @@ class StageHarness : public StageContext {
       : name_(std::move(name)), logger_(std::make_shared<spdlog::logger>(
                                     name_, std::make_shared<spdlog::sinks::stderr_sink_mt>())) {
     stage_ = def.create_stage(validated_options(def, options));
-    io_thread_ = std::thread([this] { io_.run(); });
   }
   ~StageHarness() override {
     if (started_ && !stopped_) stage_->stop();
-    work_.reset();
-    io_.stop();
-    io_thread_.join();
   }
 
   Stage& stage() { return *stage_; }
@@ -81,7 +75,7 @@ class StageHarness : public StageContext {
     stage_->stop();
     stopped_ = true;
   }
-  // Waits (polling) until `done()` holds or `timeout` passes; for stages working on io().
+  // Waits (polling) until `done()` holds or `timeout` passes; for stages with threads of their own.
   template <class Pred>
   bool wait_until(Pred done, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -133,7 +127,6 @@ class StageHarness : public StageContext {
     std::lock_guard lock(mutex_);
     return gauges_[std::string(name)];
   }
-  boost::asio::io_context& io() override { return io_; }
   bool stopping() const override { return stop_source_.stop_requested(); }
   void request_stop() { stop_source_.request_stop(); }
   void goal_missed(std::string message) override {
@@ -153,9 +146,6 @@ class StageHarness : public StageContext {
   std::string name_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<Stage> stage_;
-  boost::asio::io_context io_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_{io_.get_executor()};
-  std::thread io_thread_;
   std::stop_source stop_source_;
   bool started_ = false;
   bool stopped_ = false;

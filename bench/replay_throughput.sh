@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Replay throughput: a .gor file of N small requests -> `http` output at max speed -> nginx on
+# loopback, next to wrk against the same URL in the same run. Prints req/s and the ratio.
+#   bench/replay_throughput.sh [BUILD_DIR] [N]      (defaults: build, 200000)
+# Target: doppel >= 80% of wrk. Both use keep-alive connections (WORKERS of them).
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$src/build}
+N=${2:-200000}
+WORKERS=${WORKERS:-64}
+source "$src/tests/plugins/outputs/http/nginx_echo.sh"
+work=$(mktemp -d)
+trap 'stop_echo_nginx "$work"; rm -rf "$work"' EXIT
+start_echo_nginx "$work"
+url="http://127.0.0.1:$NGINX_PORT/fixed"
+
+python3 - "$work/bench.gor" "$N" <<'PY'
+import sys
+sep = "\n\U0001F435\U0001F648\U0001F649\n".encode()
+with open(sys.argv[1], "wb") as f:
+    for i in range(int(sys.argv[2])):
+        f.write(b"1 %024x %d 0\nGET /fixed HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n" % (i, 1700000000000000000 + i) + sep)
+PY
+
+wrk_rps=$(wrk -t1 -c"$WORKERS" -d5s "$url" | awk '/Requests\/sec/ {print $2}')
+
+cat > "$work/bench.toml" <<TOML
+[pipeline]
+name = "bench-replay"
+[inputs.in]
+plugin = "file"
+path = "$work/bench.gor"
+max_speed = true
+[outputs.target]
+plugin = "http"
+from = ["in"]
+url = "http://127.0.0.1:$NGINX_PORT"
+workers = $WORKERS
+overflow = "wait"
+TOML
+start=$(date +%s.%N)
+DOPPEL_PLUGIN_PATH="$build/plugins" "$build/bin/doppel" run "$work/bench.toml" > "$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
+end=$(date +%s.%N)
+python3 - "$N" "$start" "$end" "$wrk_rps" <<'PY'
+import sys
+n, start, end, wrk = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rps = n / (end - start)
+print(f"wrk    : {wrk:10.0f} req/s (1 thread, keep-alive)")
+print(f"doppel : {rps:10.0f} req/s ({n} requests from a .gor file in {end - start:.2f}s, incl. startup)")
+print(f"ratio  : {rps / wrk * 100:.0f}% of wrk (target >= 80%)")
+PY

@@ -1,0 +1,110 @@
+#pragma once
+// The `compare` stage: joins a request with its original response and its replayed
+// response(s) by id, judges the exchange with the comparators of the first matching rule,
+// and emits one `verdict` message per request (payload: JSON, see docs/guide/compare.md).
+#include <re2/re2.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "doppel/io_threads.hpp"
+#include "doppel/stage.hpp"
+#include "noise_model.hpp"
+#include "path_pattern.hpp"
+
+namespace doppel::plugins {
+
+struct CompareRule {
+  std::string name;                  // endpoint name in verdicts; "" groups by METHOD /path
+  std::string label;                 // how verdicts name the rule: its name, "#2", or "default"
+  std::unique_ptr<RE2> method;       // full match, case-insensitive; null matches every method
+  std::unique_ptr<RE2> path;         // partial match on the path (no query); null matches every path
+  std::vector<std::string> fail;     // comparator names whose differences make a mismatch
+  std::vector<std::string> warn;     // comparator names whose differences make a warn
+  std::vector<std::string> info;     // differences reported without changing the verdict
+  // Consulted only when a warn or info comparator found a difference; a failure makes a
+  // mismatch ("a differing body is fine as long as results.hint_list is non-empty").
+  std::vector<std::string> escalate;
+  std::vector<PathPattern> ignore;   // difference paths left out of the verdict
+  SourcePosition fail_position, warn_position, info_position, escalate_position;
+};
+
+struct CompareConfig {
+  std::vector<CompareRule> rules;    // ordered; first match wins
+  CompareRule fallback;              // when no rule matches (stage-level fail/warn)
+  std::chrono::nanoseconds timeout{std::chrono::seconds(10)};
+  std::size_t max_pending = 100000;
+  std::string baseline;              // stage name of the baseline replay; "" disables noise cancellation
+  NoiseThresholds noise;
+  std::size_t samples_per_path = 5;  // verdicts per endpoint x path that carry the exchange
+  std::size_t sample_body_limit = 16 * 1024;
+  std::size_t value_limit = 512;     // bytes of original/replay values shown per check
+  std::size_t max_endpoints = 1000;
+  std::size_t max_paths = 100000;    // endpoint x path aggregates kept
+};
+
+class CompareStage : public Stage {
+ public:
+  explicit CompareStage(CompareConfig config);
+  ~CompareStage() override;
+
+  void start(StageContext& context) override;
+  void process(const MessagePtr& message) override;
+  void flush() override;
+  void stop() override;
+  std::size_t pending() const override;
+  std::vector<Reference> comparator_references() const override;
+
+ private:
+  struct Join {
+    MessagePtr request, original, replay, baseline;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct Verdict {
+    std::string id;
+    std::string payload;  // JSON
+  };
+  struct PathStats {
+    std::uint64_t count = 0;    // exchanges that differed at this path
+    std::uint64_t sampled = 0;  // verdicts that carried the exchange for it
+  };
+
+  bool complete(const Join& join) const;
+  // Decides a join into a verdict payload. Called with mutex_ held.
+  Verdict decide(const std::string& id, Join& join, bool expired);
+  const CompareRule& rule_for(std::string_view method, std::string_view path) const;
+  std::string endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path);
+  void remember_decided(const std::string& id);
+  // Decides every join whose deadline passed (all of them when `everything`).
+  std::vector<Verdict> sweep(bool everything);
+  void arm_timer();
+  void emit_all(std::vector<Verdict> verdicts);
+
+  CompareConfig config_;
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, Join> joins_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> expiry_;  // insertion = deadline order
+  std::unordered_set<std::string> decided_;
+  std::deque<std::string> decided_order_;
+  std::unordered_set<std::string> endpoints_;
+  std::map<std::pair<std::string, std::string>, PathStats> paths_;  // (endpoint, comparator:path)
+  NoiseModel noise_;
+  struct TimerGuard {
+    std::mutex mutex;
+    CompareStage* stage = nullptr;  // null once stopped
+  };
+  void on_timer();
+  std::shared_ptr<TimerGuard> guard_ = std::make_shared<TimerGuard>();
+  IoThreads io_{1};  // its own: see doppel/io_threads.hpp
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+};
+
+}  // namespace doppel::plugins

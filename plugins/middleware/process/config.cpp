@@ -1,0 +1,81 @@
+// Plugin `process` (middleware): options, their parsing into ProcessMiddlewareConfig, and registration.
+#include <sstream>
+
+#include "doppel/plugin.hpp"
+#include "middleware_process.hpp"
+
+namespace doppel::plugins {
+namespace {
+
+PluginDefinition process_middleware_definition() {
+  PluginDefinition def;
+  def.name = "process";
+  def.role = Role::middleware;
+  def.description =
+      "Runs an external program speaking GoReplay's middleware protocol (hex lines on stdin/stdout); emits what it "
+      "writes back";
+  def.accepts = KindSet::http();
+  def.produces = KindSet::http();
+  def.passes_through = true;
+  def.options = {
+      option("command", OptionType::string_list,
+             "The program: a string is split on spaces, like GoReplay's --middleware \"node mw.js\"; an array is "
+             "the argument list as is (for arguments with spaces)")
+          .required(),
+      option("restart", OptionType::string,
+             "When the program exits: start it again after a backoff (always), or drop what would go to it (never)")
+          .default_value("always")
+          .choices({"always", "never"}),
+      option("restart_backoff", OptionType::duration,
+             "First wait before a restart; doubles after each quick exit (reset once it ran 10s)")
+          .default_value("100ms"),
+      option("restart_backoff_max", OptionType::duration, "Longest wait before a restart").default_value("10s"),
+      option("max_line", OptionType::size,
+             "Longest line the program may write back (hex: twice the message size); longer ones are skipped "
+             "(line_too_long)")
+          .default_value("256MiB"),
+      option("return_timeout", OptionType::duration,
+             "After this long with nothing sent to or written back by the program, messages it did not write back "
+             "count as dropped (not_returned)")
+          .default_value("2s"),
+  };
+  def.metrics = {
+      {"sent", "messages written to the program"},
+      {"returned", "messages the program wrote back"},
+      {"restarts", "times the program was started again"},
+      {"dropped.not_returned", "messages the program did not write back (middleware filtered them)"},
+      {"dropped.lost_in_restart", "messages in flight when the program exited"},
+      {"dropped.middleware_exited", "messages for a program that exited with restart = \"never\""},
+      {"dropped.shutdown", "messages that arrived while stopping"},
+      {"failed.bad_line", "lines written back that are not hex of a valid message"},
+      {"failed.line_too_long", "lines written back longer than max_line"},
+  };
+  def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
+    ProcessMiddlewareConfig config;
+    auto command = options.strings("command");
+    if (command.size() == 1) {
+      std::istringstream words(command[0]);
+      std::string word;
+      command.clear();
+      while (words >> word) command.push_back(word);
+    }
+    if (command.empty() || command[0].empty()) options.fail("command", "command must name a program");
+    config.argv = std::move(command);
+    config.restart = options.string("restart") == "always";
+    config.backoff = options.duration("restart_backoff");
+    config.backoff_max = options.duration("restart_backoff_max");
+    if (config.backoff.count() <= 0) options.fail("restart_backoff", "restart_backoff must be positive");
+    if (config.backoff_max < config.backoff)
+      options.fail("restart_backoff_max", "restart_backoff_max must not be shorter than restart_backoff");
+    config.max_line = options.size("max_line");
+    config.return_timeout = options.duration("return_timeout");
+    if (config.return_timeout.count() <= 0) options.fail("return_timeout", "return_timeout must be positive");
+    return std::make_unique<ProcessMiddleware>(std::move(config));
+  };
+  return def;
+}
+
+}  // namespace
+}  // namespace doppel::plugins
+
+DOPPEL_PLUGIN(doppel::plugins::process_middleware_definition);

@@ -1,0 +1,344 @@
+#include "middleware_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <spdlog/spdlog.h>
+#include <stdexcept>
+
+#include "hex_lines.hpp"
+
+extern char** environ;
+
+namespace doppel::plugins {
+
+namespace {
+constexpr std::size_t kReadChunk = 1 << 20;
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+}  // namespace
+
+ProcessMiddleware::ProcessMiddleware(ProcessMiddlewareConfig config) : config_(std::move(config)) {
+  for (auto& arg : config_.argv) command_text_ += (command_text_.empty() ? "" : " ") + arg;
+}
+
+ProcessMiddleware::~ProcessMiddleware() {
+  if (supervisor_.joinable()) stop();
+}
+
+void ProcessMiddleware::start(StageContext& context) {
+  Stage::start(context);
+  sent_counter_ = &context.counter("sent");
+  returned_counter_ = &context.counter("returned");
+  restarts_ = &context.counter("restarts");
+  Child child = spawn();
+  {
+    std::lock_guard lock(mutex_);
+    child_ = child;
+    alive_ = true;
+    last_activity_ = std::chrono::steady_clock::now();
+  }
+  context.log().info("middleware `{}` started (pid {})", command_text_, child.pid);
+  supervisor_ = std::thread([this] { supervise(); });
+}
+
+ProcessMiddleware::Child ProcessMiddleware::spawn() {
+  int in[2], out[2], err[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0)
+    throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
+    throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, in[1], 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  // Its own process group: a Ctrl-C at the terminal reaches doppel, which drains the
+  // middleware before stopping it, instead of killing it with messages in flight.
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+
+  std::vector<char*> argv;
+  for (auto& a : config_.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(in[1]);
+  ::close(out[1]);
+  ::close(err[1]);
+  if (rc != 0) {
+    ::close(in[0]);
+    ::close(out[0]);
+    ::close(err[0]);
+    throw std::runtime_error("cannot start middleware `" + command_text_ + "`: " + std::strerror(rc));
+  }
+  return Child{pid, in[0], out[0], err[0]};
+}
+
+void ProcessMiddleware::supervise() {
+  auto backoff = config_.backoff;
+  for (;;) {
+    Child child;
+    {
+      std::lock_guard lock(mutex_);
+      child = child_;
+    }
+    auto started = std::chrono::steady_clock::now();
+    std::thread stderr_reader([this, fd = child.stderr_fd, pid = child.pid] { forward_stderr(fd, pid); });
+    read_stdout(child.stdout_fd);  // until the program closes its stdout (usually: exits)
+    int status = wait_child(child.pid);
+    stderr_reader.join();
+    ::close(child.stdout_fd);
+    ::close(child.stderr_fd);
+    {
+      std::lock_guard write_lock(write_mutex_);
+      std::lock_guard lock(mutex_);
+      ::close(child_.stdin_fd);
+      child_.stdin_fd = -1;
+      alive_ = false;
+    }
+    changed_.notify_all();
+
+    std::unique_lock lock(mutex_);
+    if (stopping_) {
+      lock.unlock();
+      context().log().info("middleware `{}` (pid {}) {}", command_text_, child.pid, describe_status(status));
+      break;
+    }
+    std::uint64_t lost = sent_ > returned_ + written_off_ ? sent_ - returned_ - written_off_ : 0;
+    written_off_ += lost;
+    lock.unlock();
+    if (lost > 0) context().drop("lost_in_restart", lost);
+    if (!config_.restart) {
+      context().log().error("middleware `{}` (pid {}) {}; {} message(s) in flight lost; restart = \"never\": "
+                            "messages sent to it from now on are dropped (middleware_exited)",
+                            command_text_, child.pid, describe_status(status), lost);
+      break;
+    }
+    if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10)) backoff = config_.backoff;
+    context().log().warn("middleware `{}` (pid {}) {}; {} message(s) in flight lost; restarting in {}ms",
+                         command_text_, child.pid, describe_status(status), lost,
+                         std::chrono::duration_cast<std::chrono::milliseconds>(backoff).count());
+    lock.lock();
+    if (changed_.wait_for(lock, backoff, [&] { return stopping_; })) break;
+    lock.unlock();
+    backoff = std::min(backoff * 2, config_.backoff_max);
+    try {
+      Child next = spawn();
+      lock.lock();
+      child_ = next;
+      alive_ = true;
+      last_activity_ = std::chrono::steady_clock::now();
+      lock.unlock();
+      changed_.notify_all();
+      restarts_->add();
+      context().log().info("middleware `{}` restarted (pid {})", command_text_, next.pid);
+    } catch (const std::exception& e) {
+      context().log().error("{}", e.what());
+      break;
+    }
+  }
+  std::lock_guard lock(mutex_);
+  supervisor_done_ = true;
+  changed_.notify_all();
+}
+
+void ProcessMiddleware::read_stdout(int fd) {
+  std::string buffer;
+  std::size_t scan = 0;
+  bool skipping = false;  // inside a line longer than max_line
+  std::vector<char> chunk(kReadChunk);
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, 500);
+    if (ready == 0) {
+      write_off_unreturned(false);
+      continue;
+    }
+    if (ready < 0 && errno == EINTR) continue;
+    ssize_t n = ::read(fd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    buffer.append(chunk.data(), static_cast<std::size_t>(n));
+    std::size_t begin = 0;
+    for (;;) {
+      auto nl = buffer.find('\n', scan);
+      if (nl == std::string::npos) break;
+      if (!skipping) handle_line(std::string_view(buffer).substr(begin, nl - begin));
+      skipping = false;
+      begin = scan = nl + 1;
+    }
+    buffer.erase(0, begin);
+    scan = buffer.size();
+    if (buffer.size() > config_.max_line) {
+      if (!skipping) {
+        context().fail("line_too_long");
+        context().log().warn("middleware `{}` wrote a line longer than max_line ({} bytes); skipped", command_text_,
+                             config_.max_line);
+      }
+      skipping = true;
+      buffer.clear();
+      scan = 0;
+    }
+  }
+}
+
+void ProcessMiddleware::handle_line(std::string_view line) {
+  if (line.empty() || line == "\r") return;
+  std::string error;
+  auto message = decode_hex_line(line, error);
+  {
+    std::lock_guard lock(mutex_);
+    last_activity_ = std::chrono::steady_clock::now();
+    if (message) ++returned_;
+  }
+  if (!message) {
+    context().fail("bad_line");
+    context().log().warn("middleware `{}` wrote a line that is not a message ({}): {:.80}", command_text_, error,
+                         line);
+    return;
+  }
+  returned_counter_->add();
+  context().emit(share(std::move(*message)));
+}
+
+void ProcessMiddleware::forward_stderr(int fd, pid_t pid) {
+  std::string buffer;
+  char chunk[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buffer.append(chunk, static_cast<std::size_t>(n));
+    std::size_t nl;
+    while ((nl = buffer.find('\n')) != std::string::npos) {
+      context().log().info("[{} {}] {}", config_.argv[0], pid, std::string_view(buffer).substr(0, nl));
+      buffer.erase(0, nl + 1);
+    }
+    if (buffer.size() > 64 * 1024) {  // a runaway line: log it in pieces
+      context().log().info("[{} {}] {}", config_.argv[0], pid, buffer);
+      buffer.clear();
+    }
+  }
+  if (!buffer.empty()) context().log().info("[{} {}] {}", config_.argv[0], pid, buffer);
+}
+
+int ProcessMiddleware::wait_child(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+void ProcessMiddleware::process(const MessagePtr& message) {
+  std::string line;
+  append_hex_line(line, *message);
+  std::unique_lock write_lock(write_mutex_);
+  int fd = -1;
+  {
+    std::unique_lock lock(mutex_);
+    if (!alive_ && config_.restart && !stopping_ && !supervisor_done_) {
+      // Restarting: wait for the new program (bounded by the backoff ceiling and a spawn).
+      write_lock.unlock();
+      changed_.wait_for(lock, config_.backoff_max + std::chrono::seconds(5),
+                        [&] { return alive_ || stopping_ || supervisor_done_; });
+      lock.unlock();
+      write_lock.lock();
+      lock.lock();
+    }
+    if (!alive_) {
+      lock.unlock();
+      context().drop(stopping_ ? "shutdown" : "middleware_exited");
+      return;
+    }
+    fd = child_.stdin_fd;
+    ++sent_;
+    last_activity_ = std::chrono::steady_clock::now();
+  }
+  sent_counter_->add();
+  std::size_t done = 0;
+  while (done < line.size()) {
+    ssize_t n = ::send(fd, line.data() + done, line.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // the program is gone: the supervisor counts this message as lost
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void ProcessMiddleware::write_off_unreturned(bool force) {
+  std::unique_lock lock(mutex_);
+  if (!force && std::chrono::steady_clock::now() - last_activity_ < config_.return_timeout) return;
+  std::uint64_t missing = sent_ > returned_ + written_off_ ? sent_ - returned_ - written_off_ : 0;
+  if (missing == 0) return;
+  written_off_ += missing;
+  lock.unlock();
+  context().drop("not_returned", missing);
+}
+
+std::size_t ProcessMiddleware::pending() const {
+  std::lock_guard lock(mutex_);
+  if (!alive_ || std::chrono::steady_clock::now() - last_activity_ >= config_.return_timeout) return 0;
+  return sent_ > returned_ + written_off_ ? static_cast<std::size_t>(sent_ - returned_ - written_off_) : 0;
+}
+
+void ProcessMiddleware::flush() {
+  // Waits until everything sent was written back, or the program was quiet for
+  // return_timeout; what is still missing then was dropped by the program.
+  for (;;) {
+    {
+      std::lock_guard lock(mutex_);
+      if (sent_ <= returned_ + written_off_ || !alive_) break;
+      if (std::chrono::steady_clock::now() - last_activity_ >= config_.return_timeout) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  write_off_unreturned(true);
+}
+
+void ProcessMiddleware::stop() {
+  if (!supervisor_.joinable()) return;
+  pid_t pid;
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+    pid = alive_ ? child_.pid : -1;
+    // EOF on stdin: a well-behaved middleware finishes and exits.
+    if (child_.stdin_fd >= 0) ::shutdown(child_.stdin_fd, SHUT_WR);
+  }
+  changed_.notify_all();
+  std::unique_lock lock(mutex_);
+  if (!changed_.wait_for(lock, std::chrono::seconds(3), [&] { return supervisor_done_; }) && pid > 0) {
+    context().log().warn("middleware `{}` (pid {}) did not exit after end of input; terminating it", command_text_, pid);
+    ::kill(pid, SIGTERM);
+    if (!changed_.wait_for(lock, std::chrono::seconds(2), [&] { return supervisor_done_; })) ::kill(pid, SIGKILL);
+  }
+  lock.unlock();
+  supervisor_.join();
+  write_off_unreturned(true);
+}
+
+}  // namespace doppel::plugins

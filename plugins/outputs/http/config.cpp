@@ -1,0 +1,106 @@
+// Plugin `http` (output): options, their parsing into HttpOutputConfig, and registration.
+#include "doppel/plugin.hpp"
+#include "http_output.hpp"
+
+namespace doppel::plugins {
+namespace {
+
+PluginDefinition http_output_definition() {
+  PluginDefinition def;
+  def.name = "http";
+  def.role = Role::output;
+  def.description =
+      "Replays requests to an HTTP(S) target over keep-alive connections; with track_response emits the "
+      "responses as `replay`";
+  def.accepts = KindSet{Kind::request};
+  def.produces = KindSet{Kind::replay};
+  def.options = {
+      option("url", OptionType::string,
+             "Target, http://host[:port][/base] or https://...; a base path is prefixed to every request target "
+             "(\"/base\" + \"/a?b\" -> \"/base/a?b\"). GoReplay: --output-http")
+          .required(),
+      option("original_host", OptionType::boolean,
+             "Send the captured Host header instead of the target's. GoReplay: --http-original-host")
+          .default_value(false),
+      option("workers", OptionType::integer,
+             "Connections to the target, i.e. requests in flight at most (each keeps alive). GoReplay: "
+             "--output-http-workers")
+          .default_value(64),
+      option("queue_size", OptionType::integer,
+             "Requests waiting for a free connection; beyond it `overflow` decides. Bounds memory when the target "
+             "is slow or down. GoReplay: --output-http-queue-len")
+          .default_value(10000),
+      option("overflow", OptionType::string,
+             "When the queue is full: drop the request (counted as queue_full; live traffic) or wait for room "
+             "(back-pressure; file replay at max speed)")
+          .default_value("drop")
+          .choices({"drop", "wait"}),
+      option("timeout", OptionType::duration,
+             "Longest wait for a response, from sending the request to its last byte. GoReplay: "
+             "--output-http-timeout")
+          .default_value("5s"),
+      option("connect_timeout", OptionType::duration, "Longest wait to resolve, connect and finish a TLS handshake")
+          .default_value("2s"),
+      option("tls_skip_verify", OptionType::boolean,
+             "Accept any certificate from an https target (self-signed staging hosts). GoReplay: "
+             "--output-http-skip-verify")
+          .default_value(false),
+      option("track_response", OptionType::boolean,
+             "Emit each response (or the error in its place) as a `replay` message with the request's id. "
+             "GoReplay: --output-http-track-response")
+          .default_value(false),
+      option("io_threads", OptionType::integer, "Threads doing this output's network I/O").default_value(1),
+      option("max_response_size", OptionType::size,
+             "Largest response kept; a larger one is an error (response_too_large)")
+          .default_value("64MiB"),
+  };
+  def.metrics = {
+      {"sent", "requests handed to a connection"},
+      {"responses", "complete responses received"},
+      {"in_flight", "requests on a connection now (gauge)"},
+      {"queued", "requests waiting for a connection (gauge)"},
+      {"dropped.queue_full", "requests dropped because the queue was full (overflow = \"drop\")"},
+      {"dropped.unparseable_request", "messages that are not a parseable HTTP request"},
+      {"dropped.shutdown", "requests abandoned when the stage stopped"},
+      {"failed.refused", "the target refused the connection"},
+      {"failed.timeout", "no connection within connect_timeout or no complete response within timeout"},
+      {"failed.reset", "the connection broke while the request or response was on it"},
+      {"failed.tls", "TLS handshake or certificate failure"},
+      {"failed.dns", "the target host name did not resolve"},
+      {"failed.connect", "other connection failures (unreachable network, ...)"},
+      {"failed.bad_response", "the target answered something that is not HTTP/1.x"},
+      {"failed.response_too_large", "a response larger than max_response_size"},
+  };
+  def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
+    HttpOutputConfig config;
+    std::string error;
+    auto target = parse_target_url(options.string("url"), error);
+    if (!target) options.fail("url", error);
+    config.target = std::move(*target);
+    config.original_host = options.boolean("original_host");
+    auto workers = options.integer("workers");
+    if (workers < 1 || workers > 100000) options.fail("workers", "workers must be between 1 and 100000");
+    config.workers = static_cast<std::size_t>(workers);
+    auto queue = options.integer("queue_size");
+    if (queue < 0) options.fail("queue_size", "queue_size must not be negative");
+    config.queue_size = static_cast<std::size_t>(queue);
+    config.wait_when_full = options.string("overflow") == "wait";
+    config.timeout = options.duration("timeout");
+    config.connect_timeout = options.duration("connect_timeout");
+    if (config.timeout.count() <= 0) options.fail("timeout", "timeout must be positive");
+    if (config.connect_timeout.count() <= 0) options.fail("connect_timeout", "connect_timeout must be positive");
+    config.tls_skip_verify = options.boolean("tls_skip_verify");
+    config.track_response = options.boolean("track_response");
+    config.max_response_size = options.size("max_response_size");
+    auto io_threads = options.integer("io_threads");
+    if (io_threads < 1 || io_threads > 64) options.fail("io_threads", "io_threads must be between 1 and 64");
+    config.io_threads = static_cast<std::size_t>(io_threads);
+    return std::make_unique<HttpOutput>(std::move(config));
+  };
+  return def;
+}
+
+}  // namespace
+}  // namespace doppel::plugins
+
+DOPPEL_PLUGIN(doppel::plugins::http_output_definition);

@@ -1,0 +1,187 @@
+#include "http_output.hpp"
+
+#include <boost/asio/post.hpp>
+#include <spdlog/spdlog.h>
+
+#include "replay_connection.hpp"
+
+namespace doppel::plugins {
+
+namespace asio = boost::asio;
+
+HttpOutput::HttpOutput(HttpOutputConfig config)
+    : config_(std::move(config)), tls_(std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client)) {
+  if (config_.tls_skip_verify) {
+    tls_->set_verify_mode(asio::ssl::verify_none);
+  } else {
+    tls_->set_default_verify_paths();
+    tls_->set_verify_mode(asio::ssl::verify_peer);
+  }
+}
+
+HttpOutput::~HttpOutput() {
+  // Connections refer to this output; none may still be working when it goes away.
+  if (!stopping_) stop();
+}
+
+void HttpOutput::start(StageContext& context) {
+  Stage::start(context);
+  started_ = true;
+  work_.emplace(io_.get_executor());
+  for (std::size_t i = 0; i < config_.io_threads; ++i) io_threads_.emplace_back([this] { io_.run(); });
+  in_flight_gauge_ = &context.gauge("in_flight");
+  queued_gauge_ = &context.gauge("queued");
+  sent_ = &context.counter("sent");
+  responses_ = &context.counter("responses");
+}
+
+std::optional<KindSet> HttpOutput::produces() const {
+  return config_.track_response ? KindSet{Kind::replay} : KindSet{};
+}
+
+std::size_t HttpOutput::pending() const {
+  std::lock_guard lock(mutex_);
+  return queue_.size() + in_flight_;
+}
+
+void HttpOutput::dispatch(std::shared_ptr<ReplayConnection> connection, ReplayJob job) {
+  sent_->add();
+  asio::post(connection->strand(), [connection, job = std::move(job)]() mutable { connection->run(std::move(job)); });
+}
+
+void HttpOutput::process(const MessagePtr& message) {
+  auto outgoing = prepare_request(*message, config_.target, config_.original_host);
+  if (!outgoing) {
+    context().drop("unparseable_request");
+    return;
+  }
+  ReplayJob job{message, std::move(*outgoing)};
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    if (stopping_) {
+      lock.unlock();
+      context().drop("shutdown");
+      return;
+    }
+    std::shared_ptr<ReplayConnection> connection;
+    if (!idle_.empty()) {
+      connection = std::move(idle_.back());
+      idle_.pop_back();
+    } else if (connections_.size() < config_.workers) {
+      connection = std::make_shared<ReplayConnection>(*this, io_);
+      connections_.push_back(connection);
+    }
+    if (connection) {
+      ++in_flight_;
+      in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+      lock.unlock();
+      dispatch(std::move(connection), std::move(job));
+      return;
+    }
+    if (queue_.size() < config_.queue_size) {
+      queue_.push_back(std::move(job));
+      queued_gauge_->set(static_cast<std::int64_t>(queue_.size()));
+      return;
+    }
+    if (!config_.wait_when_full) {
+      lock.unlock();
+      context().drop("queue_full");
+      return;
+    }
+    // overflow = "wait": hold the pipeline back until a connection frees a slot.
+    changed_.wait(lock, [&] { return queue_.size() < config_.queue_size || stopping_; });
+  }
+}
+
+void HttpOutput::job_done(const std::shared_ptr<ReplayConnection>& connection) {
+  std::unique_lock lock(mutex_);
+  ++finished_;
+  if (!queue_.empty() && !stopping_) {
+    ReplayJob job = std::move(queue_.front());
+    queue_.pop_front();
+    queued_gauge_->set(static_cast<std::int64_t>(queue_.size()));
+    lock.unlock();
+    changed_.notify_all();
+    sent_->add();
+    connection->run(std::move(job));  // already on the connection's strand
+    return;
+  }
+  --in_flight_;
+  in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+  idle_.push_back(connection);
+  lock.unlock();
+  changed_.notify_all();
+}
+
+void HttpOutput::report_error(const ReplayJob& job, std::string_view reason, std::int64_t latency_ns) {
+  if (reason == "shutdown") {
+    context().drop("shutdown");
+    return;
+  }
+  context().fail(reason);
+  if (!config_.track_response) return;
+  Message m(Kind::replay, job.request->id, now_ns(), std::string());
+  m.latency_ns = latency_ns;
+  m.meta.error = std::string(reason);
+  m.meta.source = Endpoint{config_.target.host, config_.target.port};
+  m.meta.connection_id = job.request->meta.connection_id;
+  context().emit(share(std::move(m)));
+}
+
+void HttpOutput::report_response(const ReplayJob& job, std::string response, std::int64_t latency_ns) {
+  responses_->add();
+  if (!config_.track_response) return;
+  Message m(Kind::replay, job.request->id, now_ns(), std::move(response));
+  m.latency_ns = latency_ns;
+  m.meta.source = Endpoint{config_.target.host, config_.target.port};
+  m.meta.connection_id = job.request->meta.connection_id;
+  context().emit(share(std::move(m)));
+}
+
+void HttpOutput::flush() {
+  // Waits while responses keep arriving; gives up when nothing finished for longer than a
+  // request can take (connect + exchange), so a dead target cannot hang the drain.
+  const auto window = config_.connect_timeout + config_.timeout + std::chrono::seconds(1);
+  std::unique_lock lock(mutex_);
+  std::uint64_t seen = finished_;
+  auto deadline = std::chrono::steady_clock::now() + window;
+  while (queue_.size() + in_flight_ > 0) {
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
+      if (finished_ == seen) {
+        context().log().warn("{} request(s) still in flight after {}ms without progress", queue_.size() + in_flight_,
+                             std::chrono::duration_cast<std::chrono::milliseconds>(window).count());
+        return;
+      }
+    }
+    if (finished_ != seen) {
+      seen = finished_;
+      deadline = std::chrono::steady_clock::now() + window;
+    }
+  }
+}
+
+void HttpOutput::stop() {
+  std::unique_lock lock(mutex_);
+  if (stopping_) return;
+  stopping_ = true;
+  std::size_t abandoned = queue_.size();
+  queue_.clear();
+  auto connections = connections_;
+  lock.unlock();
+  changed_.notify_all();
+  if (abandoned > 0 && started_) context().drop("shutdown", abandoned);
+  for (auto& connection : connections)
+    asio::post(connection->strand(), [connection] { connection->abort(); });
+  // Aborted exchanges complete on the I/O threads; wait for them (bounded).
+  lock.lock();
+  changed_.wait_for(lock, std::chrono::seconds(5), [&] { return in_flight_ == 0; });
+  idle_.clear();
+  connections_.clear();
+  lock.unlock();
+  work_.reset();
+  io_.stop();
+  for (auto& t : io_threads_) t.join();
+  io_threads_.clear();
+}
+
+}  // namespace doppel::plugins

@@ -1,0 +1,215 @@
+#include "replay_connection.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/write.hpp>
+
+namespace doppel::plugins {
+
+namespace asio = boost::asio;
+using boost::asio::ip::tcp;
+
+namespace {
+constexpr std::size_t kReadChunk = 64 * 1024;
+
+bool is_ssl_error(const boost::system::error_code& ec) {
+  return ec.category() == asio::error::get_ssl_category() || ec == asio::ssl::error::stream_truncated;
+}
+bool is_peer_gone(const boost::system::error_code& ec) {
+  return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+         ec == asio::error::connection_aborted || ec == asio::ssl::error::stream_truncated;
+}
+}  // namespace
+
+ReplayConnection::ReplayConnection(HttpOutput& output, asio::io_context& io)
+    : output_(output), io_(io), strand_(asio::make_strand(io)), resolver_(strand_), timer_(strand_) {
+  read_buffer_.resize(kReadChunk);
+}
+
+void ReplayConnection::run(ReplayJob job) {
+  job_ = std::move(job);
+  retried_ = false;
+  if (connected_) send();
+  else connect();
+}
+
+void ReplayConnection::close() {
+  boost::system::error_code ignored;
+  if (tls_) tls_->next_layer().close(ignored);
+  if (socket_) socket_->close(ignored);
+  connected_ = false;
+  requests_on_connection_ = 0;
+}
+
+void ReplayConnection::abort() {
+  ++generation_;
+  timer_.cancel();
+  resolver_.cancel();
+  close();
+}
+
+void ReplayConnection::arm_timer(std::chrono::nanoseconds after) {
+  std::uint64_t generation = ++generation_;
+  timed_out_ = false;
+  timer_.expires_after(after);
+  timer_.async_wait([self = shared_from_this(), generation](const boost::system::error_code& ec) {
+    if (ec || generation != self->generation_) return;
+    // Closing the socket makes the pending operation complete with an error, reported as timeout.
+    self->timed_out_ = true;
+    self->resolver_.cancel();
+    self->close();
+  });
+}
+
+void ReplayConnection::connect() {
+  close();
+  phase_ = Phase::connect;
+  const HttpOutputConfig& config = output_.config();
+  tls_.reset();
+  socket_.reset();
+  if (config.target.tls) {
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(strand_, output_.tls_context());
+    boost::system::error_code ignored;
+    asio::ip::make_address(config.target.host, ignored);
+    bool is_address = !ignored;
+    if (!is_address) SSL_set_tlsext_host_name(tls_->native_handle(), config.target.host.c_str());
+    if (!config.tls_skip_verify) {
+      tls_->set_verify_mode(asio::ssl::verify_peer);
+      tls_->set_verify_callback(asio::ssl::host_name_verification(config.target.host));
+    } else {
+      tls_->set_verify_mode(asio::ssl::verify_none);
+    }
+  } else {
+    socket_ = std::make_unique<tcp::socket>(strand_);
+  }
+  arm_timer(config.connect_timeout);
+  resolver_.async_resolve(
+      config.target.host, std::to_string(config.target.port),
+      [self = shared_from_this()](const boost::system::error_code& ec, const tcp::resolver::results_type& results) {
+        if (ec) return self->fail(ec);
+        asio::async_connect(self->lowest_socket(), results,
+                            [self](const boost::system::error_code& ec2, const tcp::endpoint&) {
+                              if (ec2) return self->fail(ec2);
+                              boost::system::error_code ignored;
+                              self->lowest_socket().set_option(tcp::no_delay(true), ignored);
+                              if (!self->tls_) return self->on_connected();
+                              self->tls_->async_handshake(asio::ssl::stream_base::client,
+                                                          [self](const boost::system::error_code& ec3) {
+                                                            if (ec3) return self->fail(ec3);
+                                                            self->on_connected();
+                                                          });
+                            });
+      });
+}
+
+void ReplayConnection::on_connected() {
+  connected_ = true;
+  requests_on_connection_ = 0;
+  send();
+}
+
+void ReplayConnection::send() {
+  phase_ = Phase::exchange;
+  arm_timer(output_.config().timeout);
+  response_.clear();
+  framer_.reset(job_.outgoing.head);
+  sent_at_ = std::chrono::steady_clock::now();
+  std::string_view bytes = job_.bytes();
+  with_stream([&](auto& stream) {
+    asio::async_write(stream, asio::buffer(bytes.data(), bytes.size()),
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                        if (ec) return self->fail(ec);
+                        self->read();
+                      });
+  });
+}
+
+void ReplayConnection::read() {
+  with_stream([&](auto& stream) {
+    stream.async_read_some(asio::buffer(read_buffer_.data(), read_buffer_.size()),
+                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                             self->on_read(ec, n);
+                           });
+  });
+}
+
+void ReplayConnection::on_read(const boost::system::error_code& ec, std::size_t n) {
+  if (ec) {
+    if (!timed_out_ && is_peer_gone(ec) && framer_.started()) {
+      // A close-delimited body ends here; anything else was cut short.
+      if (framer_.finish() == ResponseFramer::State::complete) return finish();
+    }
+    return fail(ec);
+  }
+  std::size_t used = 0;
+  auto state = framer_.feed(std::string_view(read_buffer_.data(), n), used);
+  response_.append(read_buffer_.data(), used);
+  if (state == ResponseFramer::State::error) return finish_error("bad_response");
+  if (response_.size() > output_.config().max_response_size) return finish_error("response_too_large");
+  if (state == ResponseFramer::State::need_more) return read();
+  if (framer_.interim_end() > 0) response_.erase(0, framer_.interim_end());
+  if (used < n) {
+    // Bytes after the response nobody asked for: the connection can no longer be trusted.
+    close();
+  }
+  finish();
+}
+
+bool ReplayConnection::retry_on_fresh_connection(const boost::system::error_code& ec) {
+  // A kept-alive connection the target closed while idle: the request never reached it.
+  if (phase_ != Phase::exchange || requests_on_connection_ == 0 || timed_out_ || retried_ ||
+      !response_.empty() || !is_peer_gone(ec) || output_.stopping())
+    return false;
+  retried_ = true;
+  connect();
+  return true;
+}
+
+void ReplayConnection::fail(const boost::system::error_code& ec) {
+  if (retry_on_fresh_connection(ec)) return;
+  std::string_view reason;
+  if (output_.stopping() && !timed_out_) reason = "shutdown";
+  else if (timed_out_) reason = "timeout";
+  else if (is_ssl_error(ec) && ec != asio::ssl::error::stream_truncated) reason = "tls";
+  else if (phase_ == Phase::connect) {
+    if (ec == asio::error::connection_refused) reason = "refused";
+    else if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
+             ec == asio::error::no_data || ec.category() == asio::error::get_netdb_category() ||
+             ec.category() == asio::error::get_addrinfo_category())
+      reason = "dns";
+    else if (is_peer_gone(ec)) reason = "tls";  // closed during the handshake
+    else reason = "connect";
+  } else {
+    reason = "reset";
+  }
+  finish_error(reason);
+}
+
+void ReplayConnection::finish_error(std::string_view reason) {
+  std::int64_t latency = phase_ == Phase::exchange
+                             ? std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - sent_at_).count()
+                             : 0;
+  abort();
+  response_.clear();
+  output_.report_error(job_, reason, latency);
+  job_ = {};
+  output_.job_done(shared_from_this());
+}
+
+void ReplayConnection::finish() {
+  auto latency =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - sent_at_).count();
+  ++generation_;
+  timer_.cancel();
+  ++requests_on_connection_;
+  if (!framer_.keep_alive() || job_.outgoing.close) close();
+  output_.report_response(job_, std::move(response_), latency);
+  response_ = std::string();
+  job_ = {};
+  output_.job_done(shared_from_this());
+}
+
+}  // namespace doppel::plugins

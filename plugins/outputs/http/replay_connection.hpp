@@ -1,0 +1,73 @@
+#pragma once
+// One keep-alive connection to the target, doing one request at a time on its own strand:
+// connect (TLS handshake) when needed, write the request, read the response until the
+// framer says it is complete, then ask the output for the next job.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "http_output.hpp"
+#include "response_framer.hpp"
+
+namespace doppel::plugins {
+
+class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
+ public:
+  using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
+  ReplayConnection(HttpOutput& output, boost::asio::io_context& io);
+
+  // Runs `job` on this connection; call through post(strand(), ...).
+  void run(ReplayJob job);
+  // Closes the socket (shutdown, or the target closed it).
+  void close();
+  // Stops whatever is pending (shutdown): cancels the timer and the resolver, closes.
+  void abort();
+  Strand& strand() { return strand_; }
+
+ private:
+  enum class Phase { connect, exchange };
+  void connect();
+  void on_connected();
+  void send();
+  void read();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void arm_timer(std::chrono::nanoseconds after);
+  void fail(const boost::system::error_code& ec);
+  void finish_error(std::string_view reason);
+  void finish();
+  bool retry_on_fresh_connection(const boost::system::error_code& ec);
+
+  template <class F>
+  void with_stream(F&& f) {
+    if (tls_) f(*tls_);
+    else f(*socket_);
+  }
+  boost::asio::ip::tcp::socket& lowest_socket() { return tls_ ? tls_->next_layer() : *socket_; }
+
+  HttpOutput& output_;
+  boost::asio::io_context& io_;
+  Strand strand_;
+  boost::asio::ip::tcp::resolver resolver_;
+  boost::asio::steady_timer timer_;
+  std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
+  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_;
+  bool connected_ = false;
+  std::uint64_t requests_on_connection_ = 0;
+  std::uint64_t generation_ = 0;  // ties a timer expiry to the operation it guards
+  bool timed_out_ = false;
+  bool retried_ = false;
+  Phase phase_ = Phase::connect;
+
+  ReplayJob job_;
+  std::chrono::steady_clock::time_point sent_at_;
+  std::string read_buffer_;
+  std::string response_;
+  ResponseFramer framer_;
+};
+
+}  // namespace doppel::plugins

@@ -1,0 +1,162 @@
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "doppel/testing.hpp"
+#include "hex_lines.hpp"
+
+using namespace doppel;
+using doppel::testing::make_message;
+using namespace std::chrono_literals;
+
+namespace {
+const PluginDefinition& process_plugin() { return testing::linked_plugin("process"); }
+
+std::string script(const std::string& name, const std::string& body) {
+  std::string dir = std::string(std::getenv("DOPPEL_BUILD_DIR") ? std::getenv("DOPPEL_BUILD_DIR") : "/tmp") +
+                    "/test-process-middleware";
+  std::system(("mkdir -p " + dir).c_str());
+  std::string path = dir + "/" + name;
+  std::ofstream(path) << "#!/bin/bash\n" << body;
+  std::system(("chmod +x " + path).c_str());
+  return path;
+}
+
+MessagePtr request(const std::string& id, const std::string& target = "/a") {
+  return make_message(Kind::request, "GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n", id, 1700000000000000000);
+}
+}  // namespace
+
+TEST_CASE("hex line encoding is GoReplay's: hex of header line plus payload") {
+  Message m(Kind::response, "abc", 17, "HTTP/1.1 200 OK\r\n\r\n");
+  m.latency_ns = 5;
+  std::string line;
+  plugins::append_hex_line(line, m);
+  CHECK(line.starts_with("322061626320313720350a"));  // "2 abc 17 5\n"
+  CHECK(line.back() == '\n');
+  std::string error;
+  auto back = plugins::decode_hex_line(std::string_view(line).substr(0, line.size() - 1), error);
+  REQUIRE(back);
+  CHECK(back->kind == Kind::response);
+  CHECK(back->id == "abc");
+  CHECK(back->timestamp_ns == 17);
+  CHECK(back->latency_ns == 5);
+  CHECK(back->payload == m.payload);
+  CHECK_FALSE(plugins::decode_hex_line("zz", error));
+  CHECK_FALSE(plugins::decode_hex_line("abc", error));
+  CHECK_FALSE(plugins::decode_hex_line("6869", error));  // "hi": no header
+}
+
+TEST_CASE("a plain bash echo loop passes every message through unchanged") {
+  auto path = script("echo.sh", "while read line; do echo \"$line\"; done\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}}));
+  h.start();
+  for (int i = 0; i < 50; ++i) h.process(request("id" + std::to_string(i)));
+  auto reply = make_message(Kind::replay, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", "id0", 5);
+  h.process(reply);
+  h.flush();
+  auto out = h.emitted();
+  REQUIRE(out.size() == 51);
+  CHECK(out[0]->id == "id0");
+  CHECK(out[0]->kind == Kind::request);
+  CHECK(out[0]->payload == request("x")->payload);
+  CHECK(out[0]->timestamp_ns == 1700000000000000000);
+  CHECK(out[50]->kind == Kind::replay);
+  CHECK(h.drops().empty());
+  h.stop();
+}
+
+TEST_CASE("what the program does not write back is dropped and counted; stderr goes to the log") {
+  // Drops every message whose decoded payload mentions /drop; writes a note to stderr.
+  auto path = script("filter.sh",
+                     "while read line; do\n"
+                     "  if echo \"$line\" | xxd -r -p | grep -q '/drop'; then echo 'dropping one' >&2; continue; fi\n"
+                     "  echo \"$line\"\n"
+                     "done\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}, {"return_timeout", "300ms"}}));
+  h.process(request("a", "/keep"));
+  h.process(request("b", "/drop"));
+  h.process(request("c", "/keep"));
+  h.flush();
+  CHECK(h.emitted().size() == 2);
+  CHECK(h.dropped("not_returned") == 1);
+  CHECK(h.stage().pending() == 0);
+  h.stop();
+}
+
+TEST_CASE("a program that rewrites messages: kind and id come from the header it wrote back") {
+  // Turns each message into a response with id "new" by rewriting the first hex byte and the id.
+  auto path = script("rewrite.sh",
+                     "while read line; do\n"
+                     "  decoded=$(echo \"$line\" | xxd -r -p | sed '1s/^1 [^ ]* /2 new /' | sed 's/Host: a/Host: b/')\n"
+                     "  printf '%s' \"$decoded\" | xxd -p | tr -d '\\n'; echo\n"
+                     "done\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}}));
+  h.process(request("old"));
+  h.flush();
+  auto out = h.emitted();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0]->kind == Kind::response);
+  CHECK(out[0]->id == "new");
+  CHECK(out[0]->payload.find("Host: b") != std::string::npos);
+  h.stop();
+}
+
+TEST_CASE("ten megabyte bodies survive the round trip") {
+  auto path = script("cat.sh", "exec cat\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}}));
+  std::string body(10 << 20, 'z');
+  body[12345] = '\n';
+  body[777] = '\0';
+  auto big = make_message(Kind::request,
+                          "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
+                          "big");
+  h.process(big);
+  h.process(request("small"));
+  h.flush();
+  auto out = h.emitted();
+  REQUIRE(out.size() == 2);
+  CHECK(out[0]->payload == big->payload);
+  CHECK(out[1]->id == "small");
+  h.stop();
+}
+
+TEST_CASE("a program that exits is restarted; its in-flight messages are counted as lost") {
+  // Echoes one message, then swallows the next and exits.
+  auto path = script("flaky.sh", "read line; echo \"$line\"; read line; exit 3\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}, {"restart_backoff", "20ms"}}));
+  h.process(request("1"));
+  h.process(request("2"));  // swallowed: lost when the program exits
+  REQUIRE(h.wait_until([&] { return h.dropped("lost_in_restart") == 1; }, 5s));
+  h.process(request("3"));  // reaches the restarted program
+  REQUIRE(h.wait_until([&] { return h.emitted().size() == 2; }, 5s));
+  CHECK(h.emitted()[1]->id == "3");
+  h.stop();
+}
+
+TEST_CASE("restart = never: after the program exits, messages are dropped as middleware_exited") {
+  auto path = script("once.sh", "read line; echo \"$line\"; exit 0\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}, {"restart", "never"}}));
+  h.process(request("1"));
+  REQUIRE(h.wait_until([&] { return h.emitted().size() == 1; }, 5s));
+  std::this_thread::sleep_for(200ms);  // let the exit be noticed
+  h.process(request("2"));
+  CHECK(h.dropped("middleware_exited") == 1);
+  h.stop();
+}
+
+TEST_CASE("lines that are not messages are counted, not fatal") {
+  auto path = script("noisy.sh", "echo 'debug: starting'; while read line; do echo \"$line\"; done\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}}));
+  h.process(request("1"));
+  h.flush();
+  CHECK(h.emitted().size() == 1);
+  CHECK(h.failed("bad_line") == 1);
+  h.stop();
+}
+
+TEST_CASE("a program that cannot start is an error at start") {
+  testing::StageHarness h(process_plugin(), Value::table({{"command", "/nonexistent/mw --flag"}}));
+  CHECK_THROWS_WITH(h.start(), doctest::Contains("cannot start middleware `/nonexistent/mw --flag`"));
+}
