@@ -8,7 +8,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$src/build}
 N=${2:-200000}
 WORKERS=${WORKERS:-64}
-source "$src/tests/plugins/outputs/http/nginx_echo.sh"
+source "$src/tests/support/nginx_echo.sh"
 work=$(mktemp -d)
 trap 'stop_echo_nginx "$work"; rm -rf "$work"' EXIT
 start_echo_nginx "$work"

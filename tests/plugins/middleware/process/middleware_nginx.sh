@@ -6,7 +6,7 @@ set -euo pipefail
 : "${DOPPEL:?} ${DOPPEL_SOURCE_DIR:?} ${DOPPEL_BUILD_DIR:?}"
 here=$(cd "$(dirname "$0")" && pwd)
 http_tests="$DOPPEL_SOURCE_DIR/tests/plugins/outputs/http"
-source "$http_tests/nginx_echo.sh"
+source "$DOPPEL_SOURCE_DIR/tests/support/nginx_echo.sh"
 work=$(mktemp -d "${DOPPEL_BUILD_DIR}/it-middleware-XXXXXX")
 trap 'stop_echo_nginx "$work"; rm -rf "$work"' EXIT
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
@@ -22,7 +22,7 @@ node=$(command -v node || ls "$HOME"/.nvm/versions/node/*/bin/node 2>/dev/null |
 
 start_echo_nginx "$work"
 N=200
-python3 "$http_tests/gor_tool.py" generate "$work/in.gor" $N
+python3 "$DOPPEL_SOURCE_DIR/tests/support/gor_tool.py" generate "$work/in.gor" $N
 
 cat > "$work/mw.js" <<'JS'
 // Written for GoReplay, unchanged: adds a header, drops DELETE /items/*.

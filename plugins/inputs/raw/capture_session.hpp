@@ -1,0 +1,83 @@
+#pragma once
+// The whole capture path after libpcap: frame -> PacketDecoder -> TcpReassembler ->
+// HttpStreamParser per direction -> request/response messages paired by order on their
+// connection. Knows nothing of pcap handles or the runtime, so tests and fuzzers drive it
+// with frames they build.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "doppel/message.hpp"
+#include "packet_decoder.hpp"
+#include "tcp_reassembler.hpp"
+
+namespace doppel::plugins::raw {
+
+struct CaptureConfig {
+  bool track_response = false;
+  bool allow_incomplete = false;
+  std::size_t max_message_size = std::size_t{64} << 20;
+  std::size_t max_pending_requests = 1024;  // requests awaiting their response, per connection
+  std::vector<std::uint16_t> server_ports;  // tells client from server when the SYN was not seen
+  std::string realip_header;                // added to requests with the client address
+  ReassemblyLimits limits;
+};
+
+// Why a message was not emitted. Each is a `dropped.<name>` metric of the stage.
+enum class DropReason {
+  truncated,           // snaplen cut bytes of it
+  gap,                 // bytes of its stream were never captured
+  parse_error,         // not HTTP/1.x
+  too_large,           // larger than max_message_size
+  expired,             // its connection went idle before it finished
+  unfinished,          // its connection closed (or the capture ended) before it finished
+  unmatched_response,  // a response with no request seen on its connection
+  flow_table_full,     // packets of a connection refused because max_connections were tracked
+};
+inline constexpr std::size_t kDropReasonCount = 8;
+std::string_view drop_reason_name(DropReason reason);
+
+struct CaptureStats {
+  std::uint64_t packets = 0;
+  std::uint64_t bytes = 0;  // as on the wire
+  std::uint64_t packets_not_tcp = 0;
+  std::uint64_t packets_fragment = 0;
+  std::uint64_t packets_truncated = 0;  // headers cut by snaplen
+  std::uint64_t packets_malformed = 0;  // bogus versions or lengths
+  std::uint64_t requests = 0;
+  std::uint64_t responses = 0;
+  std::uint64_t interim_responses = 0;  // 1xx before the final response, not emitted
+  std::uint64_t upgrades = 0;           // connections that left HTTP/1.x (101, CONNECT)
+  std::uint64_t responses_missing = 0;  // requests whose response was never seen
+  std::uint64_t incomplete_emitted = 0; // messages emitted marked incomplete
+  std::uint64_t dropped[kDropReasonCount] = {};
+  ReassemblyStats reassembly;
+};
+
+class CaptureSession {
+ public:
+  using Emit = std::function<void(Message&&)>;
+  CaptureSession(CaptureConfig config, Emit emit);
+  ~CaptureSession();
+
+  void add_frame(int link_type, const std::uint8_t* data, std::size_t caplen, std::size_t wirelen,
+                 std::int64_t timestamp_ns);
+  void add_segment(const TcpSegment& segment, std::int64_t timestamp_ns);
+  // Live capture with no packets: lets idle connections expire.
+  void advance(std::int64_t now_ns);
+  // End of capture: completes what can be completed, counts the rest.
+  void finish(std::int64_t now_ns);
+
+  CaptureStats stats() const;
+  std::size_t connections() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace doppel::plugins::raw

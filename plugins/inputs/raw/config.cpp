@@ -1,0 +1,172 @@
+// Plugin `raw`: options, their parsing into RawInputConfig, and registration.
+#include <pcap/pcap.h>
+
+#include <fstream>
+
+#include "doppel/plugin.hpp"
+#include "raw_input.hpp"
+
+namespace doppel::plugins::raw {
+namespace {
+
+std::uint16_t port_number(const Options& options, std::string_view name, const std::string& text) {
+  std::size_t used = 0;
+  long value = -1;
+  try {
+    value = std::stol(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != text.size() || value < 1 || value > 65535)
+    options.fail(name, "\"" + text + "\" is not a TCP port (1-65535)");
+  return static_cast<std::uint16_t>(value);
+}
+
+RawInputConfig parse(const Options& options) {
+  RawInputConfig c;
+  c.file = options.has("file") ? options.string("file") : "";
+  if (!c.file.empty()) {
+    if (options.has("interface")) options.fail("interface", "set either `interface` (live) or `file`, not both");
+    if (!std::ifstream(c.file).good()) options.fail("file", "cannot read capture file \"" + c.file + "\"");
+  } else {
+    c.interface = options.string("interface");
+  }
+  std::vector<std::uint16_t> ports;
+  if (options.has("port")) ports.push_back(port_number(options, "port", std::to_string(options.integer("port"))));
+  for (const auto& text : options.strings("ports")) ports.push_back(port_number(options, "ports", text));
+  c.capture.server_ports = ports;
+  c.filter = options.has("bpf") ? options.string("bpf") : generated_filter(ports, options.string("host"));
+  c.filter_generated = !options.has("bpf");
+  if (options.has("bpf") && (options.has("host")))
+    options.fail("bpf", "`bpf` replaces the generated filter: put the host into it instead of `host`");
+  {
+    // Checked now so that a typo fails validation, not the capture thread.
+    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+    bpf_program program{};
+    if (pcap_compile(dead, &program, c.filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+      std::string why = pcap_geterr(dead);
+      pcap_close(dead);
+      options.fail(options.has("bpf") ? "bpf" : "host", "invalid BPF filter \"" + c.filter + "\": " + why);
+    }
+    pcap_freecode(&program);
+    pcap_close(dead);
+  }
+  auto snaplen = options.integer("snaplen");
+  if (snaplen < 64 || snaplen > 262144) options.fail("snaplen", "snaplen must be between 64 and 262144");
+  c.snaplen = static_cast<int>(snaplen);
+  c.buffer_size = options.size("buffer_size");
+  if (c.buffer_size > (std::uint64_t{1} << 31)) options.fail("buffer_size", "buffer_size is at most 2GiB");
+  c.promiscuous = options.boolean("promiscuous");
+  c.immediate = options.boolean("immediate");
+
+  CaptureConfig& cap = c.capture;
+  cap.track_response = options.boolean("track_response");
+  cap.allow_incomplete = options.boolean("allow_incomplete");
+  cap.max_message_size = options.size("max_message_size");
+  cap.realip_header = options.string("realip_header");
+  auto max_connections = options.integer("max_connections");
+  if (max_connections < 1) options.fail("max_connections", "max_connections must be at least 1");
+  cap.limits.max_connections = static_cast<std::size_t>(max_connections);
+  cap.limits.max_connection_buffer = options.size("max_connection_buffer");
+  cap.limits.max_total_buffer = options.size("max_buffer");
+  cap.limits.idle_timeout_ns = options.duration("expire").count();
+  cap.limits.gap_timeout_ns = options.duration("gap_timeout").count();
+  if (cap.limits.idle_timeout_ns <= 0) options.fail("expire", "expire must be positive");
+  return c;
+}
+
+PluginDefinition raw_input_definition() {
+  PluginDefinition def;
+  def.name = "raw";
+  def.role = Role::input;
+  def.description =
+      "Captures HTTP/1.x traffic with libpcap (live interface or pcap/pcapng file), with TCP reassembly";
+  def.produces = KindSet{Kind::request, Kind::response};
+  def.options = {
+      option("interface", OptionType::string, "Interface to capture live: \"any\", \"lo\", \"eth0\". GoReplay: --input-raw")
+          .default_value("any"),
+      option("file", OptionType::string,
+             "Read a pcap or pcapng capture instead of an interface; original timestamps are kept"),
+      option("port", OptionType::integer, "Server port of the traffic to capture (e.g. 16888)"),
+      option("ports", OptionType::any_list, "Several server ports").default_value(Value::array({})),
+      option("host", OptionType::string, "Only traffic to or from this host (BPF `host`)").default_value(""),
+      option("bpf", OptionType::string, "A BPF filter replacing the one generated from port/ports/host. "
+                                        "GoReplay: --input-raw-bpf-filter"),
+      option("snaplen", OptionType::integer, "Bytes captured per packet (never the MTU: bodies would be cut)")
+          .default_value(262144),
+      option("buffer_size", OptionType::size, "Kernel capture buffer. GoReplay: --input-raw-buffer-size")
+          .default_value("32MiB"),
+      option("promiscuous", OptionType::boolean, "Capture traffic not addressed to this host")
+          .default_value(false),
+      option("immediate", OptionType::boolean, "Deliver packets as they arrive instead of in kernel batches")
+          .default_value(true),
+      option("track_response", OptionType::boolean,
+             "Also emit the original responses, with their request's id. GoReplay: --input-raw-track-response")
+          .default_value(false),
+      option("allow_incomplete", OptionType::boolean,
+             "Emit messages with unseen bytes (snaplen, lost packets) marked incomplete instead of dropping them. "
+             "GoReplay: --input-raw-allow-incomplete")
+          .default_value(false),
+      option("expire", OptionType::duration, "A connection without packets for this long is forgotten; a message "
+                                             "in progress is dropped as `expired`. GoReplay: --input-raw-expire")
+          .default_value("60s"),
+      option("gap_timeout", OptionType::duration,
+             "How long a hole in a stream (a lost packet) is waited for before it is skipped")
+          .default_value("2s"),
+      option("max_connections", OptionType::integer, "Connections tracked at once; packets of further ones are "
+                                                     "dropped as `flow_table_full`")
+          .default_value(100000),
+      option("max_connection_buffer", OptionType::size, "Out-of-order bytes held per connection")
+          .default_value("4MiB"),
+      option("max_buffer", OptionType::size, "Out-of-order bytes held in all connections").default_value("256MiB"),
+      option("max_message_size", OptionType::size,
+             "Largest message kept; larger ones are dropped as `too_large` (their stream stays in sync)")
+          .default_value("64MiB"),
+      option("realip_header", OptionType::string,
+             "Add this header to requests with the client address, e.g. \"X-Real-IP\". "
+             "GoReplay: --input-raw-realip-header")
+          .default_value(""),
+  };
+  def.metrics = {
+      {"dropped.truncated", "messages cut by snaplen (kept with allow_incomplete)"},
+      {"dropped.gap", "messages with bytes never captured (lost packets; kept with allow_incomplete)"},
+      {"dropped.parse_error", "bytes that were not HTTP/1.x, counted once per message they were meant to be"},
+      {"dropped.too_large", "messages larger than max_message_size"},
+      {"dropped.expired", "messages in progress on a connection that went idle for `expire`"},
+      {"dropped.unfinished", "messages in progress when their connection closed or the capture ended"},
+      {"dropped.unmatched_response", "responses whose request was not seen (capture started mid-connection)"},
+      {"dropped.flow_table_full", "packets of new connections refused because max_connections are tracked"},
+      {"dropped.kernel", "packets the kernel dropped because the capture buffer was full (pcap_stats)"},
+      {"dropped.interface", "packets the interface dropped (pcap_stats)"},
+      {"packets", "packets captured"},
+      {"bytes", "bytes captured, as on the wire"},
+      {"packets.not_tcp", "packets of another protocol, ignored"},
+      {"packets.fragment", "IP fragments (TCP over fragmented IP is not reassembled)"},
+      {"packets.truncated", "packets whose headers were cut by snaplen"},
+      {"packets.malformed", "packets with bogus IP/TCP versions or lengths"},
+      {"requests", "requests emitted"},
+      {"responses", "responses emitted"},
+      {"responses.interim", "1xx interim responses (100 Continue) folded away"},
+      {"responses.missing", "requests whose response was never seen (track_response)"},
+      {"messages.incomplete", "messages emitted marked incomplete (allow_incomplete)"},
+      {"connections", "TCP connections tracked"},
+      {"connections.midstream", "connections whose start was not seen; parsing began at the next message"},
+      {"connections.expired", "connections forgotten after `expire` without packets"},
+      {"connections.upgraded", "connections that left HTTP/1.x (101 Switching Protocols, CONNECT)"},
+      {"segments.duplicate", "retransmitted or twice-captured segments (loopback on `any`), counted once"},
+      {"segments.over_budget", "out-of-order segments not held because max_buffer was reached"},
+      {"bytes.overlap", "overlapping bytes discarded (the first copy wins)"},
+      {"bytes.gap", "stream bytes never captured"},
+      {"bytes.truncated", "payload bytes cut by snaplen"},
+      {"buffer.bytes", "out-of-order bytes held now (gauge)"},
+  };
+  def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
+    return std::make_unique<RawInput>(parse(options));
+  };
+  return def;
+}
+
+}  // namespace
+}  // namespace doppel::plugins::raw
+
+DOPPEL_PLUGIN(doppel::plugins::raw::raw_input_definition);

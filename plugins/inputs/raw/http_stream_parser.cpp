@@ -1,0 +1,305 @@
+#include "http_stream_parser.hpp"
+
+#include <array>
+#include <cstring>
+
+namespace doppel::plugins::raw {
+namespace {
+
+constexpr std::array<std::string_view, 33> kMethods = {
+    "GET",    "POST",     "PUT",      "DELETE",    "HEAD",       "OPTIONS",  "PATCH", "CONNECT", "TRACE",
+    "PURGE",  "PROPFIND", "PROPPATCH", "MKCOL",    "COPY",       "MOVE",     "LOCK",  "UNLOCK",  "SEARCH",
+    "REPORT", "MERGE",    "NOTIFY",   "SUBSCRIBE", "UNSUBSCRIBE", "MKCALENDAR", "LINK", "UNLINK", "SOURCE",
+    "BIND",   "REBIND",   "UNBIND",   "ACL",       "QUERY",      "M-SEARCH"};
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// A request line "METHOD SP target SP HTTP/1.x CRLF" anywhere in `s` (a body before it need
+// not end with a newline). Anchored on " HTTP/1.", which is rare in bodies and cheap to find.
+std::size_t find_request_line(std::string_view s) {
+  std::size_t from = 0;
+  for (std::size_t k; (k = s.find(" HTTP/1.", from)) != std::string_view::npos; from = k + 1) {
+    if (k + 10 > s.size()) break;
+    if (!is_digit(s[k + 8]) || (s[k + 9] != '\r' && s[k + 9] != '\n')) continue;
+    if (k == 0) continue;
+    std::size_t space = s.rfind(' ', k - 1);
+    if (space == std::string_view::npos || space + 1 == k || space == 0) continue;
+    std::string_view target = s.substr(space + 1, k - space - 1);
+    if (target.find_first_of("\r\n\t") != std::string_view::npos) continue;
+    for (auto method : kMethods)
+      if (method.size() <= space && s.substr(space - method.size(), method.size()) == method)
+        return space - method.size();
+  }
+  return std::string_view::npos;
+}
+
+// A status line "HTTP/1.x NNN" anywhere in `s`.
+std::size_t find_status_line(std::string_view s) {
+  std::size_t from = 0;
+  for (std::size_t k; (k = s.find("HTTP/1.", from)) != std::string_view::npos; from = k + 1) {
+    if (k + 12 > s.size()) break;
+    if (is_digit(s[k + 7]) && s[k + 8] == ' ' && is_digit(s[k + 9]) && is_digit(s[k + 10]) && is_digit(s[k + 11]))
+      return k;
+  }
+  return std::string_view::npos;
+}
+
+constexpr std::size_t kMaxCarry = 8192;  // a start line cut by a packet boundary
+const char kZeros[16384] = {};
+
+}  // namespace
+
+std::size_t find_message_start(HttpStreamParser::Side side, std::string_view bytes) {
+  return side == HttpStreamParser::Side::request ? find_request_line(bytes) : find_status_line(bytes);
+}
+
+HttpStreamParser::HttpStreamParser(Side side, HttpMessageListener& listener, bool in_sync, bool keep_bytes,
+                                   std::size_t max_message_size)
+    : side_(side),
+      listener_(listener),
+      keep_bytes_(keep_bytes),
+      max_message_size_(max_message_size),
+      state_(in_sync ? State::parsing : State::seeking),
+      skip_unreported_(!in_sync) {
+  llhttp_settings_init(&settings_);
+  settings_.on_headers_complete = &on_headers_complete_cb;
+  settings_.on_message_complete = &on_message_complete_cb;
+  restart_parser();
+}
+
+HttpStreamParser::~HttpStreamParser() = default;
+
+void HttpStreamParser::restart_parser() {
+  llhttp_init(&parser_, side_ == Side::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+  parser_.data = this;
+  // We observe traffic the endpoints already accepted: be as lenient as they were, except
+  // where framing would become ambiguous (chunked + Content-Length stays strict).
+  llhttp_set_lenient_headers(&parser_, 1);
+  llhttp_set_lenient_keep_alive(&parser_, 1);
+  in_message_ = in_body_ = switching_ = false;
+}
+
+int HttpStreamParser::on_headers_complete_cb(llhttp_t* parser) {
+  auto* self = static_cast<HttpStreamParser*>(parser->data);
+  self->message_.status = parser->status_code;
+  self->message_.method = parser->method;
+  self->in_body_ = true;
+  int answer = self->listener_.on_headers(*self, parser->status_code, parser->method);
+  if (answer == 2) self->switching_ = true;
+  return answer;
+}
+
+int HttpStreamParser::on_message_complete_cb(llhttp_t* parser) {
+  auto* self = static_cast<HttpStreamParser*>(parser->data);
+  if (self->finishing_) {
+    self->completed_by_finish_ = true;
+    return 0;
+  }
+  // A protocol switch pauses by itself right after this callback.
+  if (parser->upgrade || self->switching_) return 0;
+  return HPE_PAUSED;
+}
+
+void HttpStreamParser::feed(std::string_view bytes, std::int64_t ts) {
+  switch (state_) {
+    case State::parsing:
+      parse(bytes.data(), bytes.size(), ts);
+      break;
+    case State::seeking:
+      seek(bytes, ts);
+      break;
+    case State::upgraded:
+      if (held_.size() + bytes.size() <= max_message_size_) {
+        if (held_.empty()) held_ts_ = ts;
+        held_.append(bytes);
+      } else {
+        held_lost_ = true;
+      }
+      break;
+    case State::stopped:
+      break;
+  }
+}
+
+void HttpStreamParser::seek(std::string_view bytes, std::int64_t ts) {
+  std::string joined;
+  std::string_view data = bytes;
+  if (!carry_.empty()) {
+    joined = std::move(carry_);
+    joined.append(bytes);
+    data = joined;
+  }
+  carry_.clear();
+  std::size_t start = find_message_start(side_, data);
+  if (start != std::string_view::npos) {
+    skipped_bytes_ += start;
+    skipped_since_sync_ += start;
+    if (skip_unreported_ && skipped_since_sync_ > 0) listener_.on_unreported_skip(*this, skipped_since_sync_);
+    skipped_since_sync_ = 0;
+    skip_unreported_ = false;
+    restart_parser();
+    state_ = State::parsing;
+    parse(data.data() + start, data.size() - start, ts);
+    return;
+  }
+  // The start of a message may straddle this packet and the next: keep the tail.
+  std::size_t keep = data.size() < kMaxCarry ? data.size() : kMaxCarry;
+  skipped_bytes_ += data.size() - keep;
+  skipped_since_sync_ += data.size() - keep;
+  carry_.assign(data.substr(data.size() - keep));
+}
+
+void HttpStreamParser::append(const char* begin, const char* end, std::int64_t ts) {
+  if (begin == end) return;
+  message_.last_byte_ns = ts;
+  if (!keep_bytes_ || message_.too_large) return;
+  auto n = static_cast<std::size_t>(end - begin);
+  if (message_.bytes.size() + n > max_message_size_) {
+    message_.too_large = true;
+    std::string().swap(message_.bytes);  // bounded memory: the rest of it is only framed
+    return;
+  }
+  message_.bytes.append(begin, n);
+}
+
+void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts) {
+  const char* end = p + size;
+  while (p < end && state_ == State::parsing) {
+    if (!in_message_) {
+      while (p < end && (*p == '\r' || *p == '\n')) ++p;  // tolerated between messages
+      if (p == end) break;
+      in_message_ = true;
+      in_body_ = false;
+      message_ = ParsedMessage{};
+      message_.first_byte_ns = message_.last_byte_ns = ts;
+      listener_.on_message_begin(*this, ts);
+    }
+    llhttp_errno_t err = llhttp_execute(&parser_, p, static_cast<std::size_t>(end - p));
+    if (err == HPE_OK) {
+      append(p, end, ts);
+      return;
+    }
+    const char* pos = llhttp_get_error_pos(&parser_);
+    if (pos == nullptr || pos < p || pos > end) pos = err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE ? end : p;
+    if (err == HPE_PAUSED) {
+      append(p, pos, ts);
+      llhttp_resume(&parser_);
+      complete(ts);
+      p = pos;
+      continue;
+    }
+    if (err == HPE_PAUSED_UPGRADE) {
+      append(p, pos, ts);
+      if (in_message_) complete(ts);
+      if (state_ != State::parsing) return;  // the listener already stopped this stream
+      state_ = State::upgraded;
+      held_.assign(pos, end);
+      held_ts_ = ts;
+      listener_.on_upgrade(*this);
+      return;
+    }
+    // Not HTTP (any more): drop what was gathered and look for the next message start.
+    ++parse_errors_;
+    skip_unreported_ = !in_message_;
+    skipped_since_sync_ = 0;
+    abandon("parse_error", ts);
+    state_ = State::seeking;
+    const char* resume = pos > p ? pos : p + 1;
+    seek(std::string_view(resume, static_cast<std::size_t>(end - resume)), ts);
+    return;
+  }
+}
+
+void HttpStreamParser::complete(std::int64_t ts) {
+  in_message_ = in_body_ = switching_ = false;
+  (void)ts;
+  listener_.on_message(*this, std::move(message_));
+  message_ = ParsedMessage{};
+}
+
+void HttpStreamParser::abandon(std::string_view reason, std::int64_t ts) {
+  if (!in_message_) return;
+  in_message_ = in_body_ = switching_ = false;
+  message_.incomplete_reason = reason;
+  if (message_.last_byte_ns == 0) message_.last_byte_ns = ts;
+  listener_.on_message(*this, std::move(message_));
+  message_ = ParsedMessage{};
+}
+
+void HttpStreamParser::hole(std::uint64_t length, std::string_view reason, std::int64_t ts) {
+  if (state_ == State::stopped) return;
+  if (state_ == State::upgraded) {
+    held_lost_ = true;
+    return;
+  }
+  if (state_ == State::parsing && in_message_ && in_body_ && !(parser_.flags & F_CHUNKED) &&
+      ((parser_.flags & F_CONTENT_LENGTH) ? parser_.content_length >= length : llhttp_message_needs_eof(&parser_))) {
+    // The hole is inside a body of known framing: step over it and keep the stream in sync.
+    message_.incomplete_reason = reason;
+    while (length > 0 && state_ == State::parsing) {
+      std::size_t n = length < sizeof kZeros ? static_cast<std::size_t>(length) : sizeof kZeros;
+      llhttp_errno_t err = llhttp_execute(&parser_, kZeros, n);
+      length -= n;
+      if (err == HPE_PAUSED) {
+        llhttp_resume(&parser_);
+        complete(ts);
+      } else if (err != HPE_OK) {
+        abandon(reason, ts);
+        break;
+      }
+    }
+    if (length == 0 && state_ == State::parsing && !parse_failed()) return;
+  }
+  if (state_ == State::parsing) {
+    skip_unreported_ = !in_message_;
+    skipped_since_sync_ = 0;
+  }
+  abandon(reason, ts);
+  if (state_ == State::parsing || state_ == State::seeking) {
+    state_ = State::seeking;
+    carry_.clear();
+  }
+}
+
+bool HttpStreamParser::parse_failed() const {
+  llhttp_errno_t err = llhttp_get_errno(&parser_);
+  return err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE;
+}
+
+void HttpStreamParser::end(std::int64_t ts, std::string_view reason_if_cut) {
+  if (state_ == State::parsing && in_message_) {
+    finishing_ = true;
+    completed_by_finish_ = false;
+    llhttp_errno_t err = llhttp_finish(&parser_);
+    finishing_ = false;
+    if (err == HPE_OK && completed_by_finish_) complete(ts);
+    else abandon(reason_if_cut, ts);
+  }
+  state_ = State::stopped;
+  carry_.clear();
+  held_.clear();
+}
+
+void HttpStreamParser::stop() {
+  abandon("upgraded", 0);
+  state_ = State::stopped;
+  held_.clear();
+  carry_.clear();
+}
+
+void HttpStreamParser::resume_after_refused_upgrade(std::int64_t ts) {
+  if (state_ != State::upgraded) return;
+  std::string held = std::move(held_);
+  held_.clear();
+  if (held_lost_) {
+    held_lost_ = false;
+    state_ = State::seeking;
+    return;
+  }
+  llhttp_resume_after_upgrade(&parser_);
+  state_ = State::parsing;
+  in_message_ = in_body_ = switching_ = false;
+  if (!held.empty()) parse(held.data(), held.size(), held_ts_ ? held_ts_ : ts);
+}
+
+}  // namespace doppel::plugins::raw

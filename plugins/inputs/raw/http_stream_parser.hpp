@@ -1,0 +1,114 @@
+#pragma once
+// HTTP/1.x message boundaries in one direction of a TCP connection, found by llhttp. The
+// parser slices the stream into messages exactly as they were on the wire, resynchronises at
+// the next message start after a hole or garbage, and asks its listener the few things only
+// the connection knows (was the request a HEAD? did the protocol switch?).
+#include <llhttp.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace doppel::plugins::raw {
+
+struct ParsedMessage {
+  std::string bytes;                  // as on the wire (bytes of holes left out)
+  std::int64_t first_byte_ns = 0;
+  std::int64_t last_byte_ns = 0;
+  std::string_view incomplete_reason; // "" when every byte was seen and parsed
+  int status = 0;                     // responses
+  std::uint8_t method = 0;            // requests: llhttp_method
+  bool too_large = false;             // bytes beyond max_message_size were not kept
+};
+
+class HttpStreamParser;
+
+class HttpMessageListener {
+ public:
+  virtual ~HttpMessageListener() = default;
+  // A message's first byte was seen (requests: the connection queues it for pairing).
+  virtual void on_message_begin(HttpStreamParser& parser, std::int64_t timestamp_ns) = 0;
+  // Headers parsed. For responses, return what the body looks like given the request:
+  //   0 normal, 1 no body (answer to HEAD), 2 no body and the protocol switches (CONNECT 2xx).
+  virtual int on_headers(HttpStreamParser& parser, int status, std::uint8_t method) = 0;
+  // A message is complete, or was abandoned (incomplete_reason says why).
+  virtual void on_message(HttpStreamParser& parser, ParsedMessage&& message) = 0;
+  // The parser found a message start after passing over `skipped` bytes of a message it never
+  // reported (mid-stream start, a hole between messages): that message's answer will come.
+  virtual void on_unreported_skip(HttpStreamParser& parser, std::uint64_t skipped) = 0;
+  // The stream stopped being HTTP/1.x after the last message (Upgrade, CONNECT).
+  virtual void on_upgrade(HttpStreamParser& parser) = 0;
+};
+
+class HttpStreamParser {
+ public:
+  enum class Side { request, response };
+  enum class State {
+    seeking,   // looking for the start of a message (mid-stream start, after a hole or an error)
+    parsing,   // in sync with the message framing
+    upgraded,  // a request asked to switch protocols: bytes are held until the answer is known
+    stopped,   // no longer HTTP/1.x: bytes are ignored
+  };
+
+  // `in_sync`: the stream is known to start at a message (its SYN was seen).
+  HttpStreamParser(Side side, HttpMessageListener& listener, bool in_sync, bool keep_bytes,
+                   std::size_t max_message_size);
+  ~HttpStreamParser();
+  HttpStreamParser(const HttpStreamParser&) = delete;
+  HttpStreamParser& operator=(const HttpStreamParser&) = delete;
+
+  void feed(std::string_view bytes, std::int64_t timestamp_ns);
+  // `length` bytes that will never be seen, because of `reason` ("gap", "truncated").
+  void hole(std::uint64_t length, std::string_view reason, std::int64_t timestamp_ns);
+  // The sender closed: completes a close-delimited message; a message cut short is abandoned.
+  void end(std::int64_t timestamp_ns, std::string_view reason_if_cut);
+  // After `upgraded`: the switch happened (stop) or was refused (parse the held bytes).
+  void stop();
+  void resume_after_refused_upgrade(std::int64_t timestamp_ns);
+
+  Side side() const { return side_; }
+  State state() const { return state_; }
+  bool in_message() const { return in_message_; }
+  std::uint64_t parse_errors() const { return parse_errors_; }
+  std::uint64_t skipped_bytes() const { return skipped_bytes_; }  // passed over while seeking
+
+ private:
+  static int on_headers_complete_cb(llhttp_t* parser);
+  static int on_message_complete_cb(llhttp_t* parser);
+
+  void parse(const char* data, std::size_t size, std::int64_t ts);
+  void seek(std::string_view bytes, std::int64_t ts);
+  void append(const char* begin, const char* end, std::int64_t ts);
+  void complete(std::int64_t ts);
+  void abandon(std::string_view reason, std::int64_t ts);
+  void restart_parser();
+  bool parse_failed() const;
+
+  Side side_;
+  HttpMessageListener& listener_;
+  bool keep_bytes_;
+  std::size_t max_message_size_;
+  State state_;
+  llhttp_t parser_;
+  llhttp_settings_t settings_;
+  bool in_message_ = false;
+  bool in_body_ = false;
+  bool finishing_ = false;
+  bool completed_by_finish_ = false;
+  bool switching_ = false;      // the listener said the protocol switches after this response
+  bool held_lost_ = false;      // upgraded: held bytes overflowed or had a hole
+  std::uint64_t skipped_bytes_ = 0;
+  std::uint64_t skipped_since_sync_ = 0;
+  bool skip_unreported_ = false;  // seeking began without a message being reported as abandoned
+  ParsedMessage message_;
+  std::string carry_;  // seeking: the tail of the last chunk (a message start may straddle two)
+  std::string held_;   // upgraded: bytes after the upgrade request, until the answer is known
+  std::int64_t held_ts_ = 0;
+  std::uint64_t parse_errors_ = 0;
+};
+
+// Where the first complete request line (or status line) in `bytes` starts;
+// npos when there is none. Used to tell client from server when a connection's SYN was not seen.
+std::size_t find_message_start(HttpStreamParser::Side side, std::string_view bytes);
+
+}  // namespace doppel::plugins::raw

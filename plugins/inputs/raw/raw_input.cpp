@@ -1,0 +1,198 @@
+#include "raw_input.hpp"
+
+#include <pcap/pcap.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace doppel::plugins::raw {
+namespace {
+
+struct DispatchState {
+  CaptureSession* session;
+  int link_type;
+  std::int64_t last_ts = 0;
+};
+
+void on_packet(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
+  auto* state = reinterpret_cast<DispatchState*>(user);
+  // Opened with nanosecond precision: tv_usec holds nanoseconds.
+  std::int64_t ts = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 + header->ts.tv_usec;
+  state->last_ts = ts;
+  state->session->add_frame(state->link_type, bytes, header->caplen, header->len, ts);
+}
+
+}  // namespace
+
+std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host) {
+  std::string filter = "tcp";
+  if (!ports.empty()) {
+    filter += " and (";
+    for (std::size_t i = 0; i < ports.size(); ++i) filter += (i ? " or port " : "port ") + std::to_string(ports[i]);
+    filter += ")";
+  }
+  if (!host.empty()) filter += " and host " + host;
+  return filter;
+}
+
+std::optional<KindSet> RawInput::produces() const {
+  return config_.capture.track_response ? KindSet{Kind::request, Kind::response} : KindSet{Kind::request};
+}
+
+OverflowPolicy RawInput::overflow_policy() const {
+  // A live capture never waits for a slow stage (the kernel would drop instead, unseen);
+  // a file can wait.
+  return config_.file.empty() ? OverflowPolicy::drop : OverflowPolicy::block;
+}
+
+void RawInput::run(std::stop_token stop) {
+  char error[PCAP_ERRBUF_SIZE] = {};
+  bool live = config_.file.empty();
+  pcap_t* handle = nullptr;
+  if (!live) {
+    handle = pcap_open_offline_with_tstamp_precision(config_.file.c_str(), PCAP_TSTAMP_PRECISION_NANO, error);
+  } else {
+    handle = pcap_create(config_.interface.c_str(), error);
+    if (handle != nullptr) {
+      pcap_set_snaplen(handle, config_.snaplen);
+      pcap_set_promisc(handle, config_.promiscuous ? 1 : 0);
+      pcap_set_timeout(handle, 100);
+      pcap_set_immediate_mode(handle, config_.immediate ? 1 : 0);
+      pcap_set_buffer_size(handle, static_cast<int>(config_.buffer_size));
+      pcap_set_tstamp_precision(handle, PCAP_TSTAMP_PRECISION_NANO);
+      int status = pcap_activate(handle);
+      if (status < 0) {
+        context().log().error("raw: cannot capture on \"{}\": {}", config_.interface, pcap_geterr(handle));
+        context().fail("capture_error");
+        pcap_close(handle);
+        return;
+      }
+      if (status > 0) context().log().warn("raw: {}: {}", config_.interface, pcap_statustostr(status));
+    }
+  }
+  if (handle == nullptr) {
+    context().log().error("raw: cannot open {}: {}", live ? config_.interface : config_.file, error);
+    context().fail("capture_error");
+    return;
+  }
+  int link_type = pcap_datalink(handle);
+  if (!link_type_supported(link_type)) {
+    context().log().error("raw: link type {} ({}) is not supported", pcap_datalink_val_to_name(link_type),
+                          link_type);
+    context().fail("capture_error");
+    pcap_close(handle);
+    return;
+  }
+  // On Ethernet, a generated filter also matches 802.1Q-tagged frames (BPF offsets shift after `vlan`).
+  if (config_.filter_generated && link_type == DLT_EN10MB)
+    config_.filter = "(" + config_.filter + ") or (vlan and " + config_.filter + ")";
+  bpf_program program{};
+  if (pcap_compile(handle, &program, config_.filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0 ||
+      pcap_setfilter(handle, &program) != 0) {
+    context().log().error("raw: filter \"{}\": {}", config_.filter, pcap_geterr(handle));
+    context().fail("capture_error");
+    pcap_freecode(&program);
+    pcap_close(handle);
+    return;
+  }
+  pcap_freecode(&program);
+  context().log().info("raw: capturing {} ({}), filter \"{}\"", live ? config_.interface : config_.file,
+                       pcap_datalink_val_to_name(link_type), config_.filter);
+
+  std::string stage = context().stage_name();
+  CaptureSession session(config_.capture, [this, &stage](Message&& message) {
+    message.meta.stage = stage;
+    context().emit(share(std::move(message)));
+  });
+  DispatchState state{&session, link_type};
+  auto last_publish = std::chrono::steady_clock::now();
+  auto every_second = [&] {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_publish < std::chrono::seconds(1)) return;
+    last_publish = now;
+    if (live) {
+      session.advance(now_ns());
+      publish_pcap_stats(handle);
+    }
+    publish(session.stats());
+  };
+
+  if (live) {
+    pcap_setnonblock(handle, 1, error);
+    int fd = pcap_get_selectable_fd(handle);
+    while (!stop.stop_requested() && !context().stopping()) {
+      pollfd p{fd, POLLIN, 0};
+      ::poll(&p, 1, 100);  // bounded wait: stop is noticed within 100 ms
+      int n = pcap_dispatch(handle, -1, &on_packet, reinterpret_cast<u_char*>(&state));
+      if (n < 0) {
+        context().log().error("raw: capture on \"{}\" failed: {}", config_.interface, pcap_geterr(handle));
+        context().fail("capture_error");
+        break;
+      }
+      every_second();
+    }
+    publish_pcap_stats(handle);
+    session.finish(now_ns());
+  } else {
+    while (!stop.stop_requested() && !context().stopping()) {
+      int n = pcap_dispatch(handle, 4096, &on_packet, reinterpret_cast<u_char*>(&state));
+      if (n == 0) break;  // end of file
+      if (n < 0) {
+        context().log().error("raw: reading {} failed: {}", config_.file, pcap_geterr(handle));
+        context().fail("capture_error");
+        break;
+      }
+      every_second();
+    }
+    session.finish(state.last_ts);
+  }
+  publish(session.stats());
+  pcap_close(handle);
+}
+
+void RawInput::publish_pcap_stats(void* raw_handle) {
+  auto* handle = static_cast<pcap_t*>(raw_handle);
+  pcap_stat stats{};
+  if (pcap_stats(handle, &stats) != 0) return;
+  if (stats.ps_drop > kernel_drops_) context().drop("kernel", stats.ps_drop - kernel_drops_);
+  if (stats.ps_ifdrop > interface_drops_) context().drop("interface", stats.ps_ifdrop - interface_drops_);
+  kernel_drops_ = stats.ps_drop;
+  interface_drops_ = stats.ps_ifdrop;
+}
+
+void RawInput::publish(const CaptureStats& now) {
+  CaptureStats& was = published_;
+  auto add = [this](std::string_view name, std::uint64_t current, std::uint64_t& previous) {
+    if (current > previous) context().counter(name).add(current - previous);
+    previous = current;
+  };
+  add("packets", now.packets, was.packets);
+  add("bytes", now.bytes, was.bytes);
+  add("packets.not_tcp", now.packets_not_tcp, was.packets_not_tcp);
+  add("packets.fragment", now.packets_fragment, was.packets_fragment);
+  add("packets.truncated", now.packets_truncated, was.packets_truncated);
+  add("packets.malformed", now.packets_malformed, was.packets_malformed);
+  add("requests", now.requests, was.requests);
+  add("responses", now.responses, was.responses);
+  add("responses.interim", now.interim_responses, was.interim_responses);
+  add("responses.missing", now.responses_missing, was.responses_missing);
+  add("messages.incomplete", now.incomplete_emitted, was.incomplete_emitted);
+  add("connections", now.reassembly.connections_opened, was.reassembly.connections_opened);
+  add("connections.midstream", now.reassembly.connections_midstream, was.reassembly.connections_midstream);
+  add("connections.expired", now.reassembly.connections_expired, was.reassembly.connections_expired);
+  add("connections.upgraded", now.upgrades, was.upgrades);
+  add("segments.duplicate", now.reassembly.duplicate_segments, was.reassembly.duplicate_segments);
+  add("segments.over_budget", now.reassembly.segments_over_budget, was.reassembly.segments_over_budget);
+  add("bytes.overlap", now.reassembly.overlapping_bytes, was.reassembly.overlapping_bytes);
+  add("bytes.gap", now.reassembly.gap_bytes, was.reassembly.gap_bytes);
+  add("bytes.truncated", now.reassembly.truncated_bytes, was.reassembly.truncated_bytes);
+  for (std::size_t i = 0; i < kDropReasonCount; ++i) {
+    if (now.dropped[i] > was.dropped[i])
+      context().drop(drop_reason_name(static_cast<DropReason>(i)), now.dropped[i] - was.dropped[i]);
+    was.dropped[i] = now.dropped[i];
+  }
+  context().gauge("buffer.bytes").set(static_cast<std::int64_t>(now.reassembly.buffered_bytes));
+}
+
+}  // namespace doppel::plugins::raw

@@ -1,0 +1,43 @@
+#pragma once
+// Plugin `raw`: libpcap capture (live interface or pcap/pcapng file) feeding a CaptureSession.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "capture_session.hpp"
+#include "doppel/stage.hpp"
+
+namespace doppel::plugins::raw {
+
+struct RawInputConfig {
+  std::string interface;  // live capture; empty when reading `file`
+  std::string file;
+  std::string filter;     // BPF, generated from port/ports/host unless `bpf` was given
+  bool filter_generated = true;
+  int snaplen = 262144;
+  std::uint64_t buffer_size = std::uint64_t{32} << 20;
+  bool promiscuous = false;
+  bool immediate = true;
+  CaptureConfig capture;
+};
+
+class RawInput : public Stage {
+ public:
+  explicit RawInput(RawInputConfig config) : config_(std::move(config)) {}
+  void run(std::stop_token stop) override;
+  std::optional<KindSet> produces() const override;
+  OverflowPolicy overflow_policy() const override;
+
+ private:
+  void publish(const CaptureStats& now);
+  void publish_pcap_stats(void* handle);
+
+  RawInputConfig config_;
+  CaptureStats published_;
+  std::uint64_t kernel_drops_ = 0, interface_drops_ = 0;
+};
+
+// The BPF program for `tcp`, ports and host, e.g. "tcp and (port 80 or port 8080) and host 10.0.0.1".
+std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host);
+
+}  // namespace doppel::plugins::raw

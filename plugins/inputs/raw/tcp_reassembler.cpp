@@ -1,0 +1,357 @@
+#include "tcp_reassembler.hpp"
+
+#include <cstring>
+#include <vector>
+
+namespace doppel::plugins::raw {
+namespace {
+
+// Offsets are 64-bit positions in a direction's stream; they start high so that a segment
+// slightly before the first one seen never goes below zero.
+constexpr std::uint64_t kInitialOffset = std::uint64_t{1} << 40;
+
+struct Pending {
+  std::string bytes;
+  std::uint32_t missing = 0;  // bytes after `bytes` cut off by snaplen
+  std::int64_t ts = 0;
+  std::uint64_t end(std::uint64_t begin) const { return begin + bytes.size() + missing; }
+};
+
+bool endpoint_less(const IpAddress& a, std::uint16_t pa, const IpAddress& b, std::uint16_t pb) {
+  if (a.family != b.family) return a.family < b.family;
+  int c = std::memcmp(a.bytes, b.bytes, 16);
+  if (c != 0) return c < 0;
+  return pa < pb;
+}
+
+}  // namespace
+
+struct TcpReassembler::Flow {
+  struct Direction {
+    bool synced = false;
+    bool syn_seen = false;
+    bool fin_seen = false;
+    bool ended = false;
+    std::uint32_t isn = 0;
+    std::uint32_t next_seq = 0;
+    std::uint64_t next_offset = kInitialOffset;
+    std::uint64_t fin_offset = 0;
+    std::map<std::uint64_t, Pending> pending;  // out-of-order segments by offset
+    std::size_t pending_bytes = 0;
+
+    std::uint64_t offset_of(std::uint32_t seq) const {
+      return next_offset + static_cast<std::int64_t>(static_cast<std::int32_t>(seq - next_seq));
+    }
+    void advance_to(std::uint64_t offset) {
+      next_seq += static_cast<std::uint32_t>(offset - next_offset);
+      next_offset = offset;
+    }
+  };
+  TcpConnection connection;
+  Direction direction[2];
+  std::int64_t last_seen_ns = 0;
+  bool closed = false;
+  std::int64_t closed_at_ns = 0;
+};
+
+bool TcpReassembler::FlowKey::operator==(const FlowKey& o) const {
+  return port_a == o.port_a && port_b == o.port_b && a == o.a && b == o.b;
+}
+
+std::size_t TcpReassembler::FlowKeyHash::operator()(const FlowKey& k) const {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* data, std::size_t n) {
+    auto* p = static_cast<const std::uint8_t*>(data);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  };
+  std::size_t n = k.a.family == 4 ? 4 : 16;
+  mix(k.a.bytes, n);
+  mix(k.b.bytes, n);
+  mix(&k.port_a, 2);
+  mix(&k.port_b, 2);
+  return static_cast<std::size_t>(h);
+}
+
+TcpReassembler::TcpReassembler(ReassemblyLimits limits, StreamConsumer& consumer)
+    : limits_(limits), consumer_(consumer) {}
+
+TcpReassembler::~TcpReassembler() = default;
+
+void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
+  if (ts - last_sweep_ns_ >= 1'000'000'000 || ts < last_sweep_ns_) sweep(ts);
+
+  FlowKey key;
+  bool forward = endpoint_less(seg.source, seg.source_port, seg.destination, seg.destination_port);
+  key.a = forward ? seg.source : seg.destination;
+  key.b = forward ? seg.destination : seg.source;
+  key.port_a = forward ? seg.source_port : seg.destination_port;
+  key.port_b = forward ? seg.destination_port : seg.source_port;
+
+  bool syn = (seg.flags & tcp_flag::syn) != 0;
+  bool fin = (seg.flags & tcp_flag::fin) != 0;
+  bool rst = (seg.flags & tcp_flag::rst) != 0;
+  std::size_t length = seg.payload.size() + seg.missing;
+
+  auto it = flows_.find(key);
+  if (it != flows_.end()) {
+    Flow& existing = *it->second;
+    int d = existing.connection.address[0] == seg.source && existing.connection.port[0] == seg.source_port ? 0 : 1;
+    bool new_connection = syn && !(seg.flags & tcp_flag::ack) &&
+                          (existing.closed || !existing.direction[d].syn_seen || existing.direction[d].isn != seg.seq);
+    if (new_connection) {  // the 4-tuple is reused by a new connection
+      if (!existing.closed) close(existing, CloseReason::closed, ts);
+      flows_.erase(it);
+      it = flows_.end();
+    } else if (existing.closed) {
+      // Late retransmissions and ACKs of a finished connection.
+      if (length > 0) ++stats_.duplicate_segments;
+      return;
+    }
+  }
+  if (it == flows_.end()) {
+    if (rst || (!syn && length == 0)) return;  // nothing to start a connection with
+    if (flows_.size() >= limits_.max_connections) {
+      sweep(ts);
+      if (flows_.size() >= limits_.max_connections) {
+        ++stats_.connections_refused;
+        return;
+      }
+    }
+    auto flow = std::make_unique<Flow>();
+    flow->connection.id = next_connection_id_++;
+    flow->connection.address[0] = seg.source;
+    flow->connection.address[1] = seg.destination;
+    flow->connection.port[0] = seg.source_port;
+    flow->connection.port[1] = seg.destination_port;
+    if (syn) flow->connection.client = (seg.flags & tcp_flag::ack) ? 1 : 0;
+    else ++stats_.connections_midstream;
+    ++stats_.connections_opened;
+    it = flows_.emplace(key, std::move(flow)).first;
+    consumer_.on_open(it->second->connection);
+  }
+
+  Flow& flow = *it->second;
+  flow.last_seen_ns = ts;
+  int d = flow.connection.address[0] == seg.source && flow.connection.port[0] == seg.source_port ? 0 : 1;
+  Flow::Direction& dir = flow.direction[d];
+
+  if (rst) {
+    close(flow, CloseReason::reset, ts);
+    return;
+  }
+  if (syn) {
+    if (dir.syn_seen && seg.seq == dir.isn && length == 0) {
+      ++stats_.duplicate_segments;
+      return;
+    }
+    if (!dir.synced) {
+      dir.synced = dir.syn_seen = true;
+      dir.isn = seg.seq;
+      dir.next_seq = seg.seq + 1;
+    }
+    if (flow.connection.client < 0) flow.connection.client = (seg.flags & tcp_flag::ack) ? 1 - d : d;
+  }
+  std::uint32_t data_seq = syn ? seg.seq + 1 : seg.seq;
+  if (!dir.synced) {
+    if (length == 0 && !fin) return;
+    dir.synced = true;
+    dir.next_seq = data_seq;  // mid-stream: this segment is where the stream starts for us
+  }
+
+  if (length > 0 && !dir.ended) {
+    std::uint64_t begin = dir.offset_of(data_seq);
+    std::uint64_t end = begin + length;
+    if (end <= dir.next_offset) {
+      ++stats_.duplicate_segments;
+    } else if (begin <= dir.next_offset) {
+      deliver(flow, d, begin, seg.payload, seg.missing, ts);
+      drain(flow, d);
+    } else {
+      // Out of order: hold it, within the bounds; past them, give up on the hole before it.
+      if (end - dir.next_offset > limits_.max_connection_buffer) {
+        skip_to_buffered(flow, d, ts);
+        if (dir.offset_of(data_seq) > dir.next_offset && dir.pending.empty()) {
+          // Still too far ahead and nothing held: the bytes up to this segment are lost.
+          std::uint64_t hole = begin - dir.next_offset;
+          stats_.gap_bytes += hole;
+          consumer_.on_hole(flow.connection, d, hole, HoleReason::gap, ts);
+          dir.advance_to(begin);
+        }
+      }
+      begin = dir.offset_of(data_seq);
+      if (begin <= dir.next_offset) {
+        deliver(flow, d, begin, seg.payload, seg.missing, ts);
+        drain(flow, d);
+      } else {
+        while (!dir.pending.empty() && (dir.pending_bytes + seg.payload.size() > limits_.max_connection_buffer ||
+                                        stats_.buffered_bytes + seg.payload.size() > limits_.max_total_buffer))
+          skip_to_buffered(flow, d, ts);
+        begin = dir.offset_of(data_seq);
+        if (begin <= dir.next_offset) {
+          deliver(flow, d, begin, seg.payload, seg.missing, ts);
+          drain(flow, d);
+        } else if (stats_.buffered_bytes + seg.payload.size() > limits_.max_total_buffer) {
+          // Every other connection holds the budget: this segment becomes a hole later.
+          ++stats_.segments_over_budget;  // its bytes show up as a gap when the hole is skipped
+        } else {
+          auto [slot, inserted] = dir.pending.try_emplace(begin);
+          Pending& p = slot->second;
+          if (inserted || seg.payload.size() + seg.missing > p.bytes.size() + p.missing) {
+            dir.pending_bytes -= p.bytes.size();
+            stats_.buffered_bytes -= p.bytes.size();
+            p.bytes.assign(seg.payload);
+            p.missing = seg.missing;
+            p.ts = ts;
+            dir.pending_bytes += p.bytes.size();
+            stats_.buffered_bytes += p.bytes.size();
+          } else {
+            ++stats_.duplicate_segments;
+          }
+        }
+      }
+    }
+  }
+  if (fin && !dir.fin_seen) {
+    dir.fin_seen = true;
+    dir.fin_offset = dir.offset_of(data_seq + static_cast<std::uint32_t>(length));
+  }
+  maybe_end(flow, d, ts);
+  if (flow.direction[0].ended && flow.direction[1].ended) close(flow, CloseReason::closed, ts);
+}
+
+void TcpReassembler::deliver(Flow& flow, int d, std::uint64_t begin, std::string_view bytes, std::uint32_t missing,
+                             std::int64_t ts) {
+  Flow::Direction& dir = flow.direction[d];
+  std::uint64_t overlap = dir.next_offset - begin;  // begin <= next_offset
+  if (overlap > 0) {
+    std::uint64_t from_bytes = overlap < bytes.size() ? overlap : bytes.size();
+    stats_.overlapping_bytes += overlap;
+    bytes.remove_prefix(from_bytes);
+    overlap -= from_bytes;
+    missing -= static_cast<std::uint32_t>(overlap < missing ? overlap : missing);
+  }
+  if (!bytes.empty()) {
+    dir.advance_to(dir.next_offset + bytes.size());
+    consumer_.on_data(flow.connection, d, bytes, ts);
+  }
+  if (missing > 0) {
+    dir.advance_to(dir.next_offset + missing);
+    stats_.truncated_bytes += missing;
+    consumer_.on_hole(flow.connection, d, missing, HoleReason::truncated, ts);
+  }
+}
+
+void TcpReassembler::drain(Flow& flow, int d) {
+  Flow::Direction& dir = flow.direction[d];
+  while (!dir.pending.empty()) {
+    auto first = dir.pending.begin();
+    if (first->first > dir.next_offset) break;
+    Pending p = std::move(first->second);
+    std::uint64_t begin = first->first;
+    dir.pending.erase(first);
+    dir.pending_bytes -= p.bytes.size();
+    stats_.buffered_bytes -= p.bytes.size();
+    if (p.end(begin) <= dir.next_offset) {
+      ++stats_.duplicate_segments;
+      continue;
+    }
+    deliver(flow, d, begin, p.bytes, p.missing, p.ts);
+  }
+}
+
+// Declares the hole before the first held segment lost, and delivers from there.
+void TcpReassembler::skip_to_buffered(Flow& flow, int d, std::int64_t ts) {
+  Flow::Direction& dir = flow.direction[d];
+  if (dir.pending.empty()) return;
+  std::uint64_t begin = dir.pending.begin()->first;
+  if (begin > dir.next_offset) {
+    std::uint64_t hole = begin - dir.next_offset;
+    stats_.gap_bytes += hole;
+    consumer_.on_hole(flow.connection, d, hole, HoleReason::gap, ts);
+    dir.advance_to(begin);
+  }
+  drain(flow, d);
+}
+
+void TcpReassembler::flush_buffered(Flow& flow, int d, std::int64_t ts) {
+  while (!flow.direction[d].pending.empty()) skip_to_buffered(flow, d, ts);
+}
+
+void TcpReassembler::maybe_end(Flow& flow, int d, std::int64_t ts) {
+  Flow::Direction& dir = flow.direction[d];
+  if (dir.fin_seen && !dir.ended && dir.next_offset >= dir.fin_offset) {
+    dir.ended = true;
+    release_buffer(flow, d);
+    consumer_.on_end(flow.connection, d, ts);
+  }
+}
+
+void TcpReassembler::release_buffer(Flow& flow, int d) {
+  Flow::Direction& dir = flow.direction[d];
+  stats_.buffered_bytes -= dir.pending_bytes;
+  dir.pending_bytes = 0;
+  dir.pending.clear();
+}
+
+void TcpReassembler::close(Flow& flow, CloseReason reason, std::int64_t ts) {
+  if (flow.closed) return;
+  for (int d = 0; d < 2; ++d) {
+    Flow::Direction& dir = flow.direction[d];
+    if (dir.ended) continue;
+    // Whatever arrived out of order is still worth parsing; the holes before it are lost.
+    flush_buffered(flow, d, ts);
+    if (dir.fin_seen && dir.next_offset < dir.fin_offset) {
+      std::uint64_t hole = dir.fin_offset - dir.next_offset;
+      stats_.gap_bytes += hole;
+      consumer_.on_hole(flow.connection, d, hole, HoleReason::gap, ts);
+      dir.advance_to(dir.fin_offset);
+    }
+    if (dir.fin_seen) {
+      dir.ended = true;
+      consumer_.on_end(flow.connection, d, ts);
+    }
+  }
+  release_buffer(flow, 0);
+  release_buffer(flow, 1);
+  consumer_.on_close(flow.connection, reason, ts);
+  flow.connection.state.reset();
+  flow.closed = true;
+  flow.closed_at_ns = ts;
+}
+
+void TcpReassembler::sweep(std::int64_t now) {
+  last_sweep_ns_ = now;
+  std::vector<FlowKey> forget;
+  for (auto& [key, flow] : flows_) {
+    if (flow->closed) {
+      if (now - flow->closed_at_ns >= limits_.closed_linger_ns) forget.push_back(key);
+      continue;
+    }
+    if (now - flow->last_seen_ns >= limits_.idle_timeout_ns) {
+      ++stats_.connections_expired;
+      close(*flow, CloseReason::expired, now);
+      forget.push_back(key);
+      continue;
+    }
+    for (int d = 0; d < 2; ++d) {
+      auto& pending = flow->direction[d].pending;
+      if (!pending.empty() && now - pending.begin()->second.ts >= limits_.gap_timeout_ns) {
+        flush_buffered(*flow, d, now);
+        maybe_end(*flow, d, now);
+      }
+    }
+    if (flow->direction[0].ended && flow->direction[1].ended) close(*flow, CloseReason::closed, now);
+  }
+  for (auto& key : forget) flows_.erase(key);
+}
+
+void TcpReassembler::advance(std::int64_t now_ns) {
+  if (now_ns - last_sweep_ns_ >= 1'000'000'000) sweep(now_ns);
+}
+
+void TcpReassembler::close_all(std::int64_t now_ns) {
+  for (auto& [key, flow] : flows_) close(*flow, CloseReason::end_of_capture, now_ns);
+  flows_.clear();
+}
+
+}  // namespace doppel::plugins::raw

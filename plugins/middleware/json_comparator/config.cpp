@@ -1,0 +1,62 @@
+// Plugin `json` (a comparator): options, their parsing into JsonDiffConfig, and registration.
+#include "doppel/plugin.hpp"
+#include "json_comparator.hpp"
+
+namespace doppel::plugins {
+namespace {
+
+json::JsonPathSet parse_paths(const Options& options, std::string_view name) {
+  try {
+    return json::JsonPathSet::parse(options.strings(name));
+  } catch (const json::JsonPathError& e) {
+    options.fail(name, e.what());
+  }
+}
+
+JsonDiffConfig make_config(const Options& options) {
+  JsonDiffConfig config;
+  config.ignore = parse_paths(options, "ignore");
+  config.unordered = parse_paths(options, "unordered");
+  config.tolerance = options.number("tolerance");
+  if (config.tolerance < 0) options.fail("tolerance", "tolerance must be >= 0");
+  auto max_differences = options.integer("max_differences");
+  if (max_differences < 1) options.fail("max_differences", "max_differences must be >= 1");
+  config.max_differences = static_cast<std::size_t>(max_differences);
+  auto max_value = options.integer("max_value_length");
+  if (max_value < 16) options.fail("max_value_length", "max_value_length must be >= 16");
+  config.max_value_bytes = static_cast<std::size_t>(max_value);
+  return config;
+}
+
+PluginDefinition json_comparator_definition() {
+  PluginDefinition def;
+  def.name = "json";
+  def.role = Role::comparator;
+  def.description =
+      "Structural diff of the JSON bodies: changed value, type, missing/extra field, array length and order";
+  def.options = {
+      option("ignore", OptionType::string_list,
+             "Exact paths whose subtrees are not compared: results.trace_id, items[*].ts, meta.*; never a "
+             "substring match (items.id does not ignore items.idempotency_key)")
+          .default_value(Value::array({})),
+      option("unordered", OptionType::string_list,
+             "Paths of arrays compared as multisets (order ignored): results.hint_list, groups[*].members")
+          .default_value(Value::array({})),
+      option("tolerance", OptionType::number, "Numbers within this absolute distance are equal (0: exact)")
+          .default_value(0.0),
+      option("max_differences", OptionType::integer,
+             "Differences reported per exchange; beyond it one \"truncated\" entry says there were more")
+          .default_value(100),
+      option("max_value_length", OptionType::integer, "Bytes of each original/replay value shown in a difference")
+          .default_value(200),
+  };
+  def.create_comparator = [](const Options& options) -> std::unique_ptr<Comparator> {
+    return std::make_unique<JsonComparator>(make_config(options));
+  };
+  return def;
+}
+
+}  // namespace
+}  // namespace doppel::plugins
+
+DOPPEL_PLUGIN(doppel::plugins::json_comparator_definition);

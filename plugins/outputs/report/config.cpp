@@ -1,0 +1,77 @@
+// Plugin `report`: options, their parsing into ReportConfig, and registration.
+#include "doppel/plugin.hpp"
+#include "report_output.hpp"
+
+namespace doppel::plugins {
+namespace {
+
+std::size_t at_least(const Options& o, std::string_view name, std::int64_t min) {
+  auto v = o.integer(name);
+  if (v < min) o.fail(name, "\"" + std::string(name) + "\" must be at least " + std::to_string(min));
+  return static_cast<std::size_t>(v);
+}
+
+PluginDefinition report_definition() {
+  PluginDefinition def;
+  def.name = "report";
+  def.role = Role::output;
+  def.description =
+      "Writes verdicts as JSONL and a self-contained HTML report, prints a summary table at exit, and "
+      "fails the run when a fail_if goal is missed";
+  def.accepts = KindSet{Kind::verdict};
+  def.options = {
+      option("jsonl", OptionType::string, "File receiving one verdict per line (JSON); empty: none").default_value(""),
+      option("html", OptionType::string,
+             "Self-contained HTML report (no network needed to open it), rewritten at every flush; empty: none")
+          .default_value(""),
+      option("summary", OptionType::boolean, "Print a per-endpoint summary table to stderr at exit")
+          .default_value(true),
+      option("title", OptionType::string, "Title of the HTML report and the summary").default_value("doppel report"),
+      option("fail_if", OptionType::string_list,
+             "Conditions that fail the run (exit code 3), e.g. \"mismatch_rate > 1%\", \"p95_latency_ratio > 1.5\"; "
+             "metrics: " + std::string(kGoalMetrics))
+          .default_value(Value::array({})),
+      option("samples_per_path", OptionType::integer, "Sample exchanges kept per endpoint x difference path")
+          .default_value(5),
+      option("top_paths", OptionType::integer, "Differing paths listed in the HTML report, most frequent first")
+          .default_value(50),
+      option("max_endpoints", OptionType::integer, "Endpoints tracked; more are counted as \"(other endpoints)\"")
+          .default_value(1000),
+      option("max_paths", OptionType::integer, "Endpoint x path aggregates tracked in all").default_value(10000),
+      option("latency_samples", OptionType::integer,
+             "Latencies kept per endpoint and side for percentiles (reservoir sampling; 5x that overall)")
+          .default_value(20000),
+      option("sample_limit", OptionType::size, "Bytes of each sample exchange text kept").default_value("16KiB"),
+  };
+  def.metrics = {
+      {"dropped.not_a_verdict", "messages that are not verdicts"},
+      {"failed.invalid_verdict", "verdict payloads that are not valid verdict JSON"},
+      {"failed.html_unwritable", "the HTML report could not be written"},
+  };
+  def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
+    ReportConfig config;
+    config.jsonl = options.string("jsonl");
+    config.html = options.string("html");
+    config.summary = options.boolean("summary");
+    config.title = options.string("title");
+    for (const auto& text : options.strings("fail_if")) {
+      std::string error;
+      auto goal = parse_goal(text, error);
+      if (!goal) options.fail("fail_if", error);
+      config.fail_if.push_back(std::move(*goal));
+    }
+    config.limits.samples_per_path = at_least(options, "samples_per_path", 0);
+    config.top_paths = at_least(options, "top_paths", 1);
+    config.limits.max_endpoints = at_least(options, "max_endpoints", 1);
+    config.limits.max_paths = at_least(options, "max_paths", 1);
+    config.limits.latency_samples = at_least(options, "latency_samples", 1);
+    config.limits.sample_limit = options.size("sample_limit");
+    return std::make_unique<ReportOutput>(std::move(config));
+  };
+  return def;
+}
+
+}  // namespace
+}  // namespace doppel::plugins
+
+DOPPEL_PLUGIN(doppel::plugins::report_definition);

@@ -1,0 +1,522 @@
+// The `raw` input end to end on captures built by the test: every message it emits, exactly.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <regex>
+
+#include "doppel/testing.hpp"
+#include "pcap_builder.hpp"
+
+using namespace doppel;
+using namespace pcap_builder;
+
+namespace {
+
+const Address kClient = Address::v4("192.168.1.10");
+const Address kServer = Address::v4("192.168.1.20");
+constexpr std::int64_t kT0 = 1'700'000'000'000'000'000;  // ns
+constexpr std::int64_t kMs = 1'000'000;
+
+struct Result {
+  std::vector<MessagePtr> messages;
+  std::map<std::string, std::uint64_t> drops;
+  std::map<std::string, std::uint64_t> counters;
+  std::uint64_t failed = 0;
+  std::vector<MessagePtr> of(Kind kind) const {
+    std::vector<MessagePtr> out;
+    for (auto& m : messages)
+      if (m->kind == kind) out.push_back(m);
+    return out;
+  }
+  std::uint64_t drop(const std::string& reason) const {
+    auto it = drops.find(reason);
+    return it == drops.end() ? 0 : it->second;
+  }
+  std::uint64_t counter(const std::string& name) const {
+    auto it = counters.find(name);
+    return it == counters.end() ? 0 : it->second;
+  }
+};
+
+std::string temp_path(const char* suffix) {
+  static std::atomic<int> n{0};
+  return (std::filesystem::temp_directory_path() /
+          ("doppel-raw-" + std::to_string(getpid()) + "-" + std::to_string(n++) + suffix))
+      .string();
+}
+
+Result run_capture(const Capture& capture, Value::Table options = {}, bool pcapng = false) {
+  std::string path = temp_path(pcapng ? ".pcapng" : ".pcap");
+  if (pcapng) capture.write_pcapng(path);
+  else capture.write_pcap(path);
+  options.emplace_back("file", path);
+  Value table = Value(std::move(options));
+  testing::StageHarness h(testing::linked_plugin("raw"), table);
+  h.run();
+  Result r;
+  r.messages = h.emitted();
+  r.drops = h.drops();
+  for (const char* name : {"packets", "requests", "responses", "responses.interim", "responses.missing",
+                           "segments.duplicate", "bytes.overlap", "bytes.gap", "bytes.truncated", "packets.malformed",
+                           "packets.truncated", "packets.not_tcp", "connections", "connections.midstream",
+                           "connections.upgraded", "connections.expired", "messages.incomplete", "packets.fragment"})
+    r.counters[name] = h.counter(name).value();
+  r.failed = h.failed("capture_error");
+  std::filesystem::remove(path);
+  return r;
+}
+
+void add_all(Capture& c, const std::vector<Segment>& segments, std::int64_t& t, std::int64_t step = kMs) {
+  for (auto& s : segments) {
+    c.add(s, t);
+    t += step;
+  }
+}
+
+const std::string kGet = "GET /v2/robot/query?id=1 HTTP/1.1\r\nHost: svc\r\nUser-Agent: t\r\n\r\n";
+const std::string kOk = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
+
+}  // namespace
+
+TEST_CASE("one exchange: exact bytes, one id, timestamps, latency and endpoints") {
+  Capture c;
+  Conversation conv(kClient, 40000, kServer, 16888);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  std::int64_t request_start = t;
+  c.add(conv.client(kGet.substr(0, 20)), t);
+  t += kMs;
+  std::int64_t request_end = t;
+  c.add(conv.client(kGet.substr(20)), t);
+  t += 7 * kMs;
+  std::int64_t response_start = t;
+  c.add(conv.server(kOk), t);
+  t += kMs;
+  add_all(c, {conv.client_fin(), conv.server_fin()}, t);
+
+  Result r = run_capture(c, {{"track_response", true}, {"port", 16888}});
+  REQUIRE(r.messages.size() == 2);
+  auto& req = r.messages[0];
+  auto& resp = r.messages[1];
+  CHECK(req->kind == Kind::request);
+  CHECK(req->payload == kGet);
+  CHECK(resp->kind == Kind::response);
+  CHECK(resp->payload == kOk);
+  CHECK(req->id == resp->id);
+  CHECK(std::regex_match(req->id, std::regex("[0-9a-f]{24}")));
+  CHECK(req->timestamp_ns == request_start);
+  CHECK(resp->timestamp_ns == response_start);
+  CHECK(resp->latency_ns == response_start - request_end);
+  CHECK(req->meta.source.address == "192.168.1.10");
+  CHECK(req->meta.source.port == 40000);
+  CHECK(req->meta.destination.address == "192.168.1.20");
+  CHECK(req->meta.destination.port == 16888);
+  CHECK(resp->meta.source.port == 16888);
+  CHECK(resp->meta.destination.port == 40000);
+  CHECK(req->meta.connection_id == resp->meta.connection_id);
+  CHECK_FALSE(req->meta.incomplete);
+  CHECK(r.drops.empty());
+}
+
+TEST_CASE("without track_response only requests are emitted") {
+  Capture c;
+  Conversation conv(kClient, 40000, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  add_all(c, {conv.client(kGet), conv.server(kOk)}, t);
+  Result r = run_capture(c);
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.messages[0]->payload == kGet);
+  CHECK(r.drops.empty());
+}
+
+TEST_CASE("keep-alive and pipelining: Content-Length, chunked with trailers, HEAD, 204, 304, close-delimited") {
+  const std::string post = "POST /a HTTP/1.1\r\nHost: s\r\nContent-Length: 11\r\n\r\nhello world";
+  const std::string chunked_req =
+      "POST /c HTTP/1.1\r\nHost: s\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+  const std::string head = "HEAD /h HTTP/1.1\r\nHost: s\r\n\r\n";
+  const std::string del = "DELETE /d HTTP/1.1\r\nHost: s\r\n\r\n";
+  const std::string cond = "GET /e HTTP/1.1\r\nHost: s\r\nIf-None-Match: \"x\"\r\n\r\n";
+  const std::string last = "GET /close HTTP/1.0\r\nHost: s\r\n\r\n";
+  const std::string r1 = "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok";
+  const std::string r2 =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nTrailer-A: x\r\nTrailer-B: y\r\n\r\n";
+  const std::string r3 = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n";  // HEAD: no body follows
+  const std::string r4 = "HTTP/1.1 204 No Content\r\n\r\n";
+  const std::string r5 = "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n";
+  const std::string r6 = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the connection closes";
+
+  Capture c;
+  Conversation conv(kClient, 40001, kServer, 8080);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  // Pipelined: the first three requests in one segment, the rest spread across segments.
+  add_all(c, {conv.client(post + chunked_req + head)}, t);
+  add_all(c, {conv.server(r1 + r2.substr(0, 30)), conv.server(r2.substr(30) + r3)}, t);
+  add_all(c, {conv.client(del), conv.server(r4), conv.client(cond), conv.server(r5), conv.client(last),
+              conv.server(r6), conv.server_fin(), conv.client_fin()},
+          t);
+  Result r = run_capture(c, {{"track_response", true}});
+  auto requests = r.of(Kind::request);
+  auto responses = r.of(Kind::response);
+  REQUIRE(requests.size() == 6);
+  REQUIRE(responses.size() == 6);
+  std::vector<std::string> want_req = {post, chunked_req, head, del, cond, last};
+  std::vector<std::string> want_resp = {r1, r2, r3, r4, r5, r6};
+  for (std::size_t i = 0; i < 6; ++i) {
+    CHECK(requests[i]->payload == want_req[i]);
+    CHECK(responses[i]->payload == want_resp[i]);
+    CHECK(responses[i]->id == requests[i]->id);
+  }
+  CHECK(r.drops.empty());
+}
+
+TEST_CASE("out-of-order, duplicated and overlapping segments give the bytes as sent") {
+  std::string body(3000, 'x');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  const std::string req = "POST /upload HTTP/1.1\r\nHost: s\r\nContent-Length: 3000\r\n\r\n" + body;
+  Capture c;
+  Conversation conv(kClient, 40002, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  std::uint32_t base = conv.client_seq();
+  auto pieces = split(req, 700);
+  std::vector<Segment> segs;
+  for (auto& p : pieces) segs.push_back(conv.client(p));
+  // Delivery order: 3, 1, 0, 0 again, an overlap of 0..1 boundary, 4, 2, 4 again.
+  Segment overlap = conv.raw(true, base + 650, req.substr(650, 200));
+  std::vector<Segment> order = {segs[3], segs[1], segs[0], segs[0], overlap, segs[4], segs[2], segs[4]};
+  add_all(c, order, t);
+  add_all(c, {conv.server(kOk)}, t);
+  Result r = run_capture(c, {{"track_response", true}});
+  auto requests = r.of(Kind::request);
+  REQUIRE(requests.size() == 1);
+  CHECK(requests[0]->payload == req);
+  CHECK(r.of(Kind::response).size() == 1);
+  CHECK(r.counter("segments.duplicate") >= 3);
+  CHECK(r.drops.empty());
+}
+
+TEST_CASE("sequence numbers wrapping around 2^32 inside a message") {
+  const std::string req = "POST /w HTTP/1.1\r\nHost: s\r\nContent-Length: 40\r\n\r\n" + std::string(40, 'z');
+  Capture c;
+  Conversation conv(kClient, 40003, kServer, 80, 0xffffffff - 30, 0xfffffff0);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  auto pieces = split(req, 16);
+  std::vector<Segment> segs;
+  for (auto& p : pieces) segs.push_back(conv.client(p));
+  std::swap(segs[1], segs[3]);  // reordered across the wrap too
+  add_all(c, segs, t);
+  add_all(c, {conv.server(kOk)}, t);
+  Result r = run_capture(c, {{"track_response", true}});
+  REQUIRE(r.of(Kind::request).size() == 1);
+  CHECK(r.of(Kind::request)[0]->payload == req);
+  REQUIRE(r.of(Kind::response).size() == 1);
+  CHECK(r.of(Kind::response)[0]->payload == kOk);
+}
+
+TEST_CASE("a connection seen mid-stream starts at the next message boundary") {
+  const std::string first = "POST /p HTTP/1.1\r\nHost: s\r\nContent-Length: 20\r\n\r\n01234567890123456789";
+  const std::string second = "GET /next HTTP/1.1\r\nHost: s\r\n\r\n";
+  const std::string resp1 = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none";
+  const std::string resp2 = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo";
+  Capture c;
+  Conversation conv(kClient, 40004, kServer, 16888);
+  std::int64_t t = kT0;
+  conv.handshake();  // happened before the capture started
+  conv.client(first.substr(0, 40));                      // not captured
+  add_all(c, {conv.client(first.substr(40) + second)}, t);  // the tail of the body, then a request
+  add_all(c, {conv.server(resp1), conv.server(resp2)}, t);
+  Result r = run_capture(c, {{"track_response", true}, {"port", 16888}});
+  auto requests = r.of(Kind::request);
+  REQUIRE(requests.size() == 1);
+  CHECK(requests[0]->payload == second);
+  // resp1 answers the request that was not seen; it must not be paired with /next.
+  auto responses = r.of(Kind::response);
+  REQUIRE(responses.size() == 1);
+  CHECK(responses[0]->payload == resp2);
+  CHECK(responses[0]->id == requests[0]->id);
+  CHECK(r.drop("unmatched_response") == 1);
+  CHECK(r.counter("connections.midstream") == 1);
+}
+
+TEST_CASE("Expect: 100-continue: the request and its body form one message, the 100 is folded away") {
+  const std::string head =
+      "PUT /big HTTP/1.1\r\nHost: s\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n";
+  const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
+  const std::string final_resp = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+  Capture c;
+  Conversation conv(kClient, 40005, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  add_all(c, {conv.client(head), conv.server(cont)}, t);
+  std::int64_t body_at = t;
+  add_all(c, {conv.client("0123456789")}, t);
+  std::int64_t final_at = t + 4 * kMs;
+  t = final_at;
+  add_all(c, {conv.server(final_resp)}, t);
+  Result r = run_capture(c, {{"track_response", true}});
+  REQUIRE(r.messages.size() == 2);
+  CHECK(r.messages[0]->payload == head + "0123456789");
+  CHECK(r.messages[1]->payload == final_resp);
+  CHECK(r.messages[1]->id == r.messages[0]->id);
+  CHECK(r.messages[1]->latency_ns == final_at - body_at);
+  CHECK(r.counter("responses.interim") == 1);
+}
+
+TEST_CASE("Upgrade and CONNECT stop parsing cleanly; a refused upgrade keeps parsing") {
+  SUBCASE("websocket") {
+    const std::string up = "GET /ws HTTP/1.1\r\nHost: s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    const std::string switched = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    Capture c;
+    Conversation conv(kClient, 40006, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(up), conv.server(switched), conv.client("\x81\x05hello GET / HTTP/1.1\r\n\r\n"),
+                conv.server("\x81\x02hi")},
+            t);
+    Result r = run_capture(c, {{"track_response", true}});
+    REQUIRE(r.messages.size() == 2);
+    CHECK(r.messages[0]->payload == up);
+    CHECK(r.messages[1]->payload == switched);
+    CHECK(r.counter("connections.upgraded") == 1);
+    CHECK(r.drops.empty());
+  }
+  SUBCASE("CONNECT") {
+    const std::string connect = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n";
+    const std::string ok = "HTTP/1.1 200 Connection established\r\n\r\n";
+    Capture c;
+    Conversation conv(kClient, 40007, kServer, 3128);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(connect), conv.server(ok), conv.client("\x16\x03\x01 tls bytes"),
+                conv.server("\x16\x03\x03 more tls")},
+            t);
+    Result r = run_capture(c, {{"track_response", true}});
+    REQUIRE(r.messages.size() == 2);
+    CHECK(r.messages[0]->payload == connect);
+    CHECK(r.messages[1]->payload == ok);
+    CHECK(r.drops.empty());
+  }
+  SUBCASE("refused h2c upgrade") {
+    const std::string up = "GET /a HTTP/1.1\r\nHost: s\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                           "HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    const std::string next = "GET /b HTTP/1.1\r\nHost: s\r\n\r\n";
+    Capture c;
+    Conversation conv(kClient, 40008, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(up), conv.client(next), conv.server(kOk), conv.server(kOk)}, t);
+    Result r = run_capture(c, {{"track_response", true}});
+    auto requests = r.of(Kind::request);
+    REQUIRE(requests.size() == 2);
+    CHECK(requests[0]->payload == up);
+    CHECK(requests[1]->payload == next);
+    CHECK(r.of(Kind::response).size() == 2);
+  }
+}
+
+TEST_CASE("link types, VLAN tags, IPv6 and pcapng") {
+  struct Case {
+    const char* name;
+    int link;
+    bool v6;
+    bool vlan;
+    bool pcapng;
+  };
+  for (Case k : {Case{"ethernet", kEthernet, false, false, false}, Case{"vlan", kEthernet, false, true, false},
+                 Case{"sll", kSll, false, false, false}, Case{"sll2", kSll2, true, false, false},
+                 Case{"null", kNull, true, false, false}, Case{"raw", kRaw, false, false, false},
+                 Case{"pcapng", kEthernet, true, false, true}}) {
+    CAPTURE(std::string(k.name));
+    Capture c(k.link);
+    Address client = k.v6 ? Address::v6("fd00::10") : kClient;
+    Address server = k.v6 ? Address::v6("fd00::20") : kServer;
+    Conversation conv(client, 40010, server, 80);
+    std::int64_t t = kT0 + 123;  // not a multiple of 1us: nanoseconds survive
+    for (auto& s : conv.handshake()) c.add(s, t++, k.vlan);
+    c.add(conv.client(kGet), kT0 + 777, k.vlan);
+    c.add(conv.server(kOk), kT0 + 999, k.vlan);
+    Result r = run_capture(c, {{"track_response", true}}, k.pcapng);
+    REQUIRE(r.messages.size() == 2);
+    CHECK(r.messages[0]->payload == kGet);
+    CHECK(r.messages[0]->timestamp_ns == kT0 + 777);
+    CHECK(r.messages[1]->payload == kOk);
+    CHECK(r.messages[0]->meta.source.address == (k.v6 ? "fd00::10" : "192.168.1.10"));
+  }
+}
+
+TEST_CASE("loopback on `any`: every packet seen twice yields each message once") {
+  Capture c(kSll2);
+  Address lo = Address::v4("127.0.0.1");
+  Conversation conv(lo, 40011, lo, 8080);
+  std::int64_t t = kT0;
+  std::vector<Segment> all = conv.handshake();
+  for (auto& s : std::vector<Segment>{conv.client(kGet), conv.server(kOk), conv.client(kGet), conv.server(kOk)})
+    all.push_back(s);
+  for (auto& s : all) {
+    c.add(s, t);  // outgoing
+    c.add(s, t);  // incoming
+    t += kMs;
+  }
+  Result r = run_capture(c, {{"track_response", true}});
+  CHECK(r.of(Kind::request).size() == 2);
+  CHECK(r.of(Kind::response).size() == 2);
+  CHECK(r.drops.empty());
+}
+
+TEST_CASE("snaplen cuts a body: dropped as truncated, or emitted incomplete with allow_incomplete") {
+  const std::string big = "POST /big HTTP/1.1\r\nHost: s\r\nContent-Length: 400\r\n\r\n" + std::string(400, 'b');
+  const std::string after = "GET /after HTTP/1.1\r\nHost: s\r\n\r\n";
+  auto build = [&] {
+    Capture c(kEthernet, 200);  // 200 bytes per frame: the POST is cut, the GET fits
+    Conversation conv(kClient, 40012, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(big), conv.client(after)}, t);
+    return c;
+  };
+  Result dropped = run_capture(build());
+  REQUIRE(dropped.messages.size() == 1);
+  CHECK(dropped.messages[0]->payload == after);  // the stream stayed in sync past the cut
+  CHECK(dropped.drop("truncated") == 1);
+  CHECK(dropped.counter("bytes.truncated") > 0);
+
+  Result kept = run_capture(build(), {{"allow_incomplete", true}});
+  REQUIRE(kept.messages.size() == 2);
+  CHECK(kept.messages[0]->meta.incomplete);
+  CHECK(big.starts_with(kept.messages[0]->payload));
+  CHECK(kept.messages[1]->payload == after);
+  CHECK_FALSE(kept.messages[1]->meta.incomplete);
+}
+
+TEST_CASE("a lost segment: the message is dropped as a gap and parsing resumes at the next message") {
+  const std::string a = "GET /a HTTP/1.1\r\nHost: s\r\nX-Pad: " + std::string(100, 'p') + "\r\n\r\n";
+  const std::string b = "GET /b HTTP/1.1\r\nHost: s\r\n\r\n";
+  Capture c;
+  Conversation conv(kClient, 40013, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  Segment a1 = conv.client(a.substr(0, 30));
+  conv.client(a.substr(30, 30));  // lost
+  Segment a3 = conv.client(a.substr(60));
+  add_all(c, {a1, a3, conv.client(b)}, t, 3'000'000'000);  // the hole outlives gap_timeout
+  Result r = run_capture(c);
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.messages[0]->payload == b);
+  CHECK(r.drop("gap") == 1);
+  CHECK(r.counter("bytes.gap") == 30);
+}
+
+TEST_CASE("garbage instead of HTTP is counted, and a later request still parses") {
+  Capture c;
+  Conversation conv(kClient, 40014, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  add_all(c, {conv.client("\x16\x03\x01\x02\x00 not http at all\r\n"), conv.client(kGet)}, t);
+  Result r = run_capture(c);
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.messages[0]->payload == kGet);
+  CHECK(r.drop("parse_error") == 1);
+}
+
+TEST_CASE("malformed packets are counted, never a crash") {
+  Capture c;
+  Conversation conv(kClient, 40015, kServer, 80);
+  Segment s = conv.client(kGet);
+  std::string ip = ip_packet(s);
+  std::string bogus_total = ip;
+  bogus_total[2] = '\x7f';  // IP total length far beyond the frame
+  std::string bad_offset = ip;
+  bad_offset[20 + 12] = 0x20;  // TCP data offset 2 words
+  std::string bad_version = ip;
+  bad_version[0] = 0x75;
+  c.add_frame(frame(kEthernet, bogus_total, 4), kT0);
+  c.add_frame(frame(kEthernet, bad_offset, 4), kT0 + 1);
+  c.add_frame(frame(kEthernet, bad_version, 4), kT0 + 2);
+  c.add_frame(frame(kEthernet, ip.substr(0, 30), 4).substr(0, 44), kT0 + 3);  // cut inside the IP header
+  c.add_frame(std::string("\x01\x02\x03"), kT0 + 4);
+  Result r = run_capture(c, {{"bpf", ""}});  // let everything through to the decoder
+  CHECK(r.messages.empty());
+  CHECK(r.counter("packets") == 5);
+  CHECK(r.counter("packets.malformed") == 5);
+}
+
+TEST_CASE("a message over max_message_size is dropped, and the stream stays in sync") {
+  const std::string big = "POST /x HTTP/1.1\r\nHost: s\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, 'q');
+  Capture c;
+  Conversation conv(kClient, 40016, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  for (auto& p : split(big, 1400)) c.add(conv.client(p), t++);
+  c.add(conv.client(kGet), t++);
+  Result r = run_capture(c, {{"max_message_size", "1KiB"}});
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.messages[0]->payload == kGet);
+  CHECK(r.drop("too_large") == 1);
+}
+
+TEST_CASE("bounded connection table: further connections are refused and counted") {
+  Capture c;
+  std::int64_t t = kT0;
+  for (std::uint16_t i = 0; i < 3; ++i) {
+    Conversation conv(kClient, static_cast<std::uint16_t>(41000 + i), kServer, 80);
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(kGet)}, t);
+  }
+  Result r = run_capture(c, {{"max_connections", 1}});
+  CHECK(r.of(Kind::request).size() == 1);
+  CHECK(r.drop("flow_table_full") == 6);  // SYN, SYN-ACK and request of each refused connection
+}
+
+TEST_CASE("idle connections expire, and what they had in progress is counted") {
+  Capture c;
+  Conversation a(kClient, 42000, kServer, 80);
+  Conversation b(kClient, 42001, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, a.handshake(), t);
+  add_all(c, {a.client(kGet.substr(0, 10))}, t);
+  t += 120'000'000'000;  // two minutes later
+  add_all(c, b.handshake(), t);
+  add_all(c, {b.client(kGet)}, t);
+  Result r = run_capture(c, {{"expire", "60s"}});
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.drop("expired") == 1);
+  CHECK(r.counter("connections.expired") == 1);
+}
+
+TEST_CASE("RST in the middle of a message: counted as unfinished; requests without responses are counted") {
+  Capture c;
+  Conversation conv(kClient, 42002, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  add_all(c, {conv.client(kGet), conv.client(kGet.substr(0, 15)), conv.client_rst()}, t);
+  Result r = run_capture(c, {{"track_response", true}});
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.drop("unfinished") == 1);
+  CHECK(r.counter("responses.missing") == 1);
+}
+
+TEST_CASE("realip_header adds the client address to requests") {
+  Capture c;
+  Conversation conv(kClient, 42003, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  add_all(c, {conv.client(kGet)}, t);
+  Result r = run_capture(c, {{"realip_header", "X-Real-IP"}});
+  REQUIRE(r.messages.size() == 1);
+  CHECK(r.messages[0]->http().header("X-Real-IP") == "192.168.1.10");
+}
+
+TEST_CASE("configuration errors name the option") {
+  auto& def = testing::linked_plugin("raw");
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"file", "/nonexistent.pcap"}})),
+                       doctest::Contains("cannot read capture file"), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"bpf", "tcp and and"}})),
+                       doctest::Contains("invalid BPF filter"), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"ports", Value::array({"80", "http"})}})),
+                       doctest::Contains("not a TCP port"), ConfigError);
+}

@@ -1,0 +1,53 @@
+// libFuzzer target for the json comparator's diff (and the path parser it relies on).
+// Input: one selector byte, then the original and the replay separated by the first NUL
+// (without a NUL the rest is cut in half). Built by fuzz_json_diff.sh with clang++.
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "doppel/json_path.hpp"
+#include "json_diff.hpp"
+
+namespace {
+std::vector<doppel::plugins::JsonDiffConfig> make_configs() {
+  using doppel::json::JsonPathSet;
+  std::vector<doppel::plugins::JsonDiffConfig> c(4);
+  c[1].tolerance = 0.5;
+  c[1].unordered = JsonPathSet::parse({"$", "l", "a[*]", "*"});
+  c[2].ignore = JsonPathSet::parse({"a.*", "items[*].id", "[0]"});
+  c[2].max_differences = 3;
+  c[2].max_value_bytes = 16;
+  c[3].unordered = JsonPathSet::parse({"[*]", "a"});
+  c[3].ignore = JsonPathSet::parse({"*.b", "[1]"});
+  return c;
+}
+const doppel::plugins::JsonDiffConfig& config(std::uint8_t selector) {
+  static const auto configs = make_configs();
+  return configs[selector & 3];
+}
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size < 1) return 0;
+  std::uint8_t selector = data[0];
+  std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
+  std::size_t cut = rest.find('\0');
+  std::string_view a = cut == std::string_view::npos ? rest.substr(0, rest.size() / 2) : rest.substr(0, cut);
+  std::string_view b = cut == std::string_view::npos ? rest.substr(rest.size() / 2) : rest.substr(cut + 1);
+  if (selector & 4) {
+    std::string error;
+    if (auto path = doppel::json::JsonPath::try_parse(a, &error)) {
+      auto doc = doppel::json::JsonDocument::parse(b);
+      if (doc.ok()) (void)path->find_with_paths(doc.root());
+      (void)path->matches(b);
+    }
+    return 0;
+  }
+  auto diffs = doppel::plugins::json_diff(a, b, config(selector));
+  // Equal inputs never differ, and every difference names a path and a kind.
+  if (a == b && !diffs.empty()) __builtin_trap();
+  for (const auto& d : diffs)
+    if (d.path.empty() || d.kind.empty()) __builtin_trap();
+  return 0;
+}

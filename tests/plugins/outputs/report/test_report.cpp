@@ -1,0 +1,213 @@
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "doppel/json_writer.hpp"
+#include "doppel/testing.hpp"
+
+using namespace doppel;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+fs::path temp_dir(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("doppel-report-test-" + name + "-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+struct CheckSpec {
+  std::string comparator, severity, path, kind, original, replay;
+};
+
+// A verdict as the compare stage writes it.
+MessagePtr verdict(const std::string& id, const std::string& v, const std::string& endpoint, double orig_ms,
+                   double replay_ms, std::vector<CheckSpec> checks = {}, bool sample = false) {
+  JsonWriter w;
+  w.begin_object();
+  w.field("id", id).field("verdict", v).field("endpoint", endpoint).field("rule", endpoint);
+  w.field("method", "POST").field("path", "/" + endpoint).field("target", "/" + endpoint);
+  w.field("original_status", 200).field("replay_status", v == "mismatch" ? 500 : 200);
+  w.field("original_latency_ms", orig_ms).field("replay_latency_ms", replay_ms);
+  w.field("expired", false);
+  w.key("checks").begin_array();
+  for (const auto& c : checks) {
+    w.begin_object().field("comparator", c.comparator).field("severity", c.severity).field("path", c.path);
+    w.field("kind", c.kind).field("original", c.original).field("replay", c.replay).end_object();
+  }
+  w.end_array();
+  if (sample) {
+    w.key("sample").begin_object();
+    w.field("request", "POST /" + endpoint + " HTTP/1.1\r\nHost: robot\r\n\r\n{\"robot_id\":\"664\",\"q\":\"</script><b>x\"}");
+    w.field("original", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+                        "{\"results\":{\"hint_list\":[\"weather\",\"news\"],\"score\":0.91,\"trace_id\":\"a1\"}}");
+    w.field("replay", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+                      "{\"results\":{\"hint_list\":[],\"score\":0.91,\"trace_id\":\"b2\"}}");
+    w.end_object();
+  }
+  w.end_object();
+  return share(Message(Kind::verdict, id, 0, w.take()));
+}
+
+// 100 verdicts over three endpoints: 90 match, 5 warn, 3 mismatch, 1 replay_error, 1 missing_replay.
+void feed(testing::StageHarness& h) {
+  int n = 0;
+  auto id = [&] { return "id" + std::to_string(n++); };
+  for (int i = 0; i < 90; ++i)
+    h.process(verdict(id(), "match", i % 3 == 0 ? "query" : i % 3 == 1 ? "input_hint" : "intention", 10 + i % 7,
+                      12 + i % 11));
+  for (int i = 0; i < 5; ++i)
+    h.process(verdict(id(), "warn", "input_hint", 20, 30,
+                      {{"body", "warn", "results.hint_list[0]", "changed", "\"weather\"", "\"sports\""}}, i < 2));
+  for (int i = 0; i < 3; ++i)
+    h.process(verdict(id(), "mismatch", "input_hint", 20, 90,
+                      {{"hints", "fail", "results.hint_list", "empty", "[\"weather\",\"news\"]", "[]"},
+                       {"status", "fail", "status", "changed", "200", "500"}},
+                      true));
+  JsonWriter err;
+  err.begin_object().field("id", id()).field("verdict", "replay_error").field("endpoint", "query");
+  err.field("error", "connection refused").key("checks").begin_array().end_array().end_object();
+  h.process(share(Message(Kind::verdict, "e", 0, err.take())));
+  h.process(verdict(id(), "missing_replay", "intention", 10, 0));
+}
+
+}  // namespace
+
+TEST_CASE("report writes one JSON line per verdict, the HTML report, and counts bad verdicts") {
+  auto dir = temp_dir("jsonl");
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"jsonl", (dir / "v.jsonl").string()}, {"html", (dir / "r.html").string()},
+                                        {"summary", false}}));
+  feed(h);
+  h.process(share(Message(Kind::verdict, "bad", 0, "{not json")));
+  h.process(testing::make_message(Kind::request, "GET / HTTP/1.1\r\n\r\n"));
+  h.flush();
+  h.stop();
+  std::string jsonl = read(dir / "v.jsonl");
+  CHECK(std::count(jsonl.begin(), jsonl.end(), '\n') == 100);
+  CHECK(jsonl.find("\"verdict\":\"mismatch\"") != std::string::npos);
+  CHECK(h.failed("invalid_verdict") == 1);
+  CHECK(h.dropped("not_a_verdict") == 1);
+  std::string html = read(dir / "r.html");
+  CHECK(html.starts_with("<!DOCTYPE html>"));
+  // The data block cannot be closed early by a body containing </script>.
+  auto data_at = html.find("id=\"report-data\">");
+  REQUIRE(data_at != std::string::npos);
+  auto data_end = html.find("</script>", data_at);
+  CHECK(html.substr(data_at, data_end - data_at).find("\\u003c/script\\u003e") != std::string::npos);
+  CHECK(html.find("http://") == html.find("http://www.w3.org/2000/svg"));  // no other URLs: nothing to fetch
+  CHECK(html.find("https://") == std::string::npos);
+  CHECK(html.find("\"total\":100") != std::string::npos);
+  CHECK(html.find("results.hint_list") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("fail_if: a missed goal is reported once to the runtime, a met one is not") {
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"summary", false},
+                                        {"fail_if", Value::array({"mismatch_rate > 1%", "warn_rate > 10%",
+                                                                  "p95_latency_ratio > 1.2", "total < 10"})}}));
+  feed(h);
+  h.flush();
+  h.flush();
+  h.stop();
+  auto missed = h.goals_missed();
+  REQUIRE(missed.size() == 2);
+  CHECK(missed[0].find("mismatch_rate > 1%") != std::string::npos);
+  CHECK(missed[0].find("mismatch_rate = 3%") != std::string::npos);
+  CHECK(missed[1].find("p95_latency_ratio") != std::string::npos);
+}
+
+TEST_CASE("fail_if: conditions are checked when the pipeline is configured") {
+  auto& def = testing::linked_plugin("report");
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"fail_if", "mismatch_ratio > 1%"}})),
+                       doctest::Contains("unknown metric \"mismatch_ratio\""), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"fail_if", "mismatch_rate 1%"}})),
+                       doctest::Contains("needs a comparison"), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"fail_if", "total > 1%"}})),
+                       doctest::Contains("only rates take a percentage"), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"fail_if", "warn_rate > lots"}})),
+                       doctest::Contains("is not a number"), ConfigError);
+}
+
+TEST_CASE("fail_if: with no verdicts a rate is undefined and does not fire; `total < 1` catches an empty run") {
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"summary", false}, {"fail_if", Value::array({"match_rate < 99%", "total < 1"})}}));
+  h.flush();
+  h.stop();
+  auto missed = h.goals_missed();
+  REQUIRE(missed.size() == 1);
+  CHECK(missed[0].find("total < 1") != std::string::npos);
+}
+
+TEST_CASE("samples per path are capped; memory stays bounded with many distinct paths") {
+  auto dir = temp_dir("caps");
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"html", (dir / "r.html").string()}, {"summary", false},
+                                        {"samples_per_path", 2}, {"max_paths", 50}}));
+  for (int i = 0; i < 2000; ++i)
+    h.process(verdict("m" + std::to_string(i), "mismatch", "e",
+                      1, 1, {{"json", "fail", "f" + std::to_string(i % 500), "changed", "1", "2"}}, true));
+  h.flush();
+  std::string html = read(dir / "r.html");
+  // 50 paths are tracked (4 hits each, 2 samples each); the other 450 paths x 4 hits are only counted.
+  CHECK(html.find("\"untracked_paths\":1800") != std::string::npos);
+  CHECK(html.find("\"count\":4,") != std::string::npos);
+  CHECK(html.find("\"count\":5,") == std::string::npos);
+  h.stop();
+  fs::remove_all(dir);
+}
+
+TEST_CASE("the console summary lists endpoints, top paths and goals") {
+  // render_summary goes to stderr at stop(); check its content through a redirected stderr.
+  auto dir = temp_dir("summary");
+  auto file = (dir / "stderr.txt").string();
+  std::fflush(stderr);
+  int saved = ::dup(2);
+  FILE* f = std::freopen(file.c_str(), "w", stderr);
+  REQUIRE(f);
+  {
+    testing::StageHarness h(testing::linked_plugin("report"),
+                            Value::table({{"title", "robot shadow"}, {"fail_if", "mismatch_rate > 1%"}}));
+    feed(h);
+    h.stop();
+  }
+  std::fflush(stderr);
+  ::dup2(saved, 2);
+  ::close(saved);
+  std::string out = read(file);
+  CHECK(out.find("robot shadow: 100 verdicts") != std::string::npos);
+  CHECK(out.find("input_hint") != std::string::npos);
+  CHECK(out.find("(all)") != std::string::npos);
+  CHECK(out.find("results.hint_list") != std::string::npos);
+  CHECK(out.find("fail_if mismatch_rate > 1%: 3%  MISSED") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+// report_browser.sh runs this case with REPORT_OUT set and opens the file in headless Chromium.
+TEST_CASE("a realistic report renders to a self-contained file") {
+  auto dir = temp_dir("browser");
+  const char* env = std::getenv("REPORT_OUT");
+  std::string out = env ? std::string(env) : (dir / "report.html").string();
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"html", out}, {"summary", false}, {"title", "browser test"},
+                                        {"fail_if", "mismatch_rate > 1%"}}));
+  feed(h);
+  h.flush();
+  h.stop();
+  CHECK(fs::file_size(out) > 5000);
+  std::string html = read(out);
+  CHECK(html.find("\"title\":\"browser test\"") != std::string::npos);
+  CHECK(html.find("\"missed\":true") != std::string::npos);
+  fs::remove_all(dir);
+}
