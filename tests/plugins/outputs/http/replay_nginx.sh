@@ -8,11 +8,11 @@
 set -euo pipefail
 : "${DOPPEL:?} ${DOPPEL_SOURCE_DIR:?} ${DOPPEL_BUILD_DIR:?}"
 here=$(cd "$(dirname "$0")" && pwd)
-source "$here/nginx_echo.sh"
+source "$DOPPEL_SOURCE_DIR/tests/support/nginx_echo.sh"
 work=$(mktemp -d "${DOPPEL_BUILD_DIR}/it-replay-XXXXXX")
 trap 'stop_echo_nginx "$work"; rm -rf "$work"' EXIT
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
-tool="python3 $here/gor_tool.py"
+tool="python3 $DOPPEL_SOURCE_DIR/tests/support/gor_tool.py"
 
 start_echo_nginx "$work"
 N=400
