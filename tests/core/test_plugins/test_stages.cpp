@@ -9,23 +9,32 @@
 namespace doppel::test_plugins {
 namespace {
 
+// Emits its list `repeat` times; with repeat > 1, ids get a "-N" suffix per round.
 class CannedInput : public Stage {
  public:
-  CannedInput(std::vector<Message> messages, bool live) : messages_(std::move(messages)), live_(live) {}
+  CannedInput(std::vector<Message> messages, std::int64_t repeat, bool live)
+      : messages_(std::move(messages)), repeat_(repeat), live_(live) {}
   void run(std::stop_token stop) override {
-    for (const auto& m : messages_) {
-      if (stop.stop_requested()) return;
-      context().emit(share(Message(m)));
+    for (std::int64_t r = 0; r < repeat_; ++r) {
+      for (const auto& m : messages_) {
+        if (stop.stop_requested()) return;
+        Message copy(m);
+        if (copy.id.empty()) copy.id = new_message_id();
+        else if (repeat_ > 1) copy.id += "-" + std::to_string(r);
+        copy.timestamp_ns = now_ns();
+        context().emit(share(std::move(copy)));
+      }
     }
   }
   OverflowPolicy overflow_policy() const override { return live_ ? OverflowPolicy::drop : OverflowPolicy::block; }
   bool dry_run(std::ostream& out) override {
-    out << "  " << messages_.size() << " canned messages\n";
+    out << "  " << messages_.size() * static_cast<std::size_t>(repeat_) << " canned messages\n";
     return true;
   }
 
  private:
   std::vector<Message> messages_;
+  std::int64_t repeat_;
   bool live_;
 };
 
@@ -46,14 +55,9 @@ PluginDefinition canned_input() {
   };
   def.create_stage = [](const Options& o) -> std::unique_ptr<Stage> {
     std::vector<Message> messages;
-    for (std::int64_t r = 0; r < o.integer("repeat"); ++r)
-      for (const auto& t : o.tables("messages")) {
-        std::string id = t.string("id");
-        if (!id.empty() && o.integer("repeat") > 1) id += "-" + std::to_string(r);
-        messages.emplace_back(*parse_kind(t.string("kind")), id.empty() ? new_message_id() : id, now_ns(),
-                              t.string("payload"));
-      }
-    return std::make_unique<CannedInput>(std::move(messages), o.boolean("live"));
+    for (const auto& t : o.tables("messages"))
+      messages.emplace_back(*parse_kind(t.string("kind")), t.string("id"), 0, t.string("payload"));
+    return std::make_unique<CannedInput>(std::move(messages), o.integer("repeat"), o.boolean("live"));
   };
   return def;
 }
