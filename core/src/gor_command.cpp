@@ -46,9 +46,9 @@ const std::vector<GorFlag>& gor_flags() {
       {"output-http-stats", Arity::flag, "Print HTTP output statistics (doppel's stats line)"},
       {"http-original-host", Arity::flag, "Keep the captured Host header instead of the target's"},
       {"output-file", Arity::repeated, "Write .gor records to FILE (%Y%m%d... patterns, .gz)"},
-      {"output-file-size-limit", Arity::value, "Start a new chunk file after this size (e.g. 32mb)"},
-      {"output-file-queue-limit", Arity::value, "Messages queued in front of the file output"},
-      {"output-file-append", Arity::flag, "Append to FILE instead of writing numbered chunks"},
+      {"output-file-size-limit", Arity::value, "Largest chunk file (default 32mb, as GoReplay)"},
+      {"output-file-queue-limit", Arity::value, "Records per chunk file (default 256, as GoReplay)"},
+      {"output-file-append", Arity::flag, "Append everything to FILE instead of writing numbered chunks"},
       {"output-file-flush-interval", Arity::value, "How often the file output flushes (e.g. 1s)"},
       {"output-stdout", Arity::flag, "Write .gor records to stdout"},
       {"output-null", Arity::flag, "Count and discard"},
@@ -492,13 +492,20 @@ GorTranslation translate_gor_command_line(const std::vector<std::string>& args) 
     p.set("plugin", "file");
     p.set("from", from(reads));
     p.set("path", path);
-    if (values.count("output-file-size-limit"))
-      p.set("size_limit", size_value("output-file-size-limit", one("output-file-size-limit")));
-    if (has("output-file-append")) p.set("append", true);
+    // GoReplay writes numbered chunks (FILE_0, FILE_1, ...) of at most 256 records or 32mb
+    // unless told to append everything to FILE.
+    if (has("output-file-append")) {
+      p.set("append", true);
+    } else {
+      p.set("size_limit", values.count("output-file-size-limit")
+                              ? size_value("output-file-size-limit", one("output-file-size-limit"))
+                              : std::string("32MB"));
+      p.set("max_records", values.count("output-file-queue-limit")
+                               ? as_int(positive_int("output-file-queue-limit", one("output-file-queue-limit")))
+                               : Value(std::int64_t{256}));
+    }
     if (values.count("output-file-flush-interval"))
       p.set("flush_interval", duration_value("output-file-flush-interval", one("output-file-flush-interval")));
-    if (values.count("output-file-queue-limit"))
-      p.set("queue_capacity", as_int(positive_int("output-file-queue-limit", one("output-file-queue-limit"))));
     ++index;
   }
   for (const char* plain : {"stdout", "null"}) {

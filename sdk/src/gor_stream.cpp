@@ -205,12 +205,13 @@ class FileRecordWriter : public RecordWriter {
     }
   }
 
-  void write(const Message& message) override {
+  std::size_t write(const Message& message) override {
     check();
     format_header_line(message);
     append(header_.data(), header_.size());
     append(message.payload.data(), message.payload.size());
     append(kSeparator.data(), kSeparator.size());
+    return header_.size() + message.payload.size() + kSeparator.size();
   }
 
   void flush(bool sync) override {

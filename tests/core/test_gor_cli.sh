@@ -30,11 +30,16 @@ PY
 echo "== 1. record and replay with |200%"
 $tool generate "$work/in.gor" 10 --gap-ms 100
 start=$(date +%s%N)
-"$DOPPEL" gor --input-file "$work/in.gor|200%" --output-file "$work/out.gor" 2> "$work/log1"
+"$DOPPEL" gor --input-file "$work/in.gor|200%" --output-file "$work/out.gor" --output-file-append 2> "$work/log1"
 elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "10 requests, 900 ms of recorded gaps, replayed at 200% in ${elapsed_ms} ms"
 [ "$elapsed_ms" -ge 400 ] && [ "$elapsed_ms" -lt 900 ] || fail "200% should take ~450 ms, took ${elapsed_ms} ms"
 cmp "$work/in.gor" "$work/out.gor" || fail "records not byte-exact"
+# Without --output-file-append, GoReplay (and doppel gor) write numbered chunks.
+"$DOPPEL" gor --input-file "$work/in.gor" --input-file-max-wait 1ms --output-file "$work/chunked.gor" \
+  --output-file-queue-limit 4 2>/dev/null
+[ -f "$work/chunked_0.gor" ] && [ -f "$work/chunked_2.gor" ] && [ ! -f "$work/chunked_3.gor" ] || fail "chunks: $(ls "$work")"
+cat "$work"/chunked_{0,1,2}.gor | cmp - "$work/in.gor" || fail "chunks do not add up to the input"
 cat > "$work/readback.toml" <<TOML
 [pipeline]
 stats_interval = "0s"
@@ -51,7 +56,7 @@ TOML
 cmp "$work/in.gor" "$work/back.gor" || fail "doppel run does not read what doppel gor wrote"
 
 echo "== 2. --print-pipeline runs to the same messages"
-flags=(--input-file "$work/in.gor" --input-file-max-wait 1ms --http-allow-url "^/" --http-disallow-url "/2\b" --output-file "$work/direct.gor")
+flags=(--input-file "$work/in.gor" --input-file-max-wait 1ms --http-allow-url "^/" --http-disallow-url "/2\b" --output-file "$work/direct.gor" --output-file-append)
 "$DOPPEL" gor "${flags[@]}" 2>/dev/null
 "$DOPPEL" gor "${flags[@]}" --print-pipeline > "$work/printed.toml"
 "$DOPPEL" validate "$work/printed.toml" >/dev/null || fail "printed pipeline does not validate"
@@ -83,7 +88,7 @@ PY
   --http-allow-url "^/v1/" --http-disallow-url "debug=1" --http-allow-method GET --http-allow-method POST \
   --http-allow-header "X-Env: ^prod$" --http-disallow-header "User-Agent: bot" --http-basic-auth-filter "^admin:" \
   --http-set-header "X-Shadow: 1" --http-set-param "src=doppel" --http-rewrite-url "/v1/user/([^/]+)/ping:/v2/user/\$1/ping" \
-  --http-rewrite-header "Host: (.*),\$1.shadow" --output-file "$work/filtered.gor" 2> "$work/log3"
+  --http-rewrite-header "Host: (.*),\$1.shadow" --output-file "$work/filtered.gor" --output-file-append 2> "$work/log3"
 got=$(records "$work/filtered.gor")
 echo "$got"
 [ "$(echo "$got" | wc -l)" = 2 ] || fail "expected 2 requests to pass the filters"
@@ -104,7 +109,7 @@ while read -r line; do echo "$line"; done
 SH
 "$DOPPEL" gor --input-raw "127.0.0.1:$old_port" --input-raw-track-response \
   --output-http "http://127.0.0.1:$new_port" --output-http-track-response \
-  --middleware "bash $work/echo.sh" --output-file "$work/live.gor" --exit-after 8s 2> "$work/log4" &
+  --middleware "bash $work/echo.sh" --output-file "$work/live.gor" --output-file-append --exit-after 8s 2> "$work/log4" &
 capture_pid=$!
 sleep 2
 for i in $(seq 1 20); do

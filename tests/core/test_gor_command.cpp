@@ -92,13 +92,22 @@ TEST_CASE("every filter and rewrite flag maps to a stage, in GoReplay's order") 
   auto& out = stage(spec, "file_out");
   CHECK(from(out) == std::vector<std::string>{"limiter_2"});
   CHECK(option(out, "size_limit") == "\"32MB\"");
-  CHECK(out.queue_capacity == 500);
+  CHECK(option(out, "max_records") == "500");
   CHECK(spec.settings.exit_after == std::chrono::seconds(30));
   // Filter order: url, method, header, basic auth, rewrite, limiters.
   std::vector<std::string> chain;
   for (const auto& s : spec.stages)
     if (s.role == Role::filter) chain.push_back(s.name);
   CHECK(chain == std::vector<std::string>{"urls", "methods", "headers", "basic_auth", "rewrite", "limiter", "limiter_2"});
+}
+
+TEST_CASE("output files are chunked as GoReplay chunks them, unless appending") {
+  auto chunked = parsed({"--input-file", "in.gor", "--output-file", "out.gor"});
+  CHECK(option(stage(chunked, "file_out"), "max_records") == "256");
+  CHECK(option(stage(chunked, "file_out"), "size_limit") == "\"32MB\"");
+  auto appended = parsed({"--input-file", "in.gor", "--output-file", "out.gor", "--output-file-append"});
+  CHECK(option(stage(appended, "file_out"), "append") == "true");
+  CHECK(option(stage(appended, "file_out"), "max_records") == "(unset)");
 }
 
 TEST_CASE("split output and per-output limits") {

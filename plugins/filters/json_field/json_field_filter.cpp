@@ -3,26 +3,10 @@
 #include <algorithm>
 
 #include "doppel/json_text.hpp"
-#include "form_fields.hpp"
+#include "doppel/form.hpp"
 
 namespace doppel::plugins {
 namespace {
-
-bool is_form_content_type(std::string_view content_type) {
-  std::string_view media = content_type.substr(0, content_type.find(';'));
-  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) media.remove_suffix(1);
-  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) media.remove_prefix(1);
-  return iequals(media, "application/x-www-form-urlencoded");
-}
-
-// Without a Content-Type, a body of visible characters with a '=' reads as a form.
-bool looks_like_form(std::string_view body) {
-  if (body.find('=') == std::string_view::npos) return false;
-  return std::all_of(body.begin(), body.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u > 0x20 && u < 0x7f;
-  });
-}
 
 // The values found for the field: JSON elements (valid while `doc` lives) and form/query text.
 struct FoundValues {

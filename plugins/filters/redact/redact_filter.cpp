@@ -5,51 +5,11 @@
 #include <algorithm>
 #include <optional>
 
+#include "doppel/form.hpp"
 #include "json_spans.hpp"
 
 namespace doppel::plugins {
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out.push_back(' ');
-    } else if (text[i] == '%' && i + 2 < text.size() && hex_value(text[i + 1]) >= 0 && hex_value(text[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(text[i]);
-    }
-  }
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
-bool is_form_content_type(std::string_view content_type) {
-  return iequals(trim(content_type.substr(0, content_type.find(';'))), "application/x-www-form-urlencoded");
-}
-
-bool looks_like_form(std::string_view body) {
-  if (body.find('=') == std::string_view::npos) return false;
-  return std::all_of(body.begin(), body.end(), [](char c) {
-    auto u = static_cast<unsigned char>(c);
-    return u > 0x20 && u < 0x7f;
-  });
-}
 
 // Redacts the values of `form` ("a=1&b=2") whose decoded key a single-key field names.
 // Returns nullopt when nothing was redacted; counts replaced values in `count`.
@@ -105,7 +65,7 @@ std::string redact_headers(std::string_view head, const std::vector<std::string>
       while (value_begin < line.size() && (line[value_begin] == ' ' || line[value_begin] == '\t')) ++value_begin;
       std::string_view content = line;  // without the line ending
       if (!content.empty() && content.back() == '\n') content.remove_suffix(1);
-      std::string_view value = trim(content.substr(std::min(value_begin, content.size())));
+      std::string_view value = trim_ows(content.substr(std::min(value_begin, content.size())));
       // Keep the separator, the line ending and any trailing whitespace before it.
       std::size_t value_end = value_begin + value.size();
       out.append(line.substr(0, value_begin));
@@ -208,7 +168,7 @@ void RedactFilter::process(const MessagePtr& message) {
   std::string out = std::move(head);
   if (new_body) {
     auto encoding = http.header("Content-Encoding");
-    bool encoded = http.chunked() || (encoding && !iequals(trim(*encoding), "identity"));
+    bool encoded = http.chunked() || (encoding && !iequals(trim_ows(*encoding), "identity"));
     out.append(*new_body);
     if (encoded) {
       out = http_remove_header(out, "Transfer-Encoding");

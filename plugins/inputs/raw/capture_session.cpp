@@ -48,7 +48,7 @@ struct PendingRequest {
 
 class CaptureSession::Impl : public StreamConsumer {
  public:
-  Impl(CaptureConfig config, Emit emit)
+  Impl(CaptureConfig config, EmitShared emit)
       : config_(std::move(config)), emit_(std::move(emit)), reassembler_(config_.limits, *this) {}
 
   void on_open(TcpConnection& connection) override;
@@ -61,7 +61,7 @@ class CaptureSession::Impl : public StreamConsumer {
   void drop(DropReason reason) { ++stats_.dropped[static_cast<std::size_t>(reason)]; }
 
   CaptureConfig config_;
-  Emit emit_;
+  EmitShared emit_;
   CaptureStats stats_;
   TcpReassembler reassembler_;
 };
@@ -201,14 +201,14 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     return std::nullopt;
   }
 
-  Message make_message(Kind kind, std::string id, ParsedMessage& m) {
-    Message out(kind, std::move(id), m.first_byte_ns, std::move(m.bytes));
+  std::shared_ptr<Message> make_message(Kind kind, std::string id, ParsedMessage& m) {
+    auto out = std::make_shared<Message>(kind, std::move(id), m.first_byte_ns, std::move(m.bytes));
     bool request = kind == Kind::request;
-    out.meta.source = request ? client_endpoint_ : server_endpoint_;
-    out.meta.destination = request ? server_endpoint_ : client_endpoint_;
-    out.meta.connection_id = tcp_.id;
-    out.meta.incomplete = !m.incomplete_reason.empty();
-    if (out.meta.incomplete) ++session_.stats_.incomplete_emitted;
+    out->meta.source = request ? client_endpoint_ : server_endpoint_;
+    out->meta.destination = request ? server_endpoint_ : client_endpoint_;
+    out->meta.connection_id = tcp_.id;
+    out->meta.incomplete = !m.incomplete_reason.empty();
+    if (out->meta.incomplete) ++session_.stats_.incomplete_emitted;
     return out;
   }
 
@@ -224,14 +224,17 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       }
       return;
     }
-    std::string id = p != nullptr ? p->id : new_message_id();
+    // The id is copied only when a response may still need it.
+    std::string id = p == nullptr                                                   ? new_message_id()
+                     : (session_.config_.track_response && !p->answered) ? p->id
+                                                                          : std::move(p->id);
     if (p != nullptr) {
       p->complete = true;
       p->last_byte_ns = m.last_byte_ns;
     }
-    Message out = make_message(Kind::request, std::move(id), m);
+    auto out = make_message(Kind::request, std::move(id), m);
     if (!session_.config_.realip_header.empty())
-      out.payload = http_set_header(out.payload, session_.config_.realip_header, client_endpoint_.address);
+      out->payload = http_set_header(out->payload, session_.config_.realip_header, client_endpoint_.address);
     ++session_.stats_.requests;
     session_.emit_(std::move(out));
   }
@@ -266,8 +269,9 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       session_.drop(*reason);
       return;
     }
-    Message out = make_message(Kind::response, p->id, m);
-    out.latency_ns = p->complete ? std::max<std::int64_t>(0, m.first_byte_ns - p->last_byte_ns) : 0;
+    // The request already took its copy of the id once it is complete.
+    auto out = make_message(Kind::response, p->complete ? std::move(p->id) : p->id, m);
+    out->latency_ns = p->complete ? std::max<std::int64_t>(0, m.first_byte_ns - p->last_byte_ns) : 0;
     ++session_.stats_.responses;
     session_.emit_(std::move(out));
   }
@@ -305,6 +309,11 @@ void CaptureSession::Impl::on_close(TcpConnection& connection, CloseReason reaso
 }
 
 CaptureSession::CaptureSession(CaptureConfig config, Emit emit)
+    : impl_(std::make_unique<Impl>(std::move(config), [emit = std::move(emit)](std::shared_ptr<Message>&& m) {
+        emit(std::move(*m));
+      })) {}
+
+CaptureSession::CaptureSession(CaptureConfig config, EmitShared emit)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(emit))) {}
 
 CaptureSession::~CaptureSession() = default;

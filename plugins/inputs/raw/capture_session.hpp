@@ -60,7 +60,10 @@ struct CaptureStats {
 class CaptureSession {
  public:
   using Emit = std::function<void(Message&&)>;
+  // The message already shared, built in place: the hot path (RawInput) moves no Message.
+  using EmitShared = std::function<void(std::shared_ptr<Message>&&)>;
   CaptureSession(CaptureConfig config, Emit emit);
+  CaptureSession(CaptureConfig config, EmitShared emit);
   ~CaptureSession();
 
   void add_frame(int link_type, const std::uint8_t* data, std::size_t caplen, std::size_t wirelen,

@@ -1,6 +1,7 @@
 // Plugin `raw`: options, their parsing into RawInputConfig, and registration.
 #include <pcap/pcap.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "doppel/plugin.hpp"
@@ -58,6 +59,10 @@ RawInputConfig parse(const Options& options) {
   if (c.buffer_size > (std::uint64_t{1} << 31)) options.fail("buffer_size", "buffer_size is at most 2GiB");
   c.promiscuous = options.boolean("promiscuous");
   c.immediate = options.boolean("immediate");
+  auto timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(options.duration("buffer_timeout")).count();
+  if (timeout_ms < 1 || timeout_ms > 10'000)
+    options.fail("buffer_timeout", "buffer_timeout must be between 1ms and 10s");
+  c.buffer_timeout_ms = static_cast<int>(timeout_ms);
 
   CaptureConfig& cap = c.capture;
   cap.track_response = options.boolean("track_response");
@@ -95,11 +100,17 @@ PluginDefinition raw_input_definition() {
       option("snaplen", OptionType::integer, "Bytes captured per packet (never the MTU: bodies would be cut)")
           .default_value(262144),
       option("buffer_size", OptionType::size, "Kernel capture buffer. GoReplay: --input-raw-buffer-size")
-          .default_value("32MiB"),
+          .default_value("64MiB"),
       option("promiscuous", OptionType::boolean, "Capture traffic not addressed to this host")
           .default_value(false),
-      option("immediate", OptionType::boolean, "Deliver packets as they arrive instead of in kernel batches")
-          .default_value(true),
+      option("immediate", OptionType::boolean,
+             "Deliver each packet as it arrives (one wake-up per packet) instead of in kernel blocks "
+             "(TPACKET_V3, at most buffer_timeout late). GoReplay: --input-raw-immediate-mode")
+          .default_value(false),
+      option("buffer_timeout", OptionType::duration,
+             "Without immediate mode, how long the kernel holds a partly filled block of packets. "
+             "GoReplay: --input-raw-buffer-timeout")
+          .default_value("10ms"),
       option("track_response", OptionType::boolean,
              "Also emit the original responses, with their request's id. GoReplay: --input-raw-track-response")
           .default_value(false),

@@ -103,10 +103,6 @@ Layer skip(Layer l, std::size_t n) { return {l.data + n, l.captured - n, l.wire 
 
 }  // namespace
 
-bool IpAddress::operator==(const IpAddress& o) const {
-  return family == o.family && std::memcmp(bytes, o.bytes, family == 4 ? 4 : 16) == 0;
-}
-
 std::string IpAddress::to_string() const {
   char text[INET6_ADDRSTRLEN] = {};
   if (family == 4) return inet_ntop(AF_INET, bytes, text, sizeof text) ? text : "";

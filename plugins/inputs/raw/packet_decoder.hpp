@@ -3,6 +3,7 @@
 // bytes; never reads past `caplen`, and says why a frame is not a usable segment.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -27,7 +28,11 @@ bool link_type_supported(int link_type);
 struct IpAddress {
   std::uint8_t family = 0;  // 4 or 6
   std::uint8_t bytes[16] = {};
-  bool operator==(const IpAddress& o) const;
+  // Inline with fixed sizes: the compiler turns it into two word compares (hot per packet).
+  bool operator==(const IpAddress& o) const {
+    if (family != o.family) return false;
+    return family == 4 ? std::memcmp(bytes, o.bytes, 4) == 0 : std::memcmp(bytes, o.bytes, 16) == 0;
+  }
   std::string to_string() const;  // "127.0.0.1", "::1"
 };
 

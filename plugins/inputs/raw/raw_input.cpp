@@ -57,7 +57,7 @@ void RawInput::run(std::stop_token stop) {
     if (handle != nullptr) {
       pcap_set_snaplen(handle, config_.snaplen);
       pcap_set_promisc(handle, config_.promiscuous ? 1 : 0);
-      pcap_set_timeout(handle, 100);
+      pcap_set_timeout(handle, config_.buffer_timeout_ms);
       pcap_set_immediate_mode(handle, config_.immediate ? 1 : 0);
       pcap_set_buffer_size(handle, static_cast<int>(config_.buffer_size));
       pcap_set_tstamp_precision(handle, PCAP_TSTAMP_PRECISION_NANO);
@@ -101,10 +101,10 @@ void RawInput::run(std::stop_token stop) {
                        pcap_datalink_val_to_name(link_type), config_.filter);
 
   std::string stage = context().stage_name();
-  CaptureSession session(config_.capture, [this, &stage](Message&& message) {
-    message.meta.stage = stage;
-    context().emit(share(std::move(message)));
-  });
+  CaptureSession session(config_.capture, CaptureSession::EmitShared([this, &stage](std::shared_ptr<Message>&& message) {
+    message->meta.stage = stage;
+    context().emit(std::move(message));
+  }));
   DispatchState state{&session, link_type};
   auto last_publish = std::chrono::steady_clock::now();
   auto every_second = [&] {

@@ -15,9 +15,12 @@ struct RawInputConfig {
   std::string filter;     // BPF, generated from port/ports/host unless `bpf` was given
   bool filter_generated = true;
   int snaplen = 262144;
-  std::uint64_t buffer_size = std::uint64_t{32} << 20;
+  std::uint64_t buffer_size = std::uint64_t{64} << 20;
   bool promiscuous = false;
-  bool immediate = true;
+  // Off by default: immediate mode makes libpcap fall back to TPACKET_V2 and wake once per
+  // packet; TPACKET_V3 hands over blocks of packets, at most `buffer_timeout` late.
+  bool immediate = false;
+  int buffer_timeout_ms = 10;
   CaptureConfig capture;
 };
 

@@ -76,8 +76,9 @@ class RecordWriter {
   static std::unique_ptr<RecordWriter> on_descriptor(int fd, std::size_t buffer_size = 64 << 10);
   virtual ~RecordWriter() = default;
 
-  // Header + payload + separator: the record as GoReplay writes it.
-  virtual void write(const Message& message) = 0;
+  // Header + payload + separator: the record as GoReplay writes it. Returns its size
+  // (uncompressed), what record_size(message) says.
+  virtual std::size_t write(const Message& message) = 0;
   // Pushes buffered bytes to the OS; with `sync`, to the disk too (fdatasync).
   virtual void flush(bool sync) = 0;
   // Flushes, finishes the gzip stream, closes the file. Idempotent.

@@ -65,6 +65,8 @@ DecodedBody decode_body(const HttpView& view, std::size_t max_size = std::size_t
 
 // Case-insensitive ASCII comparison, as header names need.
 bool iequals(std::string_view a, std::string_view b);
+// Without leading/trailing spaces and tabs (and a trailing CR), as header values are read.
+std::string_view trim_ows(std::string_view s);
 
 // Payload edits that keep every other byte as it was (no re-serialization).
 // Replaces the value of the first header `name` or appends the header when absent.

@@ -1,6 +1,10 @@
-#include "form_fields.hpp"
+#include "doppel/form.hpp"
 
-namespace doppel::plugins {
+#include <algorithm>
+
+#include "doppel/http.hpp"
+
+namespace doppel {
 namespace {
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -8,6 +12,7 @@ int hex_value(char c) {
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
 }
+
 }  // namespace
 
 std::string percent_decode(std::string_view text) {
@@ -44,4 +49,16 @@ std::vector<std::pair<std::string, std::string>> parse_form(std::string_view tex
   return out;
 }
 
-}  // namespace doppel::plugins
+bool is_form_content_type(std::string_view content_type) {
+  return iequals(trim_ows(content_type.substr(0, content_type.find(';'))), "application/x-www-form-urlencoded");
+}
+
+bool looks_like_form(std::string_view body) {
+  if (body.find('=') == std::string_view::npos) return false;
+  return std::all_of(body.begin(), body.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f;
+  });
+}
+
+}  // namespace doppel

@@ -1,0 +1,231 @@
+#include "file_input.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <ostream>
+
+#include "doppel/units.hpp"
+
+namespace doppel::plugins {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::nanoseconds;
+
+// At most this many corrupt records are logged one by one per run; the rest are only counted.
+constexpr std::uint64_t kCorruptLogLimit = 20;
+
+std::string utc_time(std::int64_t ns) {
+  std::time_t seconds = static_cast<std::time_t>(ns / 1'000'000'000);
+  std::tm tm{};
+  ::gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::string megabytes(std::uint64_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return text;
+}
+
+std::string speed_text(const ReplayTiming& t) {
+  if (t.max_speed) return "max speed";
+  if (t.fixed_rate) return format_rate(Rate{Rate::Unit::per_second, *t.fixed_rate});
+  return format_rate(Rate{Rate::Unit::percent, t.speed_factor * 100});
+}
+
+}  // namespace
+
+void FileInput::start(StageContext& context) {
+  Stage::start(context);
+  lag_ms_ = &context.gauge("lag_ms");
+  out_of_order_ = &context.counter("out_of_order");
+  read_errors_ = &context.counter("read_errors");
+  files_read_ = &context.counter("files_read");
+}
+
+bool FileInput::wait_until(Clock::time_point until, std::stop_token& stop) {
+  std::unique_lock lock(wait_mutex_);
+  // The stop token wakes the wait at once; the runtime's stopping() flag is polled every 100 ms
+  // in case shutdown is signalled only through the context.
+  while (!stopping(stop)) {
+    auto now = Clock::now();
+    if (now >= until) return true;
+    wakeup_.wait_until(lock, stop, std::min(until, now + std::chrono::milliseconds(100)), [] { return false; });
+  }
+  return false;
+}
+
+void FileInput::skip_corrupt(const FileSetReader::Event& event) {
+  context().drop("corrupt_record");
+  if (corrupt_logged_++ < kCorruptLogLimit) {
+    context().log().warn("{}: skipped {} record at byte offset {} ({} bytes): \"{}\"", event.path, event.detail,
+                         event.offset, event.size, event.preview);
+    if (corrupt_logged_ == kCorruptLogLimit)
+      context().log().warn("further corrupt records are counted as dropped.corrupt_record, not logged");
+  }
+}
+
+FileInput::Outcome FileInput::read_files(std::stop_token& stop, ReplaySchedule& schedule, Clock::time_point& due,
+                                         std::uint64_t& emitted) {
+  std::vector<std::string> files;
+  try {
+    files = gor::expand_glob(config_.pattern);
+  } catch (const std::exception& e) {
+    read_errors_->add();
+    context().log().error("{}", e.what());
+  }
+  if (files.empty()) {
+    read_errors_->add();
+    context().log().error("no file matches \"{}\" any more", config_.pattern);
+  }
+  FileSetReader reader(std::move(files), config_.order);
+  FileSetReader::Event event;
+  while (!stopping(stop) && reader.next(event)) {
+    switch (event.type) {
+      case FileSetReader::Event::Type::opened:
+        files_read_->add();
+        continue;
+      case FileSetReader::Event::Type::corrupt:
+        skip_corrupt(event);
+        continue;
+      case FileSetReader::Event::Type::read_error:
+        read_errors_->add();
+        context().log().error("{}: read error at byte offset {}: {}", event.path, event.offset, event.detail);
+        continue;
+      case FileSetReader::Event::Type::message:
+        break;
+    }
+    Message& message = *event.message;
+    if (!config_.kinds.contains(message.kind)) {
+      context().drop("kind_not_selected");
+      continue;
+    }
+    if (message.kind == Kind::request) {
+      std::uint64_t disorder_before = schedule.out_of_order();
+      due += schedule.gap_before(message.timestamp_ns);
+      if (schedule.out_of_order() != disorder_before) out_of_order_->add();
+      if (!config_.timing.max_speed) {
+        if (Clock::now() < due && !wait_until(due, stop)) return Outcome::stopped;
+        auto lag = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - due);
+        lag_ms_->set(std::max<std::int64_t>(0, lag.count()));
+      }
+    }
+    if (!context().emit(share(std::move(message)))) return Outcome::stopped;  // shutting down
+    ++emitted;
+  }
+  return stopping(stop) ? Outcome::stopped : Outcome::finished;
+}
+
+void FileInput::run(std::stop_token stop) {
+  ReplaySchedule schedule(config_.timing);
+  Clock::time_point due = Clock::now();
+  for (std::uint64_t pass = 1;; ++pass) {
+    std::uint64_t emitted = 0;
+    if (read_files(stop, schedule, due, emitted) == Outcome::stopped) break;
+    if (!config_.loop) break;
+    if (emitted == 0) {
+      // Looping over files that yield nothing would spin forever.
+      context().log().error("loop: pass {} over \"{}\" emitted no message; stopping", pass, config_.pattern);
+      break;
+    }
+    schedule.restart();
+    due = std::max(due, Clock::now());
+  }
+  lag_ms_->set(0);
+}
+
+bool FileInput::dry_run(std::ostream& out) {
+  std::vector<std::string> files;
+  try {
+    files = gor::expand_glob(config_.pattern);
+  } catch (const std::exception& e) {
+    out << "file input: " << e.what() << "\n";
+    return true;
+  }
+  ReplaySchedule schedule(config_.timing);
+  std::uint64_t per_kind[8] = {};
+  std::uint64_t records = 0, bytes = 0, corrupt = 0, unselected = 0;
+  std::int64_t first_request = 0, last_request = 0;
+  bool any_request = false;
+  nanoseconds total{0}, max_gap{0}, min_gap{nanoseconds::max()}, first_gap{0};
+  std::uint64_t gaps = 0;
+  std::vector<std::string> problems;
+
+  FileSetReader reader(files, config_.order);
+  FileSetReader::Event event;
+  while (reader.next(event)) {
+    switch (event.type) {
+      case FileSetReader::Event::Type::opened:
+        continue;
+      case FileSetReader::Event::Type::corrupt:
+        ++corrupt;
+        problems.push_back(event.path + " at byte offset " + std::to_string(event.offset) + ": " + event.detail);
+        continue;
+      case FileSetReader::Event::Type::read_error:
+        problems.push_back(event.path + " at byte offset " + std::to_string(event.offset) +
+                           ": read error: " + event.detail);
+        continue;
+      case FileSetReader::Event::Type::message:
+        break;
+    }
+    const Message& message = *event.message;
+    if (!config_.kinds.contains(message.kind)) {
+      ++unselected;
+      continue;
+    }
+    ++records;
+    ++per_kind[static_cast<int>(message.kind) & 7];
+    bytes += message.payload.size();
+    if (message.kind != Kind::request) continue;
+    bool first = !any_request;
+    if (first) {
+      first_request = last_request = message.timestamp_ns;
+      any_request = true;
+    }
+    first_request = std::min(first_request, message.timestamp_ns);
+    last_request = std::max(last_request, message.timestamp_ns);
+    nanoseconds gap = schedule.gap_before(message.timestamp_ns);
+    if (first) continue;
+    if (gaps == 0) first_gap = gap;
+    ++gaps;
+    total += gap;
+    max_gap = std::max(max_gap, gap);
+    min_gap = std::min(min_gap, gap);
+  }
+
+  out << "file input \"" << config_.pattern << "\": " << files.size() << (files.size() == 1 ? " file" : " files")
+      << (files.size() > 1 ? (config_.order == FileOrder::timestamp ? ", merged by timestamp" : ", one after another")
+                           : "")
+      << "\n";
+  out << "  records: " << records << " (" << per_kind[1] << " requests, " << per_kind[2] << " responses, "
+      << per_kind[3] << " replays";
+  if (per_kind[4] > 0) out << ", " << per_kind[4] << " verdicts";
+  out << "), payloads " << megabytes(bytes) << "\n";
+  if (unselected > 0) out << "  not selected by `kinds`: " << unselected << "\n";
+  out << "  corrupt or truncated records (skipped): " << corrupt << "\n";
+  for (std::size_t i = 0; i < problems.size() && i < 10; ++i) out << "    " << problems[i] << "\n";
+  if (problems.size() > 10) out << "    ... " << problems.size() - 10 << " more\n";
+  if (any_request) {
+    out << "  requests recorded over " << format_duration(nanoseconds(last_request - first_request)) << " ("
+        << utc_time(first_request) << " .. " << utc_time(last_request) << ")\n";
+    if (gaps > 0)
+      out << "  gaps at this speed: first " << format_duration(first_gap) << ", min " << format_duration(min_gap)
+          << ", max " << format_duration(max_gap) << "\n";
+  }
+  out << "  out-of-order requests (no wait): " << schedule.out_of_order() << "\n";
+  if (schedule.capped() > 0)
+    out << "  waits capped by max_wait " << format_duration(config_.timing.max_wait) << ": " << schedule.capped()
+        << "\n";
+  out << "  expected duration at " << speed_text(config_.timing) << ": " << format_duration(total)
+      << (config_.timing.max_speed ? " of waiting (as fast as the pipeline goes)" : "")
+      << (config_.loop ? " per pass (loop = true: repeats until stopped)" : "") << "\n";
+  return true;
+}
+
+}  // namespace doppel::plugins

@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Integration, a three-node JetStream cluster on loopback with an R3 stream; two agents publish
+# from .gor files, three workers share one durable consumer and replay to nginx:
+#  1. nothing fails: every request reaches the target exactly once, every verdict is written,
+#     the load is shared;
+#  2. one worker is stopped (SIGTERM) mid-run: nothing lost; what it had fetched but not handed
+#     to its pipeline goes back to the others and is counted as redelivered;
+#  3. the stream's leader is stopped mid-run: publishing resumes after fail-over, nothing lost,
+#     and any request replayed twice is counted as a redelivery.
+set -euo pipefail
+work=$(mktemp -d)
+source "$(dirname "$0")/nats_common.sh"
+trap cleanup EXIT
+
+nats_start_cluster "$work/nats"
+NGINX_DIR="$work/nginx"
+start_echo_nginx "$NGINX_DIR"
+servers="\"$(echo "$NATS_URLS" | sed 's/,/", "/g')\""
+log="$NGINX_DIR/access.log"
+
+# scenario NAME N GAP_MS WORKER_OPTIONS...: agents a/b publish N pairs each on subject
+# doppel.NAME into stream NAME (R3); three workers consume it. Leaves WORKERS=(pids).
+start_scenario() {
+  local name=$1 n=$2 gap=$3
+  shift 3
+  local agent
+  for agent in a b; do
+    python3 "$HERE/make_gor.py" "$work/$name-$agent.gor" "$name$agent" "$n" "$gap"
+    uris "$work/$name-$agent.gor" >> "$work/$name-want.txt"
+    agent_toml "$work/$name-agent-$agent.toml" "$work/$name-$agent.gor" "$servers" \
+      'create_stream = true' 'replicas = 3' "stream = \"$name\"" "subject = \"doppel.$name\"" 'ack_timeout = "2s"'
+    sed -i 's/^max_speed = true$/speed = "100%"/' "$work/$name-agent-$agent.toml"
+  done
+  WORKERS=()
+  local i
+  for i in 1 2 3; do
+    worker_toml "$work/$name-worker$i.toml" "$servers" "$NGINX_PORT" "$work/$name-verdicts$i.jsonl" \
+      "stream = \"$name\"" "subject = \"doppel.$name\"" 'ack_wait = "3s"' "$@"
+    "$DOPPEL" run "$work/$name-worker$i.toml" > "$work/$name-worker$i.out" 2>&1 &
+    WORKERS+=("$!")
+    BG_PIDS+=("$!")
+  done
+  AGENTS=()
+  for agent in a b; do
+    "$DOPPEL" run "$work/$name-agent-$agent.toml" > "$work/$name-agent-$agent.out" 2>&1 &
+    AGENTS+=("$!")
+    BG_PIDS+=("$!")
+  done
+}
+
+wait_agents() {
+  local p rc
+  for p in "${AGENTS[@]}"; do
+    rc=0
+    wait "$p" || rc=$?
+    [ $rc = 0 ] || { cat "$work"/*agent*.out; fail "an agent exited with $rc"; }
+  done
+}
+
+# finish NAME N_TOTAL: waits for N_TOTAL requests of this scenario, stops the workers, checks.
+finish_scenario() {
+  local name=$1 total=$2 p
+  local n=0
+  for _ in $(seq 600); do
+    n=$(grep -c " /r/$name" "$log" || true)
+    [ "$n" -ge "$total" ] && break
+    sleep 0.1
+  done
+  sleep 1
+  for p in "${WORKERS[@]}"; do [ -n "$p" ] && { stop_doppel "$p" || true; }; done
+  grep " /r/$name" "$log" > "$work/$name-log" || true
+  check_exactly_once "$work/$name-log" "$work/$name-want.txt"
+  REPLAYED=$(wc -l < "$work/$name-log")
+  REDELIVERED=0
+  local f v
+  for f in "$work/$name"-worker*.out; do
+    v=$(counter "$f" bus redelivered)
+    REDELIVERED=$((REDELIVERED + ${v:-0}))
+  done
+  VERDICTS=$(cat "$work/$name"-verdicts*.jsonl 2>/dev/null | wc -l)
+  echo "$name: $total requests, $REPLAYED replayed, $REDELIVERED redelivered, $VERDICTS verdicts"
+}
+
+# 1. nothing fails
+start_scenario calm 300 2 'max_speed = true'
+wait_agents
+finish_scenario calm 600
+[ "$REPLAYED" = 600 ] || fail "calm: $REPLAYED replays of 600 requests (expected exactly once)"
+[ "$VERDICTS" = 600 ] || fail "calm: $VERDICTS verdicts of 600"
+busy=0
+for i in 1 2 3; do
+  v=$(counter "$work/calm-worker$i.out" bus acked)
+  [ "${v:-0}" -gt 0 ] && busy=$((busy + 1))
+done
+[ $busy -ge 2 ] || fail "calm: the load was not shared ($busy busy workers)"
+python3 "$NATS_TOOL" stream-info "${NATS_URLS%%,*}" calm | grep -q '"num_replicas": 3\|"replicas": 3' ||
+  fail "calm: the stream is not R3"
+
+# 2. one worker stopped mid-run (workers pace requests, so each holds fetched messages)
+start_scenario term 300 10 'speed = "100%"' 'batch = 32'
+sleep 1.5
+kill -TERM "${WORKERS[0]}"
+rc=0
+wait "${WORKERS[0]}" || rc=$?
+[ $rc = 0 ] || { cat "$work/term-worker1.out"; fail "term: the stopped worker exited with $rc"; }
+returned=$(counter "$work/term-worker1.out" bus returned)
+WORKERS[0]=
+wait_agents
+finish_scenario term 600
+[ "${returned:-0}" -gt 0 ] || fail "term: the stopped worker returned nothing (test did not exercise redelivery)"
+[ "$REDELIVERED" -ge "$returned" ] || fail "term: $returned returned but only $REDELIVERED redelivered"
+[ $((REPLAYED - 600)) -le "$REDELIVERED" ] || fail "term: $REPLAYED replays, more duplicates than redeliveries"
+
+# 3. the stream leader stopped mid-run
+start_scenario leader 300 10 'max_speed = true'
+sleep 1.2
+leader=$(python3 "$NATS_TOOL" leader "${NATS_URLS%%,*}" leader 2>/dev/null ||
+  python3 "$NATS_TOOL" leader "$(echo "$NATS_URLS" | cut -d, -f2)" leader)
+[ -n "$leader" ] || fail "leader: no stream leader found"
+idx=${leader#n}
+echo "stopping stream leader $leader"
+nats_kill_node "$idx"
+wait_agents
+for f in "$work"/leader-agent-*.out; do
+  [ "$(counter "$f" bus published)" = 300 ] || { cat "$f"; fail "leader: an agent did not publish everything"; }
+done
+finish_scenario leader 600
+[ $((REPLAYED - 600)) -le "$REDELIVERED" ] || fail "leader: $REPLAYED replays, more duplicates than redeliveries"
+[ "$VERDICTS" -ge 600 ] || fail "leader: $VERDICTS verdicts of 600"
+echo "nats cluster: ok"
