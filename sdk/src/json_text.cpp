@@ -1,5 +1,7 @@
 #include "doppel/json_text.hpp"
 
+#include "doppel/json_writer.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -8,28 +10,6 @@
 
 namespace doppel::json {
 namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], 0 when invalid.
-std::size_t utf8_sequence(std::string_view s, std::size_t i) {
-  auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  std::size_t len = 0;
-  std::uint32_t cp = 0;
-  if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
-  else return 0;
-  if (i + len > s.size()) return 0;
-  for (std::size_t k = 1; k < len; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  // Overlong forms, surrogates and values past U+10FFFF are invalid.
-  if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return 0;
-  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-  return len;
-}
 
 void append_number(std::string& out, double d) {
   if (!std::isfinite(d)) {
@@ -97,50 +77,27 @@ std::optional<double> parse_double(std::string_view text) {
 
 }  // namespace
 
-void append_quoted(std::string& out, std::string_view text) {
-  static const char* hex = "0123456789abcdef";
-  out.reserve(out.size() + text.size() + 2);
-  out.push_back('"');
-  std::size_t i = 0;
-  while (i < text.size()) {
-    auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) {
-      std::size_t len = utf8_sequence(text, i);
-      if (len == 0) {
-        out.append("\xEF\xBF\xBD");  // U+FFFD
-        ++i;
-      } else {
-        out.append(text.substr(i, len));
-        i += len;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      case '\b': out.append("\\b"); break;
-      case '\f': out.append("\\f"); break;
-      default:
-        if (c < 0x20) {
-          out.append("\\u00");
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 15]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-    ++i;
-  }
-  out.push_back('"');
-}
+// Escaping and truncation are the JSON writer's: one implementation in the SDK.
+void append_quoted(std::string& out, std::string_view text) { append_json_string(out, text); }
 
-std::string quoted(std::string_view text) {
-  std::string out;
-  append_quoted(out, text);
-  return out;
+std::string quoted(std::string_view text) { return json_quote(text); }
+
+void append_utf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
 }
 
 std::string to_json(simdjson::dom::element value) {
@@ -150,15 +107,8 @@ std::string to_json(simdjson::dom::element value) {
 }
 
 std::string truncate_for_display(std::string_view text, std::size_t max_bytes) {
-  if (max_bytes == 0 || text.size() <= max_bytes) return std::string(text);
-  std::size_t cut = max_bytes;
-  // Step back over UTF-8 continuation bytes so no character is split.
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  std::string out(text.substr(0, cut));
-  out.append("\xE2\x80\xA6(+");  // "…"
-  out.append(std::to_string(text.size() - cut));
-  out.append(" bytes)");
-  return out;
+  if (max_bytes == 0) return std::string(text);
+  return doppel::truncate_for_display(text, max_bytes);
 }
 
 std::string display(simdjson::dom::element value, std::size_t max_bytes) {

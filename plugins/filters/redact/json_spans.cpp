@@ -1,5 +1,7 @@
 #include "json_spans.hpp"
 
+#include "doppel/json_text.hpp"
+
 namespace doppel::plugins {
 namespace {
 
@@ -10,23 +12,6 @@ int hex_digit(char c) {
   return -1;
 }
 
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 class SpanScanner {
  public:
@@ -77,7 +62,7 @@ class SpanScanner {
               pos += 6;
             }
           }
-          append_utf8(*decoded, cp);
+          json::append_utf8(*decoded, cp);
           break;
         }
         default: decoded->push_back(e); break;  // " \ /

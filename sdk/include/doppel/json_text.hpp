@@ -2,6 +2,7 @@
 // Writing JSON text and showing JSON values to people: escaping (for verdicts and reports),
 // minified serialization, and truncation that never cuts a UTF-8 character in half.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -13,6 +14,9 @@ namespace doppel::json {
 // bytes that are not valid UTF-8 become U+FFFD, so the output is always valid JSON.
 void append_quoted(std::string& out, std::string_view text);
 std::string quoted(std::string_view text);
+
+// Appends the UTF-8 encoding of a code point (for decoding \uXXXX escapes).
+void append_utf8(std::string& out, std::uint32_t code_point);
 
 // Minified JSON of `value` (as simdjson::minify would write it).
 std::string to_json(simdjson::dom::element value);
