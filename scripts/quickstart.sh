@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh build
-scripts/build.sh
+scripts/build.sh -DDOPPEL_TESTS=OFF
 exec pipelines/quickstart/run.sh
