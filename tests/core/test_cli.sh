@@ -49,9 +49,11 @@ grep -q "doppel summary for pipeline \"cli\"" "$work/run.txt" || fail "summary"
 "$DOPPEL" run --dry-run "$work/ok.toml" | grep -q "3 canned messages" || fail "dry run"
 
 # SIGINT drains and exits 0 with a summary; a live input that never ends.
-cat > "$work/endless.toml" <<'TOML'
+metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cat > "$work/endless.toml" <<TOML
 [pipeline]
 stats_interval = "100ms"
+metrics = "127.0.0.1:$metrics_port"
 [inputs.src]
 plugin = "canned"
 repeat = 100000000
@@ -65,6 +67,9 @@ TOML
 pid=$!
 for _ in $(seq 50); do grep -q "^stats:" "$work/endless.txt" 2>/dev/null && break; sleep 0.1; done
 grep -q "^stats: src\[out=" "$work/endless.txt" || fail "no stats line: $(head -3 "$work/endless.txt")"
+curl -sf "http://127.0.0.1:$metrics_port/metrics" > "$work/metrics.txt" || fail "/metrics not served"
+grep -q '^doppel_stage_out_total{stage="src"} [1-9]' "$work/metrics.txt" || fail "metrics: $(head -5 "$work/metrics.txt")"
+grep -q '^# TYPE doppel_stage_dropped_total counter' "$work/metrics.txt" || fail "metrics types"
 kill -INT "$pid"
 set +e; wait "$pid"; rc=$?; set -e
 [ "$rc" = 0 ] || fail "SIGINT exit code $rc"
