@@ -52,7 +52,8 @@ TEST_CASE("decoder reads ports, sequence numbers, flags and payload on every lin
   seg.payload = "GET / HTTP/1.1\r\n\r\n";
   for (int link : {pb::kEthernet, pb::kSll, pb::kSll2, pb::kNull, pb::kRaw}) {
     CAPTURE(link);
-    TcpSegment s = decode(link, pb::frame(link, pb::ip_packet(seg), 4));
+    const std::string frame = pb::frame(link, pb::ip_packet(seg), 4);  // the segment views into it
+    TcpSegment s = decode(link, frame);
     CHECK(s.source.to_string() == "10.1.2.3");
     CHECK(s.destination.to_string() == "10.1.2.4");
     CHECK(s.source_port == 1234);
@@ -70,7 +71,8 @@ TEST_CASE("decoder: Ethernet padding is not payload, snaplen cuts are counted, f
   seg.dst = pb::Address::v4("10.0.0.2");
   seg.payload = "ab";
   std::string frame = pb::frame(pb::kEthernet, pb::ip_packet(seg), 4);
-  TcpSegment padded = decode(pb::kEthernet, frame + std::string(6, '\0'));
+  const std::string padded_frame = frame + std::string(6, '\0');
+  TcpSegment padded = decode(pb::kEthernet, padded_frame);
   CHECK(padded.payload == "ab");
 
   TcpSegment cut;
