@@ -3,6 +3,7 @@
 
   nats_tool.py stream-info HOST:PORT STREAM   prints the JetStream stream info (JSON)
   nats_tool.py leader HOST:PORT STREAM        prints the name of the server leading STREAM
+  nats_tool.py consumer-done HOST:PORT STREAM DURABLE  1 when all delivered and acknowledged
   nats_tool.py publish HOST:PORT SUBJECT TEXT publishes TEXT and waits for the stream's ack
 """
 import json
@@ -39,6 +40,9 @@ def main():
     elif cmd == "leader":
         info = request(addr, "$JS.API.STREAM.INFO." + sys.argv[3])
         print(info.get("cluster", {}).get("leader", ""))
+    elif cmd == "consumer-done":  # "1" when the consumer has nothing pending or unacknowledged
+        info = request(addr, "$JS.API.CONSUMER.INFO.%s.%s" % (sys.argv[3], sys.argv[4]))
+        print(1 if info.get("num_pending", 1) == 0 and info.get("num_ack_pending", 1) == 0 else 0)
     elif cmd == "publish":
         print(json.dumps(request(addr, sys.argv[3], sys.argv[4].encode())))
     else:

@@ -268,7 +268,7 @@ void NatsInput::run(std::stop_token stop) {
       if (!problem.empty()) {
         warn_every(problem + "; retrying");
         std::unique_lock lock(wait_mutex_);
-        wakeup_.wait_for(lock, stop, std::chrono::seconds(1), [] { return false; });
+        wakeup_.wait_for(lock, stop, std::chrono::milliseconds(500), [] { return false; });
         continue;
       }
     }

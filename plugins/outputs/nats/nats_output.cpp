@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <stdexcept>
 
@@ -111,16 +112,26 @@ void NatsOutput::acknowledged(natsMsg* msg, jsPubAck* ack, jsPubAckErr* error) {
 
 std::string NatsOutput::ensure_stream() {
   const auto& s = config_.stream;
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // Creating a replicated stream takes a round of the cluster's consensus: allow more time
+  // than a publish acknowledgement.
+  jsOptions api;
+  jsOptions_Init(&api);
+  api.Wait = std::max<std::int64_t>(nats::to_ms(config_.ack_timeout), 10000);
+  constexpr int kAttempts = 5;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
     jsStreamInfo* info = nullptr;
     jsErrCode code = static_cast<jsErrCode>(0);
-    natsStatus status = js_GetStreamInfo(&info, js_, s.name.c_str(), nullptr, &code);
+    natsStatus status = js_GetStreamInfo(&info, js_, s.name.c_str(), &api, &code);
     if (status == NATS_OK) {
       std::string diff = stream_differences(*info->Config, config_);
       jsStreamInfo_Destroy(info);
       if (diff.empty()) return {};
       return "stream \"" + s.name + "\" exists with other settings: " + diff +
              "; align the pipeline with it, change the stream (nats stream edit) or use another `stream` name";
+    }
+    if (status != NATS_NOT_FOUND && attempt + 1 < kAttempts) {  // a busy or electing cluster: ask again
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
     }
     if (status != NATS_NOT_FOUND)
       return "cannot look up stream \"" + s.name + "\": " + natsStatus_GetText(status) + " (" +
@@ -138,15 +149,19 @@ std::string NatsOutput::ensure_stream() {
     sc.MaxBytes = s.max_bytes;
     sc.Duplicates = s.duplicate_window.count();
     sc.Storage = s.file_storage ? js_FileStorage : js_MemoryStorage;
-    status = js_AddStream(&info, js_, &sc, nullptr, &code);
+    status = js_AddStream(&info, js_, &sc, &api, &code);
     if (status == NATS_OK) {
       jsStreamInfo_Destroy(info);
       context().log().info("created stream \"{}\" on \"{}\" (replicas {})", s.name, config_.subject, s.replicas);
       return {};
     }
-    // Another agent may have created it at the same moment: look again once.
-    if (attempt == 1 || code != JSStreamNameExistErr)
-      return "cannot create stream \"" + s.name + "\": " + natsStatus_GetText(status) + " (" +
+    // Another agent may be creating it at the same moment (name in use, or a timeout while the
+    // cluster agrees): look again.
+    if (attempt + 1 < kAttempts) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
+    }
+    return "cannot create stream \"" + s.name + "\": " + natsStatus_GetText(status) + " (" +
              nats_GetLastError(nullptr) + ")";
   }
   return {};

@@ -33,7 +33,7 @@ agent_toml "$work/agent.toml" "$work/a.gor" "\"$NATS_URL\"" 'create_stream = tru
 python3 "$NATS_TOOL" publish "$NATS_URL" doppel.capture "this is not a gor record" > /dev/null
 
 # --- worker
-worker_toml "$work/worker.toml" "\"$NATS_URL\"" "$NGINX_PORT" "$work/verdicts.jsonl" 'ack_wait = "5s"'
+worker_toml "$work/worker.toml" "\"$NATS_URL\"" "$NGINX_PORT" "$work/verdicts.jsonl" 'ack_wait = "5s"' 'max_speed = true'
 "$DOPPEL" validate "$work/worker.toml"
 "$DOPPEL" run "$work/worker.toml" > "$work/worker.out" 2>&1 &
 pid=$!
@@ -55,6 +55,21 @@ BG_PIDS+=("$pid")
 sleep 2
 stop_doppel "$pid" || true
 [ "$(grep -c " /r/" "$NGINX_DIR/access.log")" = $N ] || fail "acknowledged messages delivered again"
+
+# --- pipelines/worker.toml itself, pointed at this server and nginx, on a durable of its own
+"$DOPPEL" validate "$SRC/pipelines/worker.toml"
+sed -e "s|^servers = .*|servers = [\"$NATS_URL\"]|" -e '/^credentials = /d' \
+    -e "s|^url = .*|url = \"http://127.0.0.1:$NGINX_PORT\"|" -e 's|^durable = .*|durable = "shipped"|' \
+    -e 's|^deliver = .*|deliver = "since:2020-01-01T00:00Z"|' -e 's|^allow = .*|allow = ["^/r/"]|' \
+    -e "s|worker-diffs.jsonl|$work/shipped.jsonl|; s|worker-report.html|$work/shipped.html|" \
+    "$SRC/pipelines/worker.toml" > "$work/shipped.toml"
+"$DOPPEL" run "$work/shipped.toml" > "$work/shipped.out" 2>&1 &
+pid=$!
+BG_PIDS+=("$pid")
+wait_for_requests "$NGINX_DIR/access.log" $((2 * N)) 60 || { cat "$work/shipped.out"; fail "shipped worker"; }
+sleep 0.5
+stop_doppel "$pid" || { cat "$work/shipped.out"; fail "shipped worker exit code"; }
+[ "$(wc -l < "$work/shipped.jsonl")" = $N ] || fail "shipped worker verdicts"
 
 # --- the stream exists with other settings: the agent refuses to start, saying why
 agent_toml "$work/other.toml" "$work/a.gor" "\"$NATS_URL\"" 'create_stream = true' 'max_age = "1h"'

@@ -82,7 +82,7 @@ finish_scenario() {
 }
 
 # 1. nothing fails
-start_scenario calm 300 2 'max_speed = true'
+start_scenario calm 300 8 'speed = "100%"' 'batch = 16'
 wait_agents
 finish_scenario calm 600
 [ "$REPLAYED" = 600 ] || fail "calm: $REPLAYED replays of 600 requests (expected exactly once)"
