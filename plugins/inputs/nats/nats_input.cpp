@@ -120,6 +120,8 @@ std::string NatsInput::subscribe() {
       context().log().info("created durable consumer \"{}\" on stream \"{}\"", config_.durable, config_.stream);
   }
   stream_missing_ = status != NATS_OK && code == JSStreamNotFoundErr;
+  // An electing or busy cluster answers late or not at all: worth waiting for, not fatal.
+  setup_busy_ = status == NATS_TIMEOUT || status == NATS_NO_RESPONDERS;
   if (status != NATS_OK) {
     std::string problem = code == JSStreamNotFoundErr
                               ? "stream \"" + config_.stream + "\" does not exist (start an agent with create_stream = "
@@ -187,8 +189,9 @@ void NatsInput::start(StageContext& context) {
   if (status == NATS_OK) {
     // Reachable now: a missing stream or a durable reading another subject is a configuration error.
     std::string problem = subscribe();
-    if (stream_missing_) {
-      // Workers may start before any agent created the stream: wait for it.
+    if (stream_missing_ || setup_busy_) {
+      // Workers may start before any agent created the stream, or while the cluster elects a
+      // leader: wait for it (run() retries).
       context.log().warn("{}; waiting for it", problem);
     } else if (!problem.empty()) {
       stop();

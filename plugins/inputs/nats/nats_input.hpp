@@ -82,6 +82,7 @@ class NatsInput : public Stage {
   natsConnection* connection_ = nullptr;
   jsCtx* js_ = nullptr;
   natsSubscription* subscription_ = nullptr;
+  bool setup_busy_ = false;  // the last setup attempt timed out
   bool stream_missing_ = false;
   std::chrono::steady_clock::time_point last_warning_{};
   std::chrono::steady_clock::time_point last_progress_{};
