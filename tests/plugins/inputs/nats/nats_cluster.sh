@@ -40,6 +40,16 @@ start_scenario() {
     WORKERS+=("$!")
     BG_PIDS+=("$!")
   done
+  # Every worker must have reached the cluster (and been told the stream does not exist yet)
+  # before the agents publish, or the first one to bind could take the whole scenario.
+  local ready=0
+  for _ in $(seq 300); do
+    ready=0
+    for i in 1 2 3; do grep -q "does not exist" "$work/$name-worker$i.out" 2>/dev/null && ready=$((ready + 1)); done
+    [ $ready = 3 ] && break
+    sleep 0.1
+  done
+  [ $ready = 3 ] || fail "$name: only $ready of 3 workers reached the cluster"
   AGENTS=()
   for agent in a b; do
     "$DOPPEL" run "$work/$name-agent-$agent.toml" > "$work/$name-agent-$agent.out" 2>&1 &
