@@ -5,6 +5,7 @@
 #include <regex>
 #include <sstream>
 
+#include "doppel/markup.hpp"
 #include "runtime.hpp"
 
 namespace doppel::core {
@@ -220,21 +221,6 @@ std::vector<TestOutcome> run_pipeline_tests(const PipelineSpec& spec, const Plug
   return outcomes;
 }
 
-namespace {
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-}  // namespace
 
 std::string junit_xml(const std::string& suite, const std::vector<TestOutcome>& outcomes) {
   std::size_t failures = 0;
@@ -244,17 +230,17 @@ std::string junit_xml(const std::string& suite, const std::vector<TestOutcome>& 
     total += o.seconds;
   }
   std::ostringstream out;
-  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"" << xml_escape(suite)
+  out << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"" << escape_markup(suite)
       << "\" tests=\"" << outcomes.size() << "\" failures=\"" << failures << "\" time=\"" << total << "\">\n";
   for (const auto& o : outcomes) {
-    out << "    <testcase classname=\"" << xml_escape(suite) << "\" name=\"" << xml_escape(o.name) << "\" time=\""
+    out << "    <testcase classname=\"" << escape_markup(suite) << "\" name=\"" << escape_markup(o.name) << "\" time=\""
         << o.seconds << "\"";
     if (o.passed) {
       out << "/>\n";
       continue;
     }
     out << ">\n";
-    for (const auto& f : o.failures) out << "      <failure message=\"" << xml_escape(f) << "\"/>\n";
+    for (const auto& f : o.failures) out << "      <failure message=\"" << escape_markup(f) << "\"/>\n";
     out << "    </testcase>\n";
   }
   out << "  </testsuite>\n</testsuites>\n";

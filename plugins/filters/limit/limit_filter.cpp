@@ -8,14 +8,6 @@
 
 namespace doppel::plugins {
 
-std::uint32_t fnv1a32(std::string_view bytes) {
-  std::uint32_t h = 2166136261u;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  return h;
-}
 
 std::optional<SamplingKey> parse_sampling_key(std::string_view text, std::string& error) {
   SamplingKey key;

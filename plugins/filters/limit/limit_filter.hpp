@@ -8,6 +8,7 @@
 #include <string>
 
 #include "doppel/json_path.hpp"
+#include "doppel/hash.hpp"
 #include "doppel/stage.hpp"
 
 namespace doppel::plugins {
@@ -24,7 +25,7 @@ std::optional<SamplingKey> parse_sampling_key(std::string_view text, std::string
 // The key's value in `request`, nullopt when the request does not carry it.
 std::optional<std::string> sampling_key_value(const SamplingKey& key, const Message& request);
 // FNV-1a, 32 bits: the hash GoReplay's --http-header-limiter uses, so both keep the same users.
-std::uint32_t fnv1a32(std::string_view bytes);
+using doppel::fnv1a32;  // GoReplay's limiter hash (doppel/hash.hpp)
 
 struct LimitFilterConfig {
   std::optional<double> per_second;  // token bucket rate; none: no rate limit

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "doppel/markup.hpp"
 #include "doppel/json_writer.hpp"
 #include "report_output.hpp"
 
@@ -386,20 +387,6 @@ document.body.setAttribute("data-rendered", "true");
 </script></body></html>
 )HTML";
 
-std::string html_escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string pad(std::string s, std::size_t width, bool right = false) {
   if (s.size() >= width) return s;
   return right ? std::string(width - s.size(), ' ') + s : s + std::string(width - s.size(), ' ');
@@ -424,7 +411,7 @@ std::string percent(std::uint64_t n, std::uint64_t d) {
 std::string render_html(const ReportModel& model, const ReportConfig& config,
                         const std::vector<std::pair<Goal, std::optional<double>>>& goals) {
   std::string out = kHead;
-  out += html_escape(config.title);
+  out += escape_markup(config.title);
   out += kStyle;
   out += report_data(model, config, goals);
   out += kScript;
