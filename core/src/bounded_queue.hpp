@@ -104,7 +104,7 @@ class BoundedQueue {
   std::condition_variable not_empty_, not_full_;
   std::deque<MessagePtr> items_;
   bool closed_ = false;
-  static constexpr std::size_t kWakeBatch = 64;
+  static constexpr std::size_t kWakeBatch = 512;
   static constexpr std::chrono::milliseconds kLinger{1};
   enum class Consumer { awake, lingering, asleep };
   Consumer consumer_ = Consumer::awake;  // what the worker is doing, for push to decide on waking it

@@ -87,11 +87,12 @@ class SignalWatcher {
       sigemptyset(&set);
       sigaddset(&set, SIGINT);
       sigaddset(&set, SIGTERM);
-      timespec tick{0, 200'000'000};
+      sigaddset(&set, SIGUSR2);  // the destructor's wake-up call
+      timespec tick{1, 0};
       int seen = 0;
       while (!done_) {
         int sig = sigtimedwait(&set, nullptr, &tick);
-        if (sig <= 0) continue;
+        if (sig <= 0 || sig == SIGUSR2) continue;
         if (++seen == 1) {
           spdlog::warn("{} received: draining (send it again to exit at once)", sig == SIGINT ? "SIGINT" : "SIGTERM");
           on_first_();
@@ -105,6 +106,7 @@ class SignalWatcher {
   }
   ~SignalWatcher() {
     done_ = true;
+    pthread_kill(thread_.native_handle(), SIGUSR2);  // exit now, not at the next tick
     thread_.join();
   }
 
@@ -333,6 +335,7 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 

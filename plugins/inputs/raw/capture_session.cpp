@@ -117,7 +117,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   // HttpMessageListener
   void on_message_begin(HttpStreamParser& parser, std::int64_t ts) override {
     if (parser.side() != HttpStreamParser::Side::request) return;
-    if (pending_.size() >= session_.config_.max_pending_requests) {
+    if (!in_response_ && pending_.size() >= session_.config_.max_pending_requests) {
       if (session_.config_.track_response && !pending_.front().answered) ++session_.stats_.responses_missing;
       pending_.pop_front();
       ++front_number_;
@@ -145,10 +145,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   void on_message(HttpStreamParser& parser, ParsedMessage&& message) override {
     if (parser.side() == HttpStreamParser::Side::request) on_request(std::move(message));
     else on_response(std::move(message));
-    while (!pending_.empty() && pending_.front().complete && pending_.front().answered) {
-      pending_.pop_front();
-      ++front_number_;
-    }
+    if (!in_response_) release_finished();
   }
 
   void on_unreported_skip(HttpStreamParser& parser, std::uint64_t) override {
@@ -178,6 +175,19 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
         std::make_unique<HttpStreamParser>(HttpStreamParser::Side::response, *this, in_sync, keep_responses, max);
     client_endpoint_ = {tcp_.address[client].to_string(), tcp_.port[client]};
     server_endpoint_ = {tcp_.address[1 - client].to_string(), tcp_.port[1 - client]};
+  }
+
+  // Forgets requests done with (complete and answered), and the oldest beyond the bound.
+  void release_finished() {
+    while (!pending_.empty() && pending_.front().complete && pending_.front().answered) {
+      pending_.pop_front();
+      ++front_number_;
+    }
+    while (pending_.size() > session_.config_.max_pending_requests) {
+      if (session_.config_.track_response && !pending_.front().answered) ++session_.stats_.responses_missing;
+      pending_.pop_front();
+      ++front_number_;
+    }
   }
 
   HttpStreamParser& parser_for(int direction) { return direction == client_ ? *requests_ : *responses_; }
@@ -252,6 +262,17 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       return;
     }
     p->answered = true;
+    // Stopping or resuming the request parser below re-enters on_message: `p` must not be
+    // released under us (it was, a use-after-free made visible once the id is moved out).
+    struct Release {
+      HttpConnection& c;
+      bool outer;
+      ~Release() {
+        c.in_response_ = !outer;
+        if (outer) c.release_finished();
+      }
+    } release{*this, !in_response_};
+    in_response_ = true;
     bool switched = m.status == 101 || (p->method == HTTP_CONNECT && m.status / 100 == 2);
     if (switched && m.incomplete_reason.empty()) {
       ++session_.stats_.upgrades;
@@ -283,6 +304,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   std::deque<PendingRequest> pending_;
   std::uint64_t front_number_ = 0;  // number of pending_.front() in the connection's requests
   std::uint64_t current_number_ = ~std::uint64_t{0};  // the request being parsed
+  bool in_response_ = false;  // on_response runs: requests stay where they are
   Endpoint client_endpoint_, server_endpoint_;
 };
 

@@ -132,6 +132,10 @@ void RawInput::run(std::stop_token stop) {
       }
       every_second();
     }
+    // Packets already in the ring (a block not yet handed over) are processed, not lost
+    // unseen: a bounded number of non-blocking reads.
+    for (int i = 0; i < 64 && pcap_dispatch(handle, -1, &on_packet, reinterpret_cast<u_char*>(&state)) > 0; ++i) {
+    }
     publish_pcap_stats(handle);
     session.finish(now_ns());
   } else {
