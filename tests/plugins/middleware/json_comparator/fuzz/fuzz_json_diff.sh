@@ -14,7 +14,7 @@ clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
   -I"$src/sdk/include" -I"$src/plugins/middleware/json_comparator" \
   "$src/tests/plugins/middleware/json_comparator/fuzz/fuzz_json_diff.cpp" \
   "$src/plugins/middleware/json_comparator/json_diff.cpp" \
-  "$src/sdk/src/json_path.cpp" "$src/sdk/src/json_text.cpp" \
+  "$src/sdk/src/json_path.cpp" "$src/sdk/src/json_text.cpp" "$src/sdk/src/json_writer.cpp" \
   -lsimdjson -o "$work/fuzz_json_diff"
 
 seed() { printf "$2" > "$work/corpus/$1"; }
