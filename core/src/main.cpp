@@ -394,14 +394,10 @@ int main(int argc, char** argv) {
   docs->add_flag("--check", check, "Only check that the files in --output are up to date");
   docs->callback([&] { code = cmd_docs(output, check, plugins); });
 
-  std::vector<std::string> gor_args;
   auto* gor = app.add_subcommand("gor", "Run a GoReplay command line (doppel gor --help lists the flags)");
   gor->prefix_command();
   gor->set_help_flag();  // --help belongs to the GoReplay flags: they are listed by cmd_gor
-  gor->callback([&] {
-    gor_args = gor->remaining();
-    code = cmd_gor(gor_args, plugins);
-  });
+  gor->callback([&] { code = cmd_gor(gor->remaining(), plugins); });
 
   try {
     app.parse(argc, argv);

@@ -95,7 +95,7 @@ std::optional<Role> role_of_section(std::string_view section) {
   return std::nullopt;
 }
 
-void read_stage(const std::string& name, const Value& table, Role role, const fs::path& base_dir, PipelineSpec& spec,
+void read_stage(const std::string& name, const Value& table, Role role, PipelineSpec& spec,
                 std::vector<ConfigError>& errors) {
   StageSpec stage;
   stage.name = name;
@@ -136,7 +136,6 @@ void read_stage(const std::string& name, const Value& table, Role role, const fs
       errors.emplace_back(q->position, where + ".queue_capacity", "`queue_capacity` must be a positive integer");
     else stage.queue_capacity = static_cast<std::size_t>(q->as_integer());
   }
-  (void)base_dir;
   if (role == Role::comparator) spec.comparators.push_back(std::move(stage));
   else spec.stages.push_back(std::move(stage));
 }
@@ -189,7 +188,7 @@ std::optional<PipelineSpec> convert_document(const toml::table& doc, const std::
       errors.emplace_back(value.position, key, "[" + key + "] must hold named tables such as [" + key + ".NAME]");
       continue;
     }
-    for (const auto& [name, table] : value.as_table()) read_stage(name, table, *role, base_dir, spec, errors);
+    for (const auto& [name, table] : value.as_table()) read_stage(name, table, *role, spec, errors);
   }
   // TOML tables come back sorted by key; stages keep the order they were written in.
   auto by_position = [](const StageSpec& a, const StageSpec& b) {

@@ -253,9 +253,8 @@ void Runtime::start() {
         started.push_back(&runner);
       }
     }
-  } catch (const std::exception& e) {
-    auto& failed_stage = graph_.stages[0];
-    (void)failed_stage;
+  } catch (const std::exception&) {
+    // Stop what already started, then let the caller report the failure.
     for (auto* r : started) {
       try {
         r->node_.stage->stop();
