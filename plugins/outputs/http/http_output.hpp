@@ -78,7 +78,10 @@ class HttpOutput : public Stage {
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   mutable std::mutex mutex_;
-  std::condition_variable changed_;  // a job finished or the queue shrank
+  std::condition_variable changed_;  // room in the queue for a waiting process(), or all done
+  bool waiting_for_room_ = false;    // process() waits for room (overflow = "wait")
+  // Queue length at which a waiting process() is woken again.
+  std::size_t low_water() const { return config_.queue_size - std::max<std::size_t>(1, config_.queue_size / 4); }
   std::deque<ReplayJob> queue_;
   std::vector<std::shared_ptr<ReplayConnection>> connections_;
   std::vector<std::shared_ptr<ReplayConnection>> idle_;
