@@ -44,19 +44,32 @@ void ReplayConnection::close() {
 }
 
 void ReplayConnection::abort() {
-  ++generation_;
+  guarding_ = false;
   timer_.cancel();
   resolver_.cancel();
   close();
 }
 
+// One timer per connection, re-armed only when it fires: a request moves the deadline
+// forward without a timer operation of its own (a cancel and a wait per request cost as much
+// as the request itself on loopback).
 void ReplayConnection::arm_timer(std::chrono::nanoseconds after) {
-  std::uint64_t generation = ++generation_;
   timed_out_ = false;
-  timer_.expires_after(after);
-  timer_.async_wait([self = shared_from_this(), generation](const boost::system::error_code& ec) {
-    if (ec || generation != self->generation_) return;
+  guarding_ = true;
+  deadline_ = std::chrono::steady_clock::now() + after;
+  if (!timer_pending_) start_timer();
+  else if (deadline_ < timer_.expiry()) timer_.cancel();  // earlier deadline: the handler restarts it
+}
+
+void ReplayConnection::start_timer() {
+  timer_pending_ = true;
+  timer_.expires_at(deadline_);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    self->timer_pending_ = false;
+    if (!self->guarding_) return;
+    if (ec || std::chrono::steady_clock::now() < self->deadline_) return self->start_timer();
     // Closing the socket makes the pending operation complete with an error, reported as timeout.
+    self->guarding_ = false;
     self->timed_out_ = true;
     self->resolver_.cancel();
     self->close();
@@ -202,8 +215,7 @@ void ReplayConnection::finish_error(std::string_view reason) {
 void ReplayConnection::finish() {
   auto latency =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - sent_at_).count();
-  ++generation_;
-  timer_.cancel();
+  guarding_ = false;  // the timer lapses when it next fires
   ++requests_on_connection_;
   if (!framer_.keep_alive() || job_.outgoing.close) close();
   output_.report_response(job_, std::move(response_), latency);

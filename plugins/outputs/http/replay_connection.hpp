@@ -37,6 +37,7 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
   void read();
   void on_read(const boost::system::error_code& ec, std::size_t n);
   void arm_timer(std::chrono::nanoseconds after);
+  void start_timer();
   void fail(const boost::system::error_code& ec);
   void finish_error(std::string_view reason);
   void finish();
@@ -58,7 +59,9 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
   std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_;
   bool connected_ = false;
   std::uint64_t requests_on_connection_ = 0;
-  std::uint64_t generation_ = 0;  // ties a timer expiry to the operation it guards
+  std::chrono::steady_clock::time_point deadline_;  // of the operation in progress
+  bool guarding_ = false;       // an operation in progress has a deadline
+  bool timer_pending_ = false;  // timer_ has a wait outstanding
   bool timed_out_ = false;
   bool retried_ = false;
   Phase phase_ = Phase::connect;
