@@ -11,7 +11,6 @@ namespace {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string_view trim(std::string_view s) { return trim_ows(s); }
 
 // Offset just past the blank line ending the head, or npos.
 std::size_t find_head_end(std::string_view bytes) {
@@ -25,7 +24,7 @@ std::size_t find_head_end(std::string_view bytes) {
 bool contains_token(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     auto comma = list.find(',');
-    if (iequals(trim(list.substr(0, comma)), token)) return true;
+    if (iequals(trim_ows(list.substr(0, comma)), token)) return true;
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
   }
@@ -41,7 +40,7 @@ std::string dechunk(std::string_view in, std::string& error, std::size_t max_siz
       error = "truncated chunked body";
       return out;
     }
-    std::string_view size_line = trim(in.substr(0, eol));
+    std::string_view size_line = trim_ows(in.substr(0, eol));
     size_line = size_line.substr(0, size_line.find(';'));  // chunk extensions
     std::uint64_t size = 0;
     auto [ptr, ec] = std::from_chars(size_line.data(), size_line.data() + size_line.size(), size, 16);
@@ -126,7 +125,7 @@ HttpView HttpView::parse(std::string_view bytes) {
   v.raw_body_ = head_end == std::string_view::npos ? std::string_view{} : bytes.substr(head_end);
 
   auto eol = head.find('\n');
-  std::string_view start = trim(head.substr(0, eol));
+  std::string_view start = trim_ows(head.substr(0, eol));
   if (start.empty()) {
     v.error_ = "empty start line";
     return v;
@@ -173,7 +172,7 @@ HttpView HttpView::parse(std::string_view bytes) {
       v.error_ = "malformed header line";
       return v;
     }
-    v.headers_.push_back({trim(line.substr(0, colon)), trim(line.substr(colon + 1))});
+    v.headers_.push_back({trim_ows(line.substr(0, colon)), trim_ows(line.substr(colon + 1))});
   }
   if (head_end == std::string_view::npos) v.error_ = "headers not terminated";
   return v;
@@ -219,7 +218,7 @@ DecodedBody decode_body(const HttpView& view, std::size_t max_size) {
   }
   auto encoding = view.header("Content-Encoding");
   if (!encoding || out.bytes.empty()) return out;
-  std::string_view enc = trim(*encoding);
+  std::string_view enc = trim_ows(*encoding);
   if (iequals(enc, "identity")) return out;
   std::string inflated, error;
   bool gzip = iequals(enc, "gzip") || iequals(enc, "x-gzip");
@@ -258,7 +257,7 @@ std::vector<HeaderSpan> find_headers(std::string_view payload, std::string_view 
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) break;
     auto colon = line.find(':');
-    if (colon != std::string_view::npos && iequals(trim(line.substr(0, colon)), name)) {
+    if (colon != std::string_view::npos && iequals(trim_ows(line.substr(0, colon)), name)) {
       std::size_t vb = pos + colon + 1;
       while (vb < pos + line.size() && (payload[vb] == ' ' || payload[vb] == '\t')) ++vb;
       spans.push_back({vb, pos + line.size(), pos, nl + 1});

@@ -1,4 +1,6 @@
 #include "doppel/json_path.hpp"
+
+#include "doppel/hex.hpp"
 #include "doppel/json_text.hpp"
 
 #include <algorithm>
@@ -107,12 +109,9 @@ class PathParser {
     if (pos_ + 4 > t_.size()) fail_at(pos_, "incomplete \\u escape");
     std::uint32_t v = 0;
     for (int i = 0; i < 4; ++i) {
-      char h = t_[pos_++];
-      v <<= 4;
-      if (h >= '0' && h <= '9') v |= static_cast<std::uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f') v |= static_cast<std::uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F') v |= static_cast<std::uint32_t>(h - 'A' + 10);
-      else fail_at(pos_ - 1, "invalid hex digit in \\u escape");
+      int digit = hex_digit_value(t_[pos_++]);
+      if (digit < 0) fail_at(pos_ - 1, "invalid hex digit in \\u escape");
+      v = (v << 4) | static_cast<std::uint32_t>(digit);
     }
     return v;
   }

@@ -1,16 +1,10 @@
 #include "json_spans.hpp"
 
+#include "doppel/hex.hpp"
 #include "doppel/json_text.hpp"
 
 namespace doppel::plugins {
 namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 
 
 class SpanScanner {
@@ -74,7 +68,7 @@ class SpanScanner {
   std::uint32_t hex4(std::size_t pos) const {
     std::uint32_t v = 0;
     for (std::size_t i = 0; i < 4 && pos + i < t_.size(); ++i) {
-      int d = hex_digit(t_[pos + i]);
+      int d = hex_digit_value(t_[pos + i]);
       v = (v << 4) | static_cast<std::uint32_t>(d < 0 ? 0 : d);
     }
     return v;

@@ -1,16 +1,11 @@
 #include "hex_lines.hpp"
 
 #include "doppel/gor.hpp"
+#include "doppel/hex.hpp"
 
 namespace doppel::plugins {
 namespace {
 constexpr char kDigits[] = "0123456789abcdef";
-int nibble(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
 void append_hex(std::string& out, std::string_view bytes) {
   std::size_t at = out.size();
   out.resize(at + bytes.size() * 2);
@@ -37,7 +32,7 @@ std::optional<Message> decode_hex_line(std::string_view line, std::string& error
   }
   std::string bytes(line.size() / 2, '\0');
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    int hi = nibble(line[2 * i]), lo = nibble(line[2 * i + 1]);
+    int hi = hex_digit_value(line[2 * i]), lo = hex_digit_value(line[2 * i + 1]);
     if (hi < 0 || lo < 0) {
       error = "not hex";
       return std::nullopt;
