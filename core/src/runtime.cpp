@@ -122,8 +122,19 @@ void StageRunner::forward(const MessagePtr& message) {
     routed = true;
   }
   // A kind no downstream stage accepts ends here: counted, never silently.
-  if (!routed && !node_.downstream.empty() && !runtime_.options_.test_mode)
-    counter(std::string("unread_") + std::string(kind_name(message->kind))).add();
+  if (!routed && !node_.downstream.empty() && !runtime_.options_.test_mode) unread_counter(message->kind).add();
+}
+
+Counter& StageRunner::unread_counter(Kind kind) {
+  // Looked up once per kind: unread messages can be every message of a kind (replays passing
+  // a filter whose readers take requests only).
+  auto& slot = unread_[static_cast<std::size_t>(kind)];
+  Counter* c = slot.load(std::memory_order_acquire);
+  if (!c) {
+    c = &counter(std::string("unread_") + std::string(kind_name(kind)));
+    slot.store(c, std::memory_order_release);
+  }
+  return *c;
 }
 
 bool StageRunner::enqueue(const MessagePtr& message, bool wait) {

@@ -2,6 +2,7 @@
 // Runs a checked PipelineGraph: one worker thread per stage behind a bounded queue, one
 // thread per input, a shared Asio I/O context, the stats line, /metrics, draining and the
 // exit summary.
+#include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <functional>
@@ -59,6 +60,7 @@ class StageRunner : public StageContext {
   void handle(const MessagePtr& message);
   void call_process(const MessagePtr& message);
   void forward(const MessagePtr& message);  // emit on behalf of the stage
+  Counter& unread_counter(Kind kind);
   bool idle() const { return processed_.load() == enqueued_.load(); }
   Counter& named(std::map<std::string, std::unique_ptr<Counter>, std::less<>>& map, std::string_view name);
 
@@ -77,6 +79,7 @@ class StageRunner : public StageContext {
   std::map<std::string, std::unique_ptr<Gauge>, std::less<>> gauges_;
   std::unique_ptr<DecisionMemory> decisions_;  // filters that judge requests only
   std::atomic<std::uint64_t> exceptions_logged_{0};
+  std::array<std::atomic<Counter*>, 5> unread_{};  // by kind number
 };
 
 struct RuntimeOptions {

@@ -183,3 +183,30 @@ path = "/dev/null"
   CHECK(line.find("src[out=1 ") != std::string::npos);
   CHECK(line.find("keep[in=1 out=0 0/s dropped=1]") != std::string::npos);
 }
+
+TEST_CASE("a kind no downstream stage accepts is counted as unread, never lost silently") {
+  auto b = build(R"([pipeline]
+stats_interval = "0s"
+[inputs.src]
+plugin = "canned"
+messages = [
+  { kind = "request", id = "a", payload = "GET /a HTTP/1.1\r\n\r\n" },
+  { kind = "response", id = "a", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+  { kind = "response", id = "b", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+]
+[middleware.m]
+plugin = "relay"
+from = ["src"]
+[outputs.out]
+plugin = "requests"
+from = ["m"]
+path = "/dev/null"
+)");
+  REQUIRE_MESSAGE(b.graph, b.error_text());
+  Runtime r(*b.graph);
+  run_to_end(r);
+  auto m = snapshot_of(r, "m");
+  CHECK(m.out == 3);
+  CHECK(value_of(m.counters, "unread_response") == 2);
+  CHECK(snapshot_of(r, "out").in == 1);
+}

@@ -182,9 +182,18 @@ PluginDefinition verdict_sink() {
   return def;
 }
 
+PluginDefinition request_sink() {
+  PluginDefinition def = collect_output();
+  def.name = "requests";
+  def.description = "Like collect, but accepts requests only";
+  def.accepts = KindSet{Kind::request};
+  return def;
+}
+
 }  // namespace
 }  // namespace doppel::test_plugins
 
 DOPPEL_PLUGIN(doppel::test_plugins::canned_input, doppel::test_plugins::keep_filter,
               doppel::test_plugins::exploding_filter, doppel::test_plugins::relay_middleware,
-              doppel::test_plugins::collect_output, doppel::test_plugins::verdict_sink);
+              doppel::test_plugins::collect_output, doppel::test_plugins::verdict_sink,
+              doppel::test_plugins::request_sink);
