@@ -1,8 +1,10 @@
 #include "doppel/message.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <random>
+#include <vector>
 
 namespace doppel {
 
@@ -12,7 +14,8 @@ Message::Message(const Message& other)
       timestamp_ns(other.timestamp_ns),
       latency_ns(other.latency_ns),
       meta(other.meta),
-      payload(other.payload) {}
+      payload(other.payload),
+      lease(other.lease) {}
 
 Message::Message(Message&& other) noexcept
     : kind(other.kind),
@@ -20,16 +23,34 @@ Message::Message(Message&& other) noexcept
       timestamp_ns(other.timestamp_ns),
       latency_ns(other.latency_ns),
       meta(std::move(other.meta)),
-      payload(std::move(other.payload)) {}
+      payload(std::move(other.payload)),
+      lease(std::move(other.lease)) {}
 
 const HttpView& Message::http() const {
-  std::call_once(http_once_, [this] { http_ = HttpView::parse(payload); });
-  return http_;
+  http_once_([this] {
+    auto parsed = std::make_unique<Parsed>();
+    parsed->http = HttpView::parse(payload);
+    parsed_ = std::move(parsed);
+  });
+  return parsed_->http;
 }
 
 const DecodedBody& Message::body() const {
-  std::call_once(body_once_, [this] { body_ = decode_body(http()); });
-  return body_;
+  body_once_([this] {
+    const HttpView& view = http();  // creates parsed_
+    parsed_->body = decode_body(view);
+  });
+  return parsed_->body;
+}
+
+std::shared_ptr<const void> join_leases(std::initializer_list<std::shared_ptr<const void>> leases) {
+  std::vector<std::shared_ptr<const void>> distinct;
+  for (const auto& lease : leases) {
+    if (lease && std::find(distinct.begin(), distinct.end(), lease) == distinct.end()) distinct.push_back(lease);
+  }
+  if (distinct.empty()) return nullptr;
+  if (distinct.size() == 1) return distinct.front();
+  return std::make_shared<const std::vector<std::shared_ptr<const void>>>(std::move(distinct));
 }
 
 std::string new_message_id() {

@@ -12,7 +12,8 @@ TEST_CASE("refused libraries get one line naming the path and why; the rest load
   std::string all;
   for (const auto& p : problems) all += p + "\n";
   CHECK(all.find(std::string(REFUSED_PLUGIN_DIR) +
-                 "/libdoppel-test-other_abi.so: plugin ABI mismatch: expected 1 (SDK 0.1.0), got 999 (SDK 9.9.9); "
+                 "/libdoppel-test-other_abi.so: plugin ABI mismatch: expected " + std::to_string(doppel::kAbiVersion) +
+                 " (SDK 0.1.0), got 999 (SDK 9.9.9); "
                  "not loaded") != std::string::npos);
   CHECK(all.find(std::string(REFUSED_PLUGIN_DIR) +
                  "/libdoppel-test-no_descriptor.so: not a doppel plugin (no doppel_plugin_descriptor_v descriptor); "

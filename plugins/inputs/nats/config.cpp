@@ -29,7 +29,7 @@ PluginDefinition nats_input_definition() {
   def.role = Role::input;
   def.description =
       "Consumes .gor records from a NATS JetStream durable pull consumer shared by a group of workers "
-      "(each message to one worker, acknowledged once the pipeline took it)";
+      "(each message to one worker, acknowledged once the pipeline is done with it)";
   def.produces = KindSet::all();
   def.options = nats::connection_options();
   std::vector<OptionSpec> own = {
@@ -43,7 +43,8 @@ PluginDefinition nats_input_definition() {
              "published from now on) or \"since:2026-11-25T10:00Z\" (UTC time or with an offset)")
           .default_value("all"),
       option("ack_wait", OptionType::duration,
-             "A message not acknowledged within this time (its worker died) is redelivered to another worker")
+             "A message neither acknowledged nor reported in progress within this time (its worker died) is "
+             "redelivered to another worker; a live worker reports what it holds every ack_wait/3")
           .default_value("30s"),
       option("max_ack_pending", OptionType::integer,
              "Messages handed to the group and not yet acknowledged at most (new consumers only)")
@@ -61,7 +62,10 @@ PluginDefinition nats_input_definition() {
   def.options.insert(def.options.end(), own.begin(), own.end());
   def.metrics = {
       {"received", "NATS messages fetched (each a record, or a request with its response)"},
-      {"acked", "NATS messages acknowledged after the pipeline took all their records"},
+      {"acked", "NATS messages acknowledged once the pipeline released their records and all derived from them"},
+      {"ack_failed", "acknowledgements the client could not send (the server redelivers those messages)"},
+      {"in_pipeline", "NATS messages handed to the pipeline and not yet released, i.e. not acknowledged (gauge)"},
+      {"in_progress", "\"still working\" notices sent for messages held longer than ack_wait/3"},
       {"redelivered", "messages delivered more than once (a worker died or stopped before acknowledging)"},
       {"returned", "fetched messages handed back (nak) because the worker was stopping"},
       {"lag_ms", "how far behind its recorded schedule the last request was emitted, in ms (gauge)"},

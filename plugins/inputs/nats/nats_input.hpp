@@ -1,13 +1,16 @@
 #pragma once
 // The `nats` input: a durable JetStream pull consumer shared by a group of workers. Each NATS
 // message (one .gor record, or a request with its original response) goes to one worker and
-// is acknowledged once the pipeline accepted every record of it.
+// is acknowledged once the pipeline released every record of it and everything derived from
+// them (Message::lease), so a worker killed outright leaves nothing acknowledged unfinished.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "doppel/nats_connection.hpp"
@@ -55,6 +58,10 @@ class NatsPacer {
   std::chrono::steady_clock::time_point anchor_at_{}, last_due_{};
 };
 
+// The connection, the subscription and every fetched message not settled yet; shared by the
+// input and the leases it hands out (defined in nats_input.cpp).
+class NatsConsumerSession;
+
 class NatsInput : public Stage {
  public:
   explicit NatsInput(NatsInputConfig config);
@@ -66,33 +73,29 @@ class NatsInput : public Stage {
   OverflowPolicy overflow_policy() const override { return OverflowPolicy::block; }
 
  private:
-  enum class Outcome { accepted, rejected, stopped };
+  // stopped: not handed over; partly_handed_over: the pipeline refused a record (shutting down).
+  enum class Outcome { accepted, rejected, stopped, partly_handed_over };
   // Creates the durable consumer when missing and binds to it; "" or the problem.
-  std::string subscribe();
-  Outcome deliver(natsMsg* msg, const std::vector<natsMsg*>& waiting, std::stop_token& stop);
-  // Sleeps until `until`, telling the server the `waiting` messages are still being worked on.
-  bool wait_until(std::chrono::steady_clock::time_point until, const std::vector<natsMsg*>& waiting,
-                  std::stop_token& stop);
+  std::string subscribe(NatsConsumerSession& session);
+  Outcome deliver(NatsConsumerSession& session, natsMsg* msg, std::stop_token& stop);
+  // Sleeps until `until`; false when stopping.
+  bool wait_until(std::chrono::steady_clock::time_point until, std::stop_token& stop);
   bool stopping(const std::stop_token& stop) const { return stop.stop_requested() || context().stopping(); }
-  bool connected() const;
   void warn_every(const std::string& text);
 
   NatsInputConfig config_;
   NatsPacer pacer_;
-  natsConnection* connection_ = nullptr;
-  jsCtx* js_ = nullptr;
-  natsSubscription* subscription_ = nullptr;
+  std::shared_ptr<NatsConsumerSession> session_;
+  // Tells the server, every ack_wait/6, which fetched messages are still being worked on.
+  std::jthread progress_thread_;
   bool setup_busy_ = false;  // the last setup attempt timed out
   bool stream_missing_ = false;
   std::chrono::steady_clock::time_point last_warning_{};
-  std::chrono::steady_clock::time_point last_progress_{};
   std::mutex wait_mutex_;
   std::condition_variable_any wakeup_;
 
   Counter* received_ = nullptr;
-  Counter* acked_ = nullptr;
   Counter* redelivered_ = nullptr;
-  Counter* returned_ = nullptr;
   Gauge* lag_ms_ = nullptr;
   Gauge* pending_ = nullptr;
 };

@@ -215,6 +215,7 @@ void CompareStage::emit_all(std::vector<Verdict> verdicts) {
   for (auto& v : verdicts) {
     Message m(Kind::verdict, std::move(v.id), now_ns(), std::move(v.payload));
     m.meta.stage = context().stage_name();
+    m.lease = std::move(v.lease);
     context().emit(share(std::move(m)));
   }
 }
@@ -411,7 +412,10 @@ CompareStage::Verdict CompareStage::decide(const std::string& id, Join& join, bo
     w.end_object();
   }
   w.end_object();
-  return {id, w.take()};
+  // The verdict is what the exchange became: its sources stay unacknowledged until it is released.
+  auto lease = [](const MessagePtr& m) { return m ? m->lease : nullptr; };
+  return {id, w.take(),
+          join_leases({lease(join.request), lease(join.original), lease(join.replay), lease(join.baseline)})};
 }
 
 }  // namespace doppel::plugins

@@ -71,6 +71,7 @@ class CompareStage : public Stage {
   struct Verdict {
     std::string id;
     std::string payload;  // JSON
+    std::shared_ptr<const void> lease;  // the leases of every side it joined
   };
   struct PathStats {
     std::uint64_t count = 0;    // exchanges that differed at this path

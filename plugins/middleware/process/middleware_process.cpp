@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <spdlog/spdlog.h>
@@ -131,7 +132,10 @@ void ProcessMiddleware::supervise() {
     }
     std::uint64_t lost = sent_ > returned_ + written_off_ ? sent_ - returned_ - written_off_ : 0;
     written_off_ += lost;
+    std::vector<std::shared_ptr<const void>> released;
+    release_leases(true, released);
     lock.unlock();
+    released.clear();
     if (lost > 0) context().drop("lost_in_restart", lost);
     if (!config_.restart) {
       context().log().error("middleware `{}` (pid {}) {}; {} message(s) in flight lost; restart = \"never\": "
@@ -211,10 +215,15 @@ void ProcessMiddleware::handle_line(std::string_view line) {
   if (line.empty() || line == "\r") return;
   std::string error;
   auto message = decode_hex_line(line, error);
+  std::vector<std::shared_ptr<const void>> released;  // destroyed after the lock below
   {
     std::lock_guard lock(mutex_);
     last_activity_ = std::chrono::steady_clock::now();
-    if (message) ++returned_;
+    if (message) {
+      ++returned_;
+      message->lease = take_lease(*message);
+      release_leases(false, released);
+    }
   }
   if (!message) {
     context().fail("bad_line");
@@ -278,6 +287,7 @@ void ProcessMiddleware::process(const MessagePtr& message) {
     fd = child_.stdin_fd;
     ++sent_;
     last_activity_ = std::chrono::steady_clock::now();
+    hold_lease(*message, last_activity_);
   }
   sent_counter_->add();
   std::size_t done = 0;
@@ -290,13 +300,55 @@ void ProcessMiddleware::process(const MessagePtr& message) {
 }
 
 void ProcessMiddleware::write_off_unreturned(bool force) {
+  std::vector<std::shared_ptr<const void>> released;  // destroyed after the lock below
   std::unique_lock lock(mutex_);
   if (!force && std::chrono::steady_clock::now() - last_activity_ < config_.return_timeout) return;
+  release_leases(true, released);  // quiet for return_timeout: whatever is missing was dropped
   std::uint64_t missing = sent_ > returned_ + written_off_ ? sent_ - returned_ - written_off_ : 0;
   if (missing == 0) return;
   written_off_ += missing;
   lock.unlock();
   context().drop("not_returned", missing);
+}
+
+void ProcessMiddleware::hold_lease(const Message& message, std::chrono::steady_clock::time_point now) {
+  if (!message.lease) return;
+  leases_[message.id].push_back(HeldLease{message.kind, sent_, now, message.lease});
+  lease_order_.emplace_back(now, sent_, message.id);
+}
+
+std::shared_ptr<const void> ProcessMiddleware::take_lease(const Message& returned) {
+  auto it = leases_.find(returned.id);
+  if (it == leases_.end()) return nullptr;  // a new message the program made up
+  auto& held = it->second;
+  auto match = std::find_if(held.begin(), held.end(), [&](const HeldLease& h) { return h.kind == returned.kind; });
+  if (match == held.end()) match = held.begin();  // the program changed its kind
+  std::shared_ptr<const void> lease = std::move(match->lease);
+  answered_up_to_ = std::max(answered_up_to_, match->sent_at);
+  held.erase(match);
+  if (held.empty()) leases_.erase(it);
+  return lease;
+}
+
+void ProcessMiddleware::release_leases(bool all, std::vector<std::shared_ptr<const void>>& released) {
+  // A program may drop messages on purpose (a filter) while traffic keeps flowing. One it has
+  // not written back although it answered a message sent return_timeout later is taken as
+  // dropped; a slow program with a backlog has not answered later ones, so it keeps its leases.
+  while (!lease_order_.empty()) {
+    auto& [sent_at, number, id] = lease_order_.front();
+    if (!all && answered_up_to_ - sent_at < config_.return_timeout) break;
+    auto it = leases_.find(id);
+    if (it != leases_.end()) {
+      auto& held = it->second;
+      auto match = std::find_if(held.begin(), held.end(), [&](const HeldLease& h) { return h.number == number; });
+      if (match != held.end()) {
+        released.push_back(std::move(match->lease));
+        held.erase(match);
+      }
+      if (held.empty()) leases_.erase(it);
+    }
+    lease_order_.pop_front();
+  }
 }
 
 std::size_t ProcessMiddleware::pending() const {

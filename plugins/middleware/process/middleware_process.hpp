@@ -7,9 +7,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "doppel/stage.hpp"
@@ -51,6 +55,13 @@ class ProcessMiddleware : public Stage {
   void forward_stderr(int fd, pid_t pid);
   // Counts messages never written back; `force` ignores return_timeout (shutdown).
   void write_off_unreturned(bool force);
+  // Leases of sent messages (see Message::lease) until the program writes back one with the same
+  // id, which replaces the message and takes the lease over. Called with mutex_ held.
+  void hold_lease(const Message& message, std::chrono::steady_clock::time_point now);
+  std::shared_ptr<const void> take_lease(const Message& returned);
+  // Moves out the leases of messages the program dropped (all when `all`), so that their
+  // sources may be acknowledged. Called with mutex_ held.
+  void release_leases(bool all, std::vector<std::shared_ptr<const void>>& released);
   int wait_child(pid_t pid);
 
   ProcessMiddlewareConfig config_;
@@ -64,6 +75,16 @@ class ProcessMiddleware : public Stage {
   bool stopping_ = false;
   bool supervisor_done_ = false;
   std::uint64_t sent_ = 0, returned_ = 0, written_off_ = 0;
+  struct HeldLease {
+    Kind kind;
+    std::uint64_t number;  // sent_ when it was sent
+    std::chrono::steady_clock::time_point sent_at;
+    std::shared_ptr<const void> lease;
+  };
+  std::unordered_map<std::string, std::vector<HeldLease>> leases_;  // by id
+  std::deque<std::tuple<std::chrono::steady_clock::time_point, std::uint64_t, std::string>> lease_order_;  // sent order
+  // When the latest-sent message the program wrote back was sent: how far it has caught up.
+  std::chrono::steady_clock::time_point answered_up_to_{};
   std::chrono::steady_clock::time_point last_activity_;
   std::thread supervisor_;
   Counter* sent_counter_ = nullptr;

@@ -67,6 +67,7 @@ bool NatsOutput::connected() const {
 
 void NatsOutput::on_connected(natsConnection*, void* self) {
   auto* output = static_cast<NatsOutput*>(self);
+  output->publisher_wake_.notify_all();
   output->changed_.notify_all();
 }
 
@@ -78,12 +79,14 @@ void NatsOutput::on_ack(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error,
 void NatsOutput::acknowledged(natsMsg* msg, jsPubAck* ack, jsPubAckErr* error) {
   const char* id = nullptr;
   if (natsMsgHeader_Get(msg, kMsgIdHeader, &id) != NATS_OK || id == nullptr) return;
+  std::shared_ptr<const void> released;  // the records' lease, let go after the lock (it may ack a source)
   std::unique_lock lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end() || !it->second.in_flight) return;
   --in_flight_;
   if (ack) {
     buffered_bytes_ -= it->second.body.size();
+    released = std::move(it->second.lease);
     entries_.erase(it);
     ++acked_total_;
     published_->add();
@@ -106,8 +109,13 @@ void NatsOutput::acknowledged(natsMsg* msg, jsPubAck* ack, jsPubAckErr* error) {
   }
   buffered_->set(static_cast<std::int64_t>(entries_.size()));
   in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+  // Wake only who waits for this: one wake-up per acknowledgement is a context switch per
+  // message. The publisher, when max_pending stopped it, once half of it is free again.
+  bool wake_publisher = publisher_waiting_ && !ready_.empty() && in_flight_ <= config_.max_pending / 2;
+  bool wake_waiters = changed_waiters_ > 0;
   lock.unlock();
-  changed_.notify_all();
+  if (wake_publisher) publisher_wake_.notify_one();
+  if (wake_waiters) changed_.notify_all();
 }
 
 std::string NatsOutput::ensure_stream() {
@@ -221,7 +229,8 @@ void NatsOutput::start(StageContext& context) {
   publisher_ = std::jthread([this](std::stop_token stop) { publisher_loop(stop); });
 }
 
-void NatsOutput::enqueue(std::unique_lock<std::mutex>& lock, std::string msg_id, std::string body) {
+void NatsOutput::enqueue(std::unique_lock<std::mutex>& lock, std::string msg_id, std::string body,
+                         std::shared_ptr<const void> lease) {
   if (entries_.count(msg_id)) {
     duplicates_->add();  // the same record again while its first copy is unacknowledged
     return;
@@ -240,17 +249,19 @@ void NatsOutput::enqueue(std::unique_lock<std::mutex>& lock, std::string msg_id,
       return;
     }
     // Back-pressure: the runtime's queue in front of this stage fills, and a file input waits.
+    ++changed_waiters_;
     changed_.wait_for(lock, std::chrono::milliseconds(100));
+    --changed_waiters_;
   }
   buffered_bytes_ += body.size();
-  auto [it, inserted] = entries_.emplace(std::move(msg_id), Entry{std::move(body), false});
+  auto [it, inserted] = entries_.emplace(std::move(msg_id), Entry{std::move(body), false, std::move(lease)});
   ready_.push_back(it->first);
   buffered_->set(static_cast<std::int64_t>(entries_.size()));
-  changed_.notify_all();
+  if (publisher_waiting_) publisher_wake_.notify_one();
 }
 
 void NatsOutput::publish_alone(std::unique_lock<std::mutex>& lock, const MessagePtr& message, const char* kinds) {
-  enqueue(lock, std::string(kinds) + ":" + message->id, nats::join_records({message.get()}));
+  enqueue(lock, std::string(kinds) + ":" + message->id, nats::join_records({message.get()}), message->lease);
 }
 
 void NatsOutput::release_held(std::unique_lock<std::mutex>& lock, bool all) {
@@ -295,7 +306,8 @@ void NatsOutput::process(const MessagePtr& message) {
       held_.erase(it);
       held_gauge_->set(static_cast<std::int64_t>(held_.size()));
       paired_->add();
-      enqueue(lock, "12:" + message->id, nats::join_records({request.get(), message.get()}));
+      enqueue(lock, "12:" + message->id, nats::join_records({request.get(), message.get()}),
+              join_leases({request->lease, message->lease}));
       return;
     }
     unpaired_responses_->add();
@@ -318,7 +330,9 @@ void NatsOutput::publisher_loop(std::stop_token stop) {
     }
     auto now = std::chrono::steady_clock::now();
     if (ready_.empty() || in_flight_ >= config_.max_pending || now < retry_after_ || !connected()) {
-      changed_.wait_for(lock, std::chrono::milliseconds(20));
+      publisher_waiting_ = true;
+      publisher_wake_.wait_for(lock, std::chrono::milliseconds(20));
+      publisher_waiting_ = false;
       continue;
     }
     std::string id = std::move(ready_.front());
@@ -363,12 +377,14 @@ void NatsOutput::flush() {
   // acknowledgements while they keep coming (the runtime's drain_timeout bounds the rest).
   std::unique_lock lock(mutex_);
   release_held(lock, true);
-  changed_.notify_all();
+  publisher_wake_.notify_one();
   const auto window = config_.ack_timeout * 2 + std::chrono::seconds(1);
   std::uint64_t seen = acked_total_;
   auto deadline = std::chrono::steady_clock::now() + window;
   while (!entries_.empty() && !stopping_) {
+    ++changed_waiters_;
     changed_.wait_for(lock, std::chrono::milliseconds(50));
+    --changed_waiters_;
     if (acked_total_ != seen) {
       seen = acked_total_;
       deadline = std::chrono::steady_clock::now() + window;
@@ -386,6 +402,7 @@ void NatsOutput::stop() {
   stopping_ = true;
   lock.unlock();
   changed_.notify_all();
+  publisher_wake_.notify_all();
   if (publisher_.joinable()) {
     publisher_.request_stop();
     publisher_.join();
@@ -397,9 +414,13 @@ void NatsOutput::stop() {
   connection_ = nullptr;
   lock.lock();
   std::size_t left = entries_.size() + held_.size();
+  auto entries = std::move(entries_);  // their leases are let go after the lock
+  auto held = std::move(held_);
   entries_.clear();
   held_.clear();
   lock.unlock();
+  entries.clear();
+  held.clear();
   if (left > 0 && started_) {
     context().log().error("{} message(s) were not confirmed by the stream and are dropped", left);
     context().drop("unconfirmed", left);

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -62,6 +63,7 @@ class NatsOutput : public Stage {
   struct Entry {  // a NATS message not yet acknowledged by the stream
     std::string body;
     bool in_flight = false;
+    std::shared_ptr<const void> lease;  // of the records in it: released once the stream has them
   };
 
   static void on_connected(natsConnection* nc, void* self);
@@ -71,7 +73,8 @@ class NatsOutput : public Stage {
   // Checks or creates the stream; returns the problem, "" when all is well.
   std::string ensure_stream();
   // Queues a body for publishing, waiting for room or dropping as `overflow` says. Locked.
-  void enqueue(std::unique_lock<std::mutex>& lock, std::string msg_id, std::string body);
+  void enqueue(std::unique_lock<std::mutex>& lock, std::string msg_id, std::string body,
+               std::shared_ptr<const void> lease);
   void publish_alone(std::unique_lock<std::mutex>& lock, const MessagePtr& message, const char* kinds);
   void release_held(std::unique_lock<std::mutex>& lock, bool all);
   void publisher_loop(std::stop_token stop);
@@ -83,7 +86,10 @@ class NatsOutput : public Stage {
   std::jthread publisher_;
 
   mutable std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable changed_;         // room in the buffer, or the stream acknowledged something
+  std::size_t changed_waiters_ = 0;         // process() waiting for room, flush() for acknowledgements
+  std::condition_variable publisher_wake_;  // something to publish, or room to publish it
+  bool publisher_waiting_ = false;
   std::unordered_map<std::string, Held> held_;
   std::deque<std::string> held_order_;
   std::unordered_map<std::string, Entry> entries_;

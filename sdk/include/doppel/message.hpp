@@ -1,16 +1,48 @@
 #pragma once
 // The message model: one HTTP payload plus meta, immutable once emitted and shared (not
 // copied) when it fans out to several stages.
+#include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "doppel/http.hpp"
 #include "doppel/kinds.hpp"
 
 namespace doppel {
+
+namespace detail {
+// Runs a function once, like std::call_once, but without a system call: glibc's call_once
+// wakes futex waiters unconditionally, one syscall per message parsed.
+class RunOnce {
+ public:
+  template <class F>
+  void operator()(F&& f) const {
+    for (;;) {
+      std::uint8_t state = state_.load(std::memory_order_acquire);
+      if (state == kDone) return;
+      if (state == kIdle && state_.compare_exchange_strong(state, kRunning, std::memory_order_acquire)) {
+        try {
+          f();
+        } catch (...) {
+          state_.store(kIdle, std::memory_order_release);  // like call_once: the next caller retries
+          throw;
+        }
+        state_.store(kDone, std::memory_order_release);
+        return;
+      }
+      std::this_thread::yield();  // another thread is parsing it: rare, and a parse is short
+    }
+  }
+
+ private:
+  static constexpr std::uint8_t kIdle = 0, kRunning = 1, kDone = 2;
+  mutable std::atomic<std::uint8_t> state_{kIdle};
+};
+}  // namespace detail
 
 struct Endpoint {
   std::string address;  // textual IPv4/IPv6 address, "" when unknown
@@ -34,12 +66,16 @@ class Message {
   std::int64_t latency_ns = 0;   // responses only
   MessageMeta meta;
   std::string payload;           // raw HTTP/1.x bytes as on the wire (verdict: JSON)
+  // Held as long as this message, or any message derived from it, is alive; a source (e.g.
+  // the nats input) uses its destructor to acknowledge the source once the pipeline is done.
+  // Copies carry it; a stage that builds a new message out of an old one copies it over.
+  std::shared_ptr<const void> lease;
 
   Message() = default;
   Message(Kind k, std::string message_id, std::int64_t timestamp, std::string bytes)
       : kind(k), id(std::move(message_id)), timestamp_ns(timestamp), payload(std::move(bytes)) {}
-  Message(const Message& other);      // copies everything but the lazily parsed views
-  Message(Message&& other) noexcept;  // moves everything but the lazily parsed views
+  Message(const Message& other);      // copies everything (lease included) but the lazily parsed views
+  Message(Message&& other) noexcept;  // moves everything (lease included) but the lazily parsed views
   Message& operator=(const Message&) = delete;
 
   // Parsed at most once, on first use, thread-safe.
@@ -47,15 +83,24 @@ class Message {
   const DecodedBody& body() const;
 
  private:
-  mutable std::once_flag http_once_, body_once_;
-  mutable HttpView http_;
-  mutable DecodedBody body_;
+  // The parsed views live apart, allocated on first use: most messages of a capture are
+  // never parsed, and a small message is cheaper to build, share and free.
+  struct Parsed {
+    HttpView http;
+    DecodedBody body;
+  };
+  detail::RunOnce http_once_, body_once_;
+  mutable std::unique_ptr<Parsed> parsed_;
 };
 
 using MessagePtr = std::shared_ptr<const Message>;
 
 // Shares `m` as an immutable message.
 inline MessagePtr share(Message&& m) { return std::make_shared<const Message>(std::move(m)); }
+
+// One lease holding every lease given (for a message built out of several, e.g. a verdict):
+// null when all are null, the lease itself when they are all the same one.
+std::shared_ptr<const void> join_leases(std::initializer_list<std::shared_ptr<const void>> leases);
 
 // A fresh GoReplay-style id: 24 lowercase hex characters, unique within the process.
 std::string new_message_id();

@@ -5,7 +5,10 @@
 #     the load is shared;
 #  2. one worker is stopped (SIGTERM) mid-run: nothing lost; what it had fetched but not handed
 #     to its pipeline goes back to the others and is counted as redelivered;
-#  3. the stream's leader is stopped mid-run: publishing resumes after fail-over, nothing lost,
+#  3. one worker is killed (SIGKILL) while its pipeline holds messages it took from the stream:
+#     nothing lost (they were never acknowledged and go to the others after ack_wait), and any
+#     request replayed twice is counted as a redelivery;
+#  4. the stream's leader is stopped mid-run: publishing resumes after fail-over, nothing lost,
 #     and any request replayed twice is counted as a redelivery.
 set -euo pipefail
 work=$(mktemp -d)
@@ -18,8 +21,24 @@ start_echo_nginx "$NGINX_DIR"
 servers="\"$(echo "$NATS_URLS" | sed 's/,/", "/g')\""
 log="$NGINX_DIR/access.log"
 
+# slow_worker TOML: a middleware answering 20 lines/s in front of the worker's http output, so
+# that its pipeline holds many messages taken from the stream and not finished; stats every 250ms.
+slow_worker() {
+  printf '%s\n' 'while IFS= read -r line; do sleep 0.05; printf "%s\n" "$line"; done' > "$work/slow-mw.sh"
+  sed -i 's/^from = \["bus"\]$/from = ["slow"]/' "$1"  # the http output's
+  cat >> "$1" <<TOML
+[middleware.slow]
+plugin = "process"
+from = ["bus"]
+command = "bash $work/slow-mw.sh"
+[pipeline]
+stats_interval = "250ms"
+TOML
+}
+
 # scenario NAME N GAP_MS WORKER_OPTIONS...: agents a/b publish N pairs each on subject
-# doppel.NAME into stream NAME (R3); three workers consume it. Leaves WORKERS=(pids).
+# doppel.NAME into stream NAME (R3); three workers consume it (the first one slow when
+# SLOW_FIRST=1). Leaves WORKERS=(pids).
 start_scenario() {
   local name=$1 n=$2 gap=$3
   shift 3
@@ -36,6 +55,7 @@ start_scenario() {
   for i in 1 2 3; do
     worker_toml "$work/$name-worker$i.toml" "$servers" "$NGINX_PORT" "$work/$name-verdicts$i.jsonl" \
       "stream = \"$name\"" "subject = \"doppel.$name\"" 'ack_wait = "3s"' "$@"
+    if [ $i = 1 ] && [ "${SLOW_FIRST:-0}" = 1 ]; then slow_worker "$work/$name-worker$i.toml"; fi
     "$DOPPEL" run "$work/$name-worker$i.toml" > "$work/$name-worker$i.out" 2>&1 &
     WORKERS+=("$!")
     BG_PIDS+=("$!")
@@ -67,12 +87,12 @@ wait_agents() {
   done
 }
 
-# finish NAME N_TOTAL: waits for N_TOTAL requests of this scenario, stops the workers, checks.
+# finish NAME N_TOTAL: waits for N_TOTAL distinct requests of this scenario, stops the workers, checks.
 finish_scenario() {
   local name=$1 total=$2 p
   local n=0
   for _ in $(seq 600); do
-    n=$(grep -c " /r/$name" "$log" || true)
+    n=$({ grep -o " /r/$name[^ ]*" "$log" || true; } | sort -u | wc -l)
     [ "$n" -ge "$total" ] && break
     sleep 0.1
   done
@@ -121,7 +141,29 @@ finish_scenario term 600
 [ "$REDELIVERED" -ge "$returned" ] || fail "term: $returned returned but only $REDELIVERED redelivered"
 [ $((REPLAYED - 600)) -le "$REDELIVERED" ] || fail "term: $REPLAYED replays, more duplicates than redeliveries"
 
-# 3. the stream leader stopped mid-run
+# 3. one worker killed mid-run while its pipeline holds messages (a slow middleware keeps them)
+SLOW_FIRST=1
+start_scenario kill 300 10 'speed = "100%"' 'batch = 32'
+SLOW_FIRST=0
+held=0
+for _ in $(seq 100); do
+  held=$(grep -o 'bus\[[^]]*' "$work/kill-worker1.out" 2>/dev/null | grep -o 'in_pipeline=[0-9]*' | tail -1 |
+    cut -d= -f2 || true)
+  [ "${held:-0}" -ge 20 ] && break
+  sleep 0.1
+done
+[ "${held:-0}" -ge 20 ] || { cat "$work/kill-worker1.out"; fail "kill: the slow worker never held 20 messages"; }
+kill -KILL "${WORKERS[0]}"
+wait "${WORKERS[0]}" 2>/dev/null || true
+WORKERS[0]=
+echo "kill: worker 1 killed holding at least $held messages in its pipeline"
+wait_agents
+finish_scenario kill 600
+# What it held when looked at, less what it may have finished until the kill (~4 pairs at 10/s).
+[ "$REDELIVERED" -ge $((held - 5)) ] || fail "kill: $held held by the killed worker, only $REDELIVERED redelivered"
+[ $((REPLAYED - 600)) -le "$REDELIVERED" ] || fail "kill: $REPLAYED replays, more duplicates than redeliveries"
+
+# 4. the stream leader stopped mid-run
 start_scenario leader 300 10 'max_speed = true'
 sleep 1.2
 leader=$(python3 "$NATS_TOOL" leader "${NATS_URLS%%,*}" leader 2>/dev/null ||

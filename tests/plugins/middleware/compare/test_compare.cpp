@@ -441,3 +441,34 @@ TEST_CASE("configuration errors point at the option") {
   CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"max_pending", 0}})), doctest::Contains("at least 1"),
                        ConfigError);
 }
+
+TEST_CASE("a verdict holds the leases of every side it joined until it is released") {
+  // Request and original response come from one source message (one lease), the replay from
+  // the request but with a lease of its own here, so that the verdict must hold two.
+  std::weak_ptr<const void> source, other;
+  {
+    testing::StageHarness h(testing::linked_plugin("compare"), Value::table({}));
+    h.add_comparator("status", std::make_unique<StatusCheck>());
+    auto lease = std::make_shared<int>(1);
+    auto replay_lease = std::make_shared<int>(2);
+    source = lease;
+    other = replay_lease;
+    auto with_lease = [](MessagePtr m, std::shared_ptr<const void> l) {
+      Message copy(*m);
+      copy.lease = std::move(l);
+      return share(std::move(copy));
+    };
+    h.process(with_lease(post("l1", "/a"), lease));
+    h.process(with_lease(original("l1", 200, "{}"), lease));
+    h.process(with_lease(replay("l1", 200, "{}"), replay_lease));
+    lease.reset();
+    replay_lease.reset();
+    REQUIRE(h.emitted().size() == 1);
+    CHECK(h.stage().pending() == 0);  // the join and its sides are gone ...
+    CHECK_FALSE(source.expired());    // ... but the verdict holds both leases
+    CHECK_FALSE(other.expired());
+    h.stop();
+  }
+  CHECK(source.expired());  // released with the verdict
+  CHECK(other.expired());
+}

@@ -160,3 +160,66 @@ TEST_CASE("a program that cannot start is an error at start") {
   testing::StageHarness h(process_plugin(), Value::table({{"command", "/nonexistent/mw --flag"}}));
   CHECK_THROWS_WITH(h.start(), doctest::Contains("cannot start middleware `/nonexistent/mw --flag`"));
 }
+
+TEST_CASE("what the program writes back takes over the lease of what was sent with that id") {
+  auto path = script("filter_lease.sh",
+                     "while read line; do\n"
+                     "  if echo \"$line\" | xxd -r -p | grep -q '/drop'; then continue; fi\n"
+                     "  echo \"$line\"\n"
+                     "done\n");
+  auto leased = [](MessagePtr m, std::shared_ptr<const void> lease) {
+    Message copy(*m);
+    copy.lease = std::move(lease);
+    return share(std::move(copy));
+  };
+  std::weak_ptr<const void> kept_source, dropped_source;
+  {
+    testing::StageHarness h(process_plugin(), Value::table({{"command", path}, {"return_timeout", "300ms"}}));
+    auto kept = std::make_shared<int>(1);
+    auto dropped = std::make_shared<int>(2);
+    kept_source = kept;
+    dropped_source = dropped;
+    h.process(leased(request("k", "/keep"), kept));
+    h.process(leased(request("d", "/drop"), dropped));
+    kept.reset();
+    dropped.reset();
+    REQUIRE(h.wait_until([&] { return h.emitted().size() == 1; }, 5s));
+    CHECK(h.emitted()[0]->lease == kept_source.lock());  // the replacement holds the source
+    // Traffic keeps flowing (never quiet for return_timeout), yet the lease of the message the
+    // program dropped is released once it answered messages sent return_timeout later.
+    for (int i = 0; i < 10 && !dropped_source.expired(); ++i) {
+      h.process(leased(request("n" + std::to_string(i), "/keep"), std::make_shared<int>(3)));
+      std::this_thread::sleep_for(100ms);
+    }
+    CHECK(dropped_source.expired());
+    CHECK_FALSE(kept_source.expired());
+    h.flush();
+    h.stop();
+  }
+  CHECK(kept_source.expired());
+}
+
+TEST_CASE("a slow program with a backlog keeps the leases of what it has not answered yet") {
+  auto path = script("slow_lease.sh", "while read line; do sleep 0.2; echo \"$line\"; done\n");
+  std::vector<std::weak_ptr<const void>> sources;
+  {
+    testing::StageHarness h(process_plugin(), Value::table({{"command", path}, {"return_timeout", "300ms"}}));
+    for (int i = 0; i < 6; ++i) {
+      auto lease = std::make_shared<int>(i);
+      sources.push_back(lease);
+      Message m(*request("s" + std::to_string(i)));
+      m.lease = lease;
+      h.process(share(std::move(m)));
+    }
+    REQUIRE(h.wait_until([&] { return h.emitted().size() == 1; }, 5s));
+    std::this_thread::sleep_for(300ms);  // the rest is older than return_timeout now, not answered yet
+    CHECK(h.emitted().size() < 5);
+    CHECK_FALSE(sources[4].expired());
+    CHECK_FALSE(sources[5].expired());
+    h.flush();
+    REQUIRE(h.emitted().size() == 6);
+    for (int i = 0; i < 6; ++i) CHECK(h.emitted()[i]->lease == sources[i].lock());
+    h.stop();
+  }
+  for (auto& s : sources) CHECK(s.expired());
+}
