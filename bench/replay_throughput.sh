@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Replay throughput: a .gor file of N small requests -> `http` output at max speed -> nginx on
 # loopback, next to wrk against the same URL in the same run. Prints req/s and the ratio.
-#   bench/replay_throughput.sh [BUILD_DIR] [N]      (defaults: build, 200000)
+#   bench/replay_throughput.sh [BUILD_DIR] [N]      (defaults: build, 200000; ROUNDS=3 turns each)
 # Target: doppel >= 80% of wrk. Both use keep-alive connections (WORKERS of them).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,8 +22,6 @@ with open(sys.argv[1], "wb") as f:
         f.write(b"1 %024x %d 0\nGET /fixed HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\n\r\n" % (i, 1700000000000000000 + i) + sep)
 PY
 
-wrk_rps=$(wrk -t1 -c"$WORKERS" -d5s "$url" | awk '/Requests\/sec/ {print $2}')
-
 cat > "$work/bench.toml" <<TOML
 [pipeline]
 name = "bench-replay"
@@ -38,14 +36,30 @@ url = "http://127.0.0.1:$NGINX_PORT"
 workers = $WORKERS
 overflow = "wait"
 TOML
-start=$(date +%s.%N)
-DOPPEL_PLUGIN_PATH="$build/plugins" "$build/bin/doppel" run "$work/bench.toml" > "$work/run.log" 2>&1 || { cat "$work/run.log"; exit 1; }
-end=$(date +%s.%N)
-python3 - "$N" "$start" "$end" "$wrk_rps" <<'PY'
-import sys
-n, start, end, wrk = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-rps = n / (end - start)
-print(f"wrk    : {wrk:10.0f} req/s (1 thread, keep-alive)")
-print(f"doppel : {rps:10.0f} req/s ({n} requests from a .gor file in {end - start:.2f}s, incl. startup)")
+# wrk and doppel take turns, ROUNDS times: a burst of load from elsewhere on the machine hits
+# both, and the medians are compared rather than one lucky or unlucky run.
+ROUNDS=${ROUNDS:-3}
+: > "$work/rounds.txt"
+for round in $(seq "$ROUNDS"); do
+  wrk_rps=$(wrk -t1 -c"$WORKERS" -d4s "$url" | awk '/Requests\/sec/ {print $2}')
+  start=$(date +%s.%N)
+  DOPPEL_PLUGIN_PATH="$build/plugins" "$build/bin/doppel" run "$work/bench.toml" > "$work/run.log" 2>&1 ||
+    { cat "$work/run.log"; exit 1; }
+  end=$(date +%s.%N)
+  echo "$wrk_rps $start $end" >> "$work/rounds.txt"
+done
+python3 - "$N" "$work/rounds.txt" <<'PY'
+import statistics, sys
+n = int(sys.argv[1])
+wrks, dops = [], []
+for i, line in enumerate(open(sys.argv[2]), 1):
+    wrk, start, end = map(float, line.split())
+    rps = n / (end - start)
+    wrks.append(wrk)
+    dops.append(rps)
+    print(f"round {i}: wrk {wrk:9.0f} req/s   doppel {rps:9.0f} req/s ({end - start:.2f}s)   {rps / wrk * 100:4.0f}%")
+wrk, rps = statistics.median(wrks), statistics.median(dops)
+print(f"wrk    : {wrk:10.0f} req/s median (1 thread, keep-alive)")
+print(f"doppel : {rps:10.0f} req/s median ({n} requests from a .gor file, incl. startup)")
 print(f"ratio  : {rps / wrk * 100:.0f}% of wrk (target >= 80%)")
 PY

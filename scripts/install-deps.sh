@@ -9,7 +9,7 @@ profile=${1:-build}
 build_packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libpcap-dev libtomlplusplus-dev node-llhttp libspdlog-dev libfmt-dev doctest-dev
-  libre2-dev libsimdjson-dev zlib1g-dev libssl-dev libcli11-dev libnats-dev
+  libre2-dev libsimdjson-dev zlib1g-dev libssl-dev libcli11-dev libnats-dev libjemalloc-dev
 )
 test_packages=(
   nginx-light tcpdump wrk curl iproute2 procps psmisc python3 clang libclang-rt-14-dev

@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "doppel/message.hpp"
@@ -40,6 +41,26 @@ class BoundedQueue {
     lock.unlock();
     if (wake) not_empty_.notify_one();
     return Push::ok;
+  }
+
+  // Pushes messages[from, end) in order, as far as room allows (waiting for room when `wait`).
+  // Returns the index of the first message not pushed (messages.size() when all were), and
+  // whether the rest was refused because the queue is full or closed.
+  std::pair<std::size_t, Push> push_batch(std::vector<MessagePtr>& messages, std::size_t from, bool wait,
+                                          const std::atomic<bool>& abort) {
+    std::unique_lock lock(mutex_);
+    std::size_t i = from;
+    while (i < messages.size()) {
+      while (items_.size() >= capacity_ && !closed_) {
+        wake_consumer(lock);
+        if (!wait || abort.load()) return {i, Push::full};
+        not_full_.wait_for(lock, std::chrono::milliseconds(50));
+      }
+      if (closed_) return {i, Push::closed};
+      while (i < messages.size() && items_.size() < capacity_) items_.push_back(std::move(messages[i++]));
+    }
+    wake_consumer(lock);
+    return {i, Push::ok};
   }
 
   // Control items (the flush marker, a null pointer) ignore the capacity.
@@ -98,6 +119,17 @@ class BoundedQueue {
   std::size_t capacity() const { return capacity_; }
 
  private:
+  // After pushing under `lock`: wakes the consumer as push() would. Relocks before returning.
+  void wake_consumer(std::unique_lock<std::mutex>& lock) {
+    bool wake = consumer_ == Consumer::asleep ||
+                (consumer_ == Consumer::lingering && items_.size() >= wake_batch_);
+    if (!wake) return;
+    consumer_ = Consumer::awake;
+    lock.unlock();
+    not_empty_.notify_one();
+    lock.lock();
+  }
+
   const std::size_t capacity_;
   const std::size_t wake_batch_;  // a full queue always wakes its consumer
   mutable std::mutex mutex_;

@@ -99,14 +99,59 @@ Gauge& StageRunner::gauge(std::string_view name) {
   return *slot;
 }
 
-bool StageRunner::emit(MessagePtr message) {
-  if (!message) return false;
+void StageRunner::stamp(const MessagePtr& message) {
   // Stamp the emitting stage on messages nobody else holds yet (a fresh message).
   if (message->meta.stage.empty() && message.use_count() == 1)
     const_cast<Message&>(*message).meta.stage = node_.spec->name;
   if (judging_stage == this && judged_request == message.get()) judged_request_emitted = true;
+}
+
+bool StageRunner::emit(MessagePtr message) {
+  if (!message) return false;
+  stamp(message);
   forward(message);
   return true;
+}
+
+std::size_t StageRunner::emit_batch(std::vector<MessagePtr>& messages) {
+  std::erase(messages, nullptr);
+  if (messages.empty()) return 0;
+  for (const auto& message : messages) stamp(message);
+  std::size_t n = messages.size();
+  out_.add(n);
+  if (runtime_.options_.tap)
+    for (const auto& message : messages) runtime_.options_.tap(node_.spec->name, message);
+  bool live_input = node_.spec->role == Role::input && node_.stage->overflow_policy() == OverflowPolicy::drop;
+  // One hand-off per downstream stage, each getting the messages of the kinds it reads, in order.
+  std::size_t last_reader = node_.downstream.size();
+  for (std::size_t e = 0; e < node_.downstream.size(); ++e)
+    for (const auto& message : messages)
+      if (node_.downstream[e].kinds.contains(message->kind)) {
+        last_reader = e;
+        break;
+      }
+  std::vector<MessagePtr> share;
+  for (std::size_t e = 0; e < node_.downstream.size() && last_reader < node_.downstream.size(); ++e) {
+    const auto& edge = node_.downstream[e];
+    share.clear();
+    for (auto& message : messages) {
+      if (!message || !edge.kinds.contains(message->kind)) continue;
+      if (e == last_reader) share.push_back(std::move(message));  // the last reader takes them
+      else share.push_back(message);
+    }
+    if (share.empty()) continue;
+    runtime_.runners_[edge.to]->enqueue_batch(share, !live_input && !edge.closes_loop);
+  }
+  // Kinds no downstream stage accepts end here: counted, never silently.
+  if (!node_.downstream.empty() && !runtime_.options_.test_mode)
+    for (const auto& message : messages)
+      if (message) {
+        bool routed = false;
+        for (const auto& edge : node_.downstream) routed = routed || edge.kinds.contains(message->kind);
+        if (!routed) unread_counter(message->kind).add();
+      }
+  messages.clear();
+  return n;
 }
 
 void StageRunner::forward(const MessagePtr& message) {
@@ -146,12 +191,31 @@ bool StageRunner::enqueue(const MessagePtr& message, bool wait) {
   return false;
 }
 
+void StageRunner::enqueue_batch(std::vector<MessagePtr>& messages, bool wait) {
+  enqueued_.fetch_add(messages.size());
+  auto [pushed, result] = queue_->push_batch(messages, 0, wait, runtime_.hard_stop_);
+  if (pushed == messages.size()) return;
+  std::size_t refused = messages.size() - pushed;
+  enqueued_.fetch_sub(refused);
+  drop(result == BoundedQueue::Push::full ? "queue_full" : "shutdown", refused);
+}
+
 void StageRunner::work() {
   std::vector<MessagePtr> batch;
   batch.reserve(64);
   while (queue_->pop_batch(batch, 64)) {
+    // Counted per run of messages, not per message: these counters are shared with the
+    // producers' threads, and the drain only needs them exact at flush markers and batch ends.
+    std::uint64_t handled = 0;
+    auto count_handled = [&] {
+      if (handled == 0) return;
+      in_.add(handled);
+      processed_.fetch_add(handled);
+      handled = 0;
+    };
     for (auto& message : batch) {
       if (!message) {  // flush marker
+        count_handled();
         try {
           node_.stage->flush();
         } catch (const std::exception& e) {
@@ -161,10 +225,10 @@ void StageRunner::work() {
         flushes_done_.fetch_add(1);
         continue;
       }
-      in_.add();
       handle(message);
-      processed_.fetch_add(1);
+      ++handled;
     }
+    count_handled();
     batch.clear();
   }
 }

@@ -35,6 +35,7 @@ class StageRunner : public StageContext {
   const std::string& stage_name() const override { return node_.spec->name; }
   spdlog::logger& log() override { return *logger_; }
   bool emit(MessagePtr message) override;
+  std::size_t emit_batch(std::vector<MessagePtr>& messages) override;
   void drop(std::string_view reason, std::uint64_t count = 1) override;
   void fail(std::string_view reason, std::uint64_t count = 1) override;
   Counter& counter(std::string_view name) override;
@@ -56,10 +57,12 @@ class StageRunner : public StageContext {
   friend class Runtime;
   // Returns false when the message could not be queued (and counts why).
   bool enqueue(const MessagePtr& message, bool wait);
+  void enqueue_batch(std::vector<MessagePtr>& messages, bool wait);  // counts what was refused
   void work();                          // the worker loop
   void handle(const MessagePtr& message);
   void call_process(const MessagePtr& message);
   void forward(const MessagePtr& message);  // emit on behalf of the stage
+  void stamp(const MessagePtr& message);    // what emit() notes about a message first
   Counter& unread_counter(Kind kind);
   bool idle() const { return processed_.load() == enqueued_.load(); }
   Counter& named(std::map<std::string, std::unique_ptr<Counter>, std::less<>>& map, std::string_view name);

@@ -127,6 +127,10 @@ path = ")" + out + R"("
 
 TEST_CASE("file inputs wait on a full queue; live inputs drop and count") {
   std::string out = collect_to("pressure.txt");
+  // One message at a time, and in batches larger than the queue (emit_batch).
+  std::string batch = "1";
+  SUBCASE("emit") { batch = "1"; }
+  SUBCASE("emit_batch") { batch = "100"; }
   auto make = [&](bool live) {
     return build(std::string(R"([pipeline]
 stats_interval = "0s"
@@ -134,7 +138,8 @@ queue_capacity = 1
 [inputs.src]
 plugin = "canned"
 repeat = 20000
-live = )") + (live ? "true" : "false") + R"(
+batch = )") + batch + R"(
+live = )" + (live ? "true" : "false") + R"(
 messages = [ { id = "m", payload = "GET /a HTTP/1.1\r\n\r\n" } ]
 [middleware.slow]
 plugin = "relay"
@@ -209,4 +214,45 @@ path = "/dev/null"
   CHECK(m.out == 3);
   CHECK(value_of(m.counters, "unread_response") == 2);
   CHECK(snapshot_of(r, "out").in == 1);
+}
+
+TEST_CASE("emit_batch hands each downstream stage its kinds, in order, and counts the unread") {
+  std::string requests = collect_to("batch-requests.txt"), everything = collect_to("batch-all.txt");
+  auto b = build(R"([pipeline]
+stats_interval = "0s"
+queue_capacity = 4
+[inputs.src]
+plugin = "canned"
+repeat = 50
+batch = 7
+messages = [
+  { kind = "request", id = "a", payload = "GET /a HTTP/1.1\r\n\r\n" },
+  { kind = "response", id = "a", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+  { kind = "verdict", id = "a", payload = "{}" },
+]
+[outputs.reqs]
+plugin = "requests"
+from = ["src"]
+path = ")" + requests + R"("
+[outputs.all]
+plugin = "collect"
+from = ["src"]
+path = ")" + everything + R"("
+)");
+  REQUIRE_MESSAGE(b.graph, b.error_text());
+  Runtime r(*b.graph);
+  run_to_end(r);
+  auto request_lines = testing::read_lines(requests);
+  auto all_lines = testing::read_lines(everything);
+  REQUIRE(request_lines.size() == 50);
+  REQUIRE(all_lines.size() == 100);  // "collect" reads requests and responses, nobody verdicts
+  for (std::size_t i = 0; i < 50; ++i) {
+    CHECK(request_lines[i].find("a-" + std::to_string(i)) != std::string::npos);
+    CHECK(all_lines[2 * i].find("request a-" + std::to_string(i)) != std::string::npos);
+    CHECK(all_lines[2 * i + 1].find("response a-" + std::to_string(i)) != std::string::npos);
+  }
+  auto src = snapshot_of(r, "src");
+  CHECK(src.out == 150);
+  CHECK(value_of(src.counters, "unread_verdict") == 50);
+  CHECK(r.total_dropped() == 0);
 }

@@ -118,8 +118,9 @@ PluginDefinition raw_input_definition() {
              "Emit messages with unseen bytes (snaplen, lost packets) marked incomplete instead of dropping them. "
              "GoReplay: --input-raw-allow-incomplete")
           .default_value(false),
-      option("expire", OptionType::duration, "A connection without packets for this long is forgotten; a message "
-                                             "in progress is dropped as `expired`. GoReplay: --input-raw-expire")
+      option("expire", OptionType::duration,
+             "A connection without data (or SYN/FIN/RST) for this long is forgotten; a message in progress "
+             "is dropped as `expired`. GoReplay: --input-raw-expire")
           .default_value("60s"),
       option("gap_timeout", OptionType::duration,
              "How long a hole in a stream (a lost packet) is waited for before it is skipped")

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "doppel/http.hpp"
+
 namespace doppel::plugins::raw {
 namespace {
 
@@ -13,6 +15,7 @@ constexpr std::array<std::string_view, 33> kMethods = {
     "BIND",   "REBIND",   "UNBIND",   "ACL",       "QUERY",      "M-SEARCH"};
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
 
 // A request line "METHOD SP target SP HTTP/1.x CRLF" anywhere in `s` (a body before it need
 // not end with a newline). Anchored on " HTTP/1.", which is rare in bodies and cheap to find.
@@ -45,6 +48,52 @@ std::size_t find_status_line(std::string_view s) {
 }
 
 constexpr std::size_t kMaxCarry = 8192;  // a start line cut by a packet boundary
+
+// RFC 9110 tchar: what a header name or a method may be made of.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+// Field values and reason phrases: HTAB, visible ASCII, SP, obs-text. No CR, LF or other controls.
+constexpr std::array<bool, 256> kFieldChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c == '\t' || (c >= 0x20 && c != 0x7f);
+  return t;
+}();
+
+// Request targets: anything visible, no SP, no controls (llhttp decides about the rest).
+constexpr std::array<bool, 256> kTargetChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[c] = c > 0x20 && c != 0x7f;
+  return t;
+}();
+
+// Methods the plain path frames (others go to llhttp), with llhttp's numbers for them.
+struct PlainMethod {
+  std::string_view name;
+  std::uint8_t number;
+};
+constexpr std::array<PlainMethod, 7> kPlainMethods = {{{"GET", HTTP_GET},
+                                                        {"POST", HTTP_POST},
+                                                        {"PUT", HTTP_PUT},
+                                                        {"HEAD", HTTP_HEAD},
+                                                        {"DELETE", HTTP_DELETE},
+                                                        {"PATCH", HTTP_PATCH},
+                                                        {"OPTIONS", HTTP_OPTIONS}}};
+
+bool iequal_lower(std::string_view s, std::string_view lower) {
+  if (s.size() != lower.size()) return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != lower[i]) return false;
+  }
+  return true;
+}
 const char kZeros[16384] = {};
 
 }  // namespace
@@ -54,11 +103,12 @@ std::size_t find_message_start(HttpStreamParser::Side side, std::string_view byt
 }
 
 HttpStreamParser::HttpStreamParser(Side side, HttpMessageListener& listener, bool in_sync, bool keep_bytes,
-                                   std::size_t max_message_size)
+                                   std::size_t max_message_size, bool plain_framing)
     : side_(side),
       listener_(listener),
       keep_bytes_(keep_bytes),
       max_message_size_(max_message_size),
+      plain_framing_(plain_framing),
       state_(in_sync ? State::parsing : State::seeking),
       skip_unreported_(!in_sync) {
   llhttp_settings_init(&settings_);
@@ -170,10 +220,20 @@ void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts) {
       if (p == end) break;
       in_message_ = true;
       in_body_ = false;
+      llhttp_in_message_ = false;
       message_ = ParsedMessage{};
       message_.first_byte_ns = message_.last_byte_ns = ts;
       listener_.on_message_begin(*this, ts);
     }
+    if (!llhttp_in_message_ && plain_framing_) {
+      if (std::size_t n = frame_plain_message(p, static_cast<std::size_t>(end - p))) {
+        append(p, p + n, ts);
+        complete(ts);
+        p += n;
+        continue;
+      }
+    }
+    llhttp_in_message_ = true;
     llhttp_errno_t err = llhttp_execute(&parser_, p, static_cast<std::size_t>(end - p));
     if (err == HPE_OK) {
       append(p, end, ts);
@@ -208,6 +268,117 @@ void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts) {
     seek(std::string_view(resume, static_cast<std::size_t>(end - resume)), ts);
     return;
   }
+}
+
+// The common case without llhttp (it was a fifth of the capture's CPU): a whole message in
+// `data` whose framing is plain, i.e. a request or a final non-101 response with a known
+// method or status, well-formed header lines, and a body given by Content-Length or absent
+// (requests, HEAD answers, 204, 304). Everything else returns 0 and llhttp frames it: chunked,
+// close-delimited, interim and 101 responses, Upgrade, Transfer-Encoding, repeated
+// Content-Length, folded or odd header lines, messages cut by a packet boundary. The plain path
+// accepts nothing llhttp would reject (a differential fuzz target checks both agree).
+std::size_t HttpStreamParser::frame_plain_message(const char* data, std::size_t size) {
+  // One pass over the head, each byte looked up once; any surprise hands the message to llhttp.
+  const auto* b = reinterpret_cast<const unsigned char*>(data);
+  std::size_t i = 0;
+  auto scan = [&](const std::array<bool, 256>& allowed) {
+    while (i < size && allowed[b[i]]) ++i;
+  };
+  auto crlf = [&] {
+    if (i + 1 >= size || b[i] != '\r' || b[i + 1] != '\n') return false;
+    i += 2;
+    return true;
+  };
+  int status = 0;
+  std::uint8_t method = 0;
+  if (side_ == Side::request) {
+    scan(kTokenChars);
+    std::string_view name(data, i);
+    const PlainMethod* known = nullptr;
+    for (const auto& m : kPlainMethods)
+      if (m.name == name) known = &m;
+    if (known == nullptr || i + 1 >= size || b[i] != ' ' || b[i + 1] != '/') return 0;  // origin form only
+    method = known->number;
+    ++i;
+    scan(kTargetChars);
+    std::string_view version = std::string_view(data, size).substr(i, 9);
+    if (version != " HTTP/1.1" && version != " HTTP/1.0") return 0;
+    i += 9;
+  } else {
+    std::string_view line(data, size < 12 ? size : 12);
+    if (line.size() < 12 || (!line.starts_with("HTTP/1.1 ") && !line.starts_with("HTTP/1.0 "))) return 0;
+    char d0 = line[9], d1 = line[10], d2 = line[11];
+    if (d0 < '2' || d0 > '5' || !is_digit(d1) || !is_digit(d2)) return 0;  // 1xx: llhttp
+    status = (d0 - '0') * 100 + (d1 - '0') * 10 + (d2 - '0');
+    i = 12;
+    if (i < size && b[i] == ' ') {
+      ++i;
+      scan(kFieldChars);
+    }
+  }
+  if (!crlf()) return 0;
+  // Header lines up to the empty line.
+  std::uint64_t content_length = 0;
+  bool has_length = false;
+  for (;;) {
+    if (i < size && b[i] == '\r') {
+      if (!crlf()) return 0;
+      break;
+    }
+    std::size_t name_start = i;
+    scan(kTokenChars);
+    if (i == name_start || i >= size || b[i] != ':') return 0;
+    std::string_view field(data + name_start, i - name_start);
+    std::size_t value_start = ++i;
+    scan(kFieldChars);
+    std::string_view value(data + value_start, i - value_start);
+    if (!crlf()) return 0;
+    switch (field.size()) {
+      case 7:  // Upgrade
+        if (iequal_lower(field, "upgrade")) return 0;
+        break;
+      case 10:  // Connection: an "upgrade" token is llhttp's to judge
+        if (iequal_lower(field, "connection")) {
+          std::string_view v = trim_ows(value);
+          if (!iequal_lower(v, "keep-alive") && !iequal_lower(v, "close")) return 0;
+        }
+        break;
+      case 14:  // Content-Length
+        if (iequal_lower(field, "content-length")) {
+          std::string_view v = trim_ows(value);
+          if (has_length || v.empty() || v.size() > 15) return 0;
+          for (char c : v) {
+            if (!is_digit(c)) return 0;
+            content_length = content_length * 10 + static_cast<std::uint64_t>(c - '0');
+          }
+          has_length = true;
+        }
+        break;
+      case 17:  // Transfer-Encoding
+        if (iequal_lower(field, "transfer-encoding")) return 0;
+        break;
+      default:
+        break;
+    }
+  }
+  const std::size_t head_end = i;
+  std::uint64_t body = 0;
+  if (side_ == Side::request) {
+    body = has_length ? content_length : 0;
+  } else {
+    int answer = listener_.on_headers(*this, status, 0);
+    if (answer == 2) return 0;  // the protocol switches: llhttp's to handle
+    if (answer == 1) body = 0;
+    else if (has_length) body = (status == 204 || status == 304) ? ~std::uint64_t{0} : content_length;
+    else if (status == 204 || status == 304) body = 0;
+    else return 0;  // close-delimited
+    if (body == ~std::uint64_t{0}) return 0;  // 204/304 with a length: as llhttp reads it
+  }
+  if (side_ == Side::request) listener_.on_headers(*this, 0, method);
+  if (body > size - head_end || head_end + body > max_message_size_) return 0;
+  message_.status = status;
+  message_.method = method;
+  return head_end + static_cast<std::size_t>(body);
 }
 
 void HttpStreamParser::complete(std::int64_t ts) {

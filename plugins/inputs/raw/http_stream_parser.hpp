@@ -51,8 +51,10 @@ class HttpStreamParser {
   };
 
   // `in_sync`: the stream is known to start at a message (its SYN was seen).
+  // `plain_framing`: frame whole messages with plain framing without llhttp (see
+  // frame_plain_message); off only to compare both paths in tests.
   HttpStreamParser(Side side, HttpMessageListener& listener, bool in_sync, bool keep_bytes,
-                   std::size_t max_message_size);
+                   std::size_t max_message_size, bool plain_framing = true);
   ~HttpStreamParser();
   HttpStreamParser(const HttpStreamParser&) = delete;
   HttpStreamParser& operator=(const HttpStreamParser&) = delete;
@@ -77,6 +79,7 @@ class HttpStreamParser {
   static int on_message_complete_cb(llhttp_t* parser);
 
   void parse(const char* data, std::size_t size, std::int64_t ts);
+  std::size_t frame_plain_message(const char* data, std::size_t size);
   void seek(std::string_view bytes, std::int64_t ts);
   void append(const char* begin, const char* end, std::int64_t ts);
   void complete(std::int64_t ts);
@@ -88,6 +91,8 @@ class HttpStreamParser {
   HttpMessageListener& listener_;
   bool keep_bytes_;
   std::size_t max_message_size_;
+  bool plain_framing_;
+  bool llhttp_in_message_ = false;  // llhttp saw bytes of the current message
   State state_;
   llhttp_t parser_;
   llhttp_settings_t settings_;

@@ -46,7 +46,7 @@ std::size_t HttpOutput::pending() const {
 
 void HttpOutput::dispatch(std::shared_ptr<ReplayConnection> connection, ReplayJob job) {
   sent_->add();
-  asio::post(connection->strand(), [connection, job = std::move(job)]() mutable { connection->run(std::move(job)); });
+  asio::post(connection->executor(), [connection, job = std::move(job)]() mutable { connection->run(std::move(job)); });
 }
 
 void HttpOutput::process(const MessagePtr& message) {
@@ -68,7 +68,7 @@ void HttpOutput::process(const MessagePtr& message) {
       connection = std::move(idle_.back());
       idle_.pop_back();
     } else if (connections_.size() < config_.workers) {
-      connection = std::make_shared<ReplayConnection>(*this, io_);
+      connection = std::make_shared<ReplayConnection>(*this, io_, config_.io_threads > 1);
       connections_.push_back(connection);
     }
     if (connection) {
@@ -109,7 +109,7 @@ void HttpOutput::job_done(const std::shared_ptr<ReplayConnection>& connection) {
     lock.unlock();
     if (wake) changed_.notify_all();
     sent_->add();
-    connection->run(std::move(job));  // already on the connection's strand
+    connection->run(std::move(job));  // already on the connection's executor
     return;
   }
   --in_flight_;
@@ -128,6 +128,7 @@ void HttpOutput::report_error(const ReplayJob& job, std::string_view reason, std
   context().fail(reason);
   if (!config_.track_response) return;
   Message m(Kind::replay, job.request->id, now_ns(), std::string());
+  m.lease = job.request->lease;  // derived from the request: holds its source's lease
   m.latency_ns = latency_ns;
   m.meta.error = std::string(reason);
   m.meta.source = Endpoint{config_.target.host, config_.target.port};
@@ -139,6 +140,7 @@ void HttpOutput::report_response(const ReplayJob& job, std::string response, std
   responses_->add();
   if (!config_.track_response) return;
   Message m(Kind::replay, job.request->id, now_ns(), std::move(response));
+  m.lease = job.request->lease;  // derived from the request: holds its source's lease
   m.latency_ns = latency_ns;
   m.meta.source = Endpoint{config_.target.host, config_.target.port};
   m.meta.connection_id = job.request->meta.connection_id;
@@ -178,7 +180,7 @@ void HttpOutput::stop() {
   changed_.notify_all();
   if (abandoned > 0 && started_) context().drop("shutdown", abandoned);
   for (auto& connection : connections)
-    asio::post(connection->strand(), [connection] { connection->abort(); });
+    asio::post(connection->executor(), [connection] { connection->abort(); });
   // Aborted exchanges complete on the I/O threads; wait for them (bounded).
   lock.lock();
   changed_.wait_for(lock, std::chrono::seconds(5), [&] { return in_flight_ == 0; });

@@ -56,7 +56,7 @@ class HttpOutput : public Stage {
   std::size_t pending() const override;
   std::optional<KindSet> produces() const override;
 
-  // Called by connections, on their strand.
+  // Called by connections, on their executor.
   const HttpOutputConfig& config() const { return config_; }
   boost::asio::ssl::context& tls_context() { return *tls_; }
   StageContext& stage_context() { return context(); }
@@ -74,7 +74,7 @@ class HttpOutput : public Stage {
   std::unique_ptr<boost::asio::ssl::context> tls_;
   // Our own I/O context and threads: Boost.Asio is header-only, and its services must not be
   // shared across the plugin boundary (the runtime's io() is built from another copy).
-  boost::asio::io_context io_;
+  boost::asio::io_context io_{static_cast<int>(config_.io_threads)};  // concurrency hint
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   mutable std::mutex mutex_;

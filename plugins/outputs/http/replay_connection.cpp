@@ -23,8 +23,13 @@ bool is_peer_gone(const boost::system::error_code& ec) {
 }
 }  // namespace
 
-ReplayConnection::ReplayConnection(HttpOutput& output, asio::io_context& io)
-    : output_(output), io_(io), strand_(asio::make_strand(io)), resolver_(strand_), timer_(strand_) {
+ReplayConnection::ReplayConnection(HttpOutput& output, asio::io_context& io, bool own_strand)
+    : output_(output),
+      io_(io),
+      // With one I/O thread a strand only adds a lock and a hand-off per operation.
+      executor_(own_strand ? asio::any_io_executor(asio::make_strand(io)) : asio::any_io_executor(io.get_executor())),
+      resolver_(executor_),
+      timer_(executor_) {
   read_buffer_.resize(kReadChunk);
 }
 
@@ -83,7 +88,7 @@ void ReplayConnection::connect() {
   tls_.reset();
   socket_.reset();
   if (config.target.tls) {
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(strand_, output_.tls_context());
+    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(executor_, output_.tls_context());
     boost::system::error_code ignored;
     asio::ip::make_address(config.target.host, ignored);
     bool is_address = !ignored;
@@ -95,7 +100,7 @@ void ReplayConnection::connect() {
       tls_->set_verify_mode(asio::ssl::verify_none);
     }
   } else {
-    socket_ = std::make_unique<tcp::socket>(strand_);
+    socket_ = std::make_unique<tcp::socket>(executor_);
   }
   arm_timer(config.connect_timeout);
   resolver_.async_resolve(
@@ -127,6 +132,7 @@ void ReplayConnection::send() {
   phase_ = Phase::exchange;
   arm_timer(output_.config().timeout);
   response_.clear();
+  response_size_ = 0;
   framer_.reset(job_.outgoing.head);
   sent_at_ = std::chrono::steady_clock::now();
   std::string_view bytes = job_.bytes();
@@ -158,11 +164,13 @@ void ReplayConnection::on_read(const boost::system::error_code& ec, std::size_t 
   }
   std::size_t used = 0;
   auto state = framer_.feed(std::string_view(read_buffer_.data(), n), used);
-  response_.append(read_buffer_.data(), used);
+  // Untracked responses are only framed: nobody will read their bytes.
+  if (output_.config().track_response) response_.append(read_buffer_.data(), used);
+  response_size_ += used;
   if (state == ResponseFramer::State::error) return finish_error("bad_response");
-  if (response_.size() > output_.config().max_response_size) return finish_error("response_too_large");
+  if (response_size_ > output_.config().max_response_size) return finish_error("response_too_large");
   if (state == ResponseFramer::State::need_more) return read();
-  if (framer_.interim_end() > 0) response_.erase(0, framer_.interim_end());
+  if (framer_.interim_end() > 0 && !response_.empty()) response_.erase(0, framer_.interim_end());
   if (used < n) {
     // Bytes after the response nobody asked for: the connection can no longer be trusted.
     close();
@@ -173,7 +181,7 @@ void ReplayConnection::on_read(const boost::system::error_code& ec, std::size_t 
 bool ReplayConnection::retry_on_fresh_connection(const boost::system::error_code& ec) {
   // A kept-alive connection the target closed while idle: the request never reached it.
   if (phase_ != Phase::exchange || requests_on_connection_ == 0 || timed_out_ || retried_ ||
-      !response_.empty() || !is_peer_gone(ec) || output_.stopping())
+      response_size_ > 0 || !is_peer_gone(ec) || output_.stopping())
     return false;
   retried_ = true;
   connect();

@@ -1,5 +1,6 @@
 #pragma once
-// One keep-alive connection to the target, doing one request at a time on its own strand:
+// One keep-alive connection to the target, doing one request at a time on its executor (a
+// strand of its own when the output has several I/O threads):
 // connect (TLS handshake) when needed, write the request, read the response until the
 // framer says it is complete, then ask the output for the next job.
 #include <boost/asio/ip/tcp.hpp>
@@ -18,16 +19,15 @@ namespace doppel::plugins {
 
 class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
  public:
-  using Strand = boost::asio::strand<boost::asio::io_context::executor_type>;
-  ReplayConnection(HttpOutput& output, boost::asio::io_context& io);
+  ReplayConnection(HttpOutput& output, boost::asio::io_context& io, bool own_strand);
 
-  // Runs `job` on this connection; call through post(strand(), ...).
+  // Runs `job` on this connection; call through post(executor(), ...).
   void run(ReplayJob job);
   // Closes the socket (shutdown, or the target closed it).
   void close();
   // Stops whatever is pending (shutdown): cancels the timer and the resolver, closes.
   void abort();
-  Strand& strand() { return strand_; }
+  const boost::asio::any_io_executor& executor() const { return executor_; }
 
  private:
   enum class Phase { connect, exchange };
@@ -52,7 +52,7 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
 
   HttpOutput& output_;
   boost::asio::io_context& io_;
-  Strand strand_;
+  boost::asio::any_io_executor executor_;
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
@@ -69,7 +69,8 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
   ReplayJob job_;
   std::chrono::steady_clock::time_point sent_at_;
   std::string read_buffer_;
-  std::string response_;
+  std::string response_;        // kept only with track_response
+  std::size_t response_size_ = 0;  // bytes of the response so far
   ResponseFramer framer_;
 };
 

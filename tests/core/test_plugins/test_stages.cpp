@@ -12,9 +12,10 @@ namespace {
 // Emits its list `repeat` times; with repeat > 1, ids get a "-N" suffix per round.
 class CannedInput : public Stage {
  public:
-  CannedInput(std::vector<Message> messages, std::int64_t repeat, bool live)
-      : messages_(std::move(messages)), repeat_(repeat), live_(live) {}
+  CannedInput(std::vector<Message> messages, std::int64_t repeat, bool live, std::size_t batch)
+      : messages_(std::move(messages)), repeat_(repeat), live_(live), batch_(batch) {}
   void run(std::stop_token stop) override {
+    std::vector<MessagePtr> pending;
     for (std::int64_t r = 0; r < repeat_; ++r) {
       for (const auto& m : messages_) {
         if (stop.stop_requested()) return;
@@ -22,9 +23,15 @@ class CannedInput : public Stage {
         if (copy.id.empty()) copy.id = new_message_id();
         else if (repeat_ > 1) copy.id += "-" + std::to_string(r);
         copy.timestamp_ns = now_ns();
-        context().emit(share(std::move(copy)));
+        if (batch_ <= 1) {
+          context().emit(share(std::move(copy)));
+          continue;
+        }
+        pending.push_back(share(std::move(copy)));
+        if (pending.size() == batch_) context().emit_batch(pending);
       }
     }
+    if (!pending.empty()) context().emit_batch(pending);
   }
   OverflowPolicy overflow_policy() const override { return live_ ? OverflowPolicy::drop : OverflowPolicy::block; }
   bool dry_run(std::ostream& out) override {
@@ -36,6 +43,7 @@ class CannedInput : public Stage {
   std::vector<Message> messages_;
   std::int64_t repeat_;
   bool live_;
+  std::size_t batch_;  // > 1: emitted with emit_batch, this many at a time
 };
 
 PluginDefinition canned_input() {
@@ -52,12 +60,14 @@ PluginDefinition canned_input() {
                    option("payload", OptionType::string, "payload").required()}),
       option("live", OptionType::boolean, "Drop instead of waiting on a full queue").default_value(false),
       option("repeat", OptionType::integer, "Emit the list this many times").default_value(1),
+      option("batch", OptionType::integer, "Above 1: emit_batch this many at a time").default_value(1),
   };
   def.create_stage = [](const Options& o) -> std::unique_ptr<Stage> {
     std::vector<Message> messages;
     for (const auto& t : o.tables("messages"))
       messages.emplace_back(*parse_kind(t.string("kind")), t.string("id"), 0, t.string("payload"));
-    return std::make_unique<CannedInput>(std::move(messages), o.integer("repeat"), o.boolean("live"));
+    return std::make_unique<CannedInput>(std::move(messages), o.integer("repeat"), o.boolean("live"),
+                                         static_cast<std::size_t>(o.integer("batch")));
   };
   return def;
 }

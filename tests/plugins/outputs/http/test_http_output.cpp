@@ -3,6 +3,7 @@
 #include <map>
 
 #include "doppel/testing.hpp"
+#include "loopback_port.hpp"
 #include "scripted_server.hpp"
 
 using namespace doppel;
@@ -103,7 +104,7 @@ TEST_CASE("response framing: chunked, close-delimited, HEAD, 204, 304 and interi
 }
 
 TEST_CASE("a dead port: every request counted as refused and answered by an error replay") {
-  auto port = testing::closed_port();
+  auto port = testing::unused_loopback_port();
   testing::StageHarness h(http_plugin(), Value::table({{"url", "http://127.0.0.1:" + std::to_string(port)},
                                                        {"track_response", true}}));
   for (int i = 0; i < 20; ++i) h.process(get("/x"));
@@ -200,4 +201,38 @@ TEST_CASE("configuration errors name the option") {
   CHECK_THROWS_WITH_AS(testing::StageHarness(http_plugin(), Value::table({{"url", "http://x"}, {"workers", 0}})),
                        doctest::Contains("workers"), ConfigError);
   CHECK_THROWS(testing::StageHarness(http_plugin(), Value::table({{"url", "http://x"}, {"overflow", "block"}})));
+}
+
+TEST_CASE("several I/O threads: every request replayed once, each connection on its own strand") {
+  ScriptedServer server([](const std::string& request) {
+    // Echo the request's path so a mixed-up response would show.
+    auto path = request.substr(4, request.find(' ', 4) - 4);
+    return ScriptedReply{"HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(path.size()) + "\r\n\r\n" + path};
+  });
+  testing::StageHarness h(http_plugin(), Value::table({{"url", server.url()},
+                                                       {"workers", 8},
+                                                       {"io_threads", 3},
+                                                       {"track_response", true}}));
+  for (int i = 0; i < 200; ++i) h.process(get("/p" + std::to_string(i), "id" + std::to_string(i)));
+  h.flush();
+  auto replies = by_id(h.emitted());
+  REQUIRE(replies.size() == 200);
+  for (int i = 0; i < 200; ++i) {
+    std::string path = "/p" + std::to_string(i);
+    CHECK(replies.at("id" + std::to_string(i))->http().raw_body() == path);
+  }
+  CHECK(server.requests().size() == 200);
+  CHECK(server.connections() <= 8);
+}
+
+TEST_CASE("untracked responses are framed and counted, not kept") {
+  ScriptedServer server([](const std::string&) { return ScriptedReply{kOk}; });
+  testing::StageHarness h(http_plugin(), Value::table({{"url", server.url()}, {"workers", 2}}));
+  for (int i = 0; i < 20; ++i) h.process(get("/u" + std::to_string(i)));
+  h.flush();
+  CHECK(h.emitted().empty());
+  CHECK(h.counter("responses").value() == 20);
+  CHECK(h.counter("sent").value() == 20);
+  CHECK(server.requests().size() == 20);
+  CHECK(server.connections() <= 2);
 }

@@ -25,10 +25,19 @@ build() {
   clang++ "${flags[@]}" "$here/$name.cpp" "$@" -o "$out/$name" -lz || fail "building $name"
 }
 build fuzz_packet_decoder "$src/packet_decoder.cpp"
-build fuzz_http_stream_parser "$src/http_stream_parser.cpp" "${llhttp[@]}"
+build fuzz_http_stream_parser "$src/http_stream_parser.cpp" "${llhttp[@]}" "${sdk[@]}"
+build fuzz_http_framing "$src/http_stream_parser.cpp" "${llhttp[@]}" "${sdk[@]}"
 build fuzz_tcp_reassembler "$src/capture_session.cpp" "$src/tcp_reassembler.cpp" "$src/http_stream_parser.cpp" \
   "$src/packet_decoder.cpp" "${llhttp[@]}" "${sdk[@]}"
-for target in fuzz_packet_decoder fuzz_tcp_reassembler fuzz_http_stream_parser; do
+# The differential target starts from well-formed traffic (random bytes rarely frame as HTTP):
+# byte 0 = response side (1) / in sync (2), byte 1 = packet size - 1, then the stream.
+seeds="$out/corpus-fuzz_http_framing"
+mkdir -p "$seeds"
+printf '\x02\xffGET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\nPOST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloHEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' > "$seeds/requests"
+printf '\x03\xffHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 301 Moved\r\nContent-Length: 0\r\n\r\n' > "$seeds/responses"
+printf '\x03\x20HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nHTTP/1.0 200 OK\r\n\r\nclose-delimited' > "$seeds/chunked"
+printf '\x00\x40garbage GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nPUT /x HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc' > "$seeds/midstream"
+for target in fuzz_packet_decoder fuzz_tcp_reassembler fuzz_http_stream_parser fuzz_http_framing; do
   mkdir -p "$out/corpus-$target"
   echo "== $target for ${seconds}s"
   "$out/$target" -max_total_time="$seconds" -max_len=4096 -rss_limit_mb=1024 -print_final_stats=1 \
