@@ -46,7 +46,12 @@ const DecodedBody& Message::body() const {
 std::shared_ptr<const void> join_leases(std::initializer_list<std::shared_ptr<const void>> leases) {
   std::vector<std::shared_ptr<const void>> distinct;
   for (const auto& lease : leases) {
-    if (lease && std::find(distinct.begin(), distinct.end(), lease) == distinct.end()) distinct.push_back(lease);
+    // Ownership, not the pointer: a lease may own a null pointer and act by its deleter only.
+    auto same_owner = [&](const std::shared_ptr<const void>& held) {
+      return !held.owner_before(lease) && !lease.owner_before(held);
+    };
+    if (lease.use_count() > 0 && std::none_of(distinct.begin(), distinct.end(), same_owner))
+      distinct.push_back(lease);
   }
   if (distinct.empty()) return nullptr;
   if (distinct.size() == 1) return distinct.front();

@@ -59,6 +59,20 @@ TEST_CASE("join_leases holds every distinct lease, and none when there are none"
   CHECK(b_released == 1);
 }
 
+TEST_CASE("leases that own a null pointer (acting by their deleter only) are told apart by owner") {
+  int a_released = 0, b_released = 0;
+  std::shared_ptr<const void> a(nullptr, [&](const void*) { ++a_released; });
+  std::shared_ptr<const void> b(nullptr, [&](const void*) { ++b_released; });
+  auto both = join_leases({a, b});
+  a.reset();
+  b.reset();
+  CHECK(a_released == 0);
+  CHECK(b_released == 0);
+  both.reset();
+  CHECK(a_released == 1);
+  CHECK(b_released == 1);
+}
+
 TEST_CASE("http() and body() are parsed once, whichever thread asks first") {
   for (int round = 0; round < 50; ++round) {
     auto message = doppel::share(doppel::Message(doppel::Kind::request, "id", 0,

@@ -312,7 +312,7 @@ void ProcessMiddleware::write_off_unreturned(bool force) {
 }
 
 void ProcessMiddleware::hold_lease(const Message& message, std::chrono::steady_clock::time_point now) {
-  if (!message.lease) return;
+  if (message.lease.use_count() == 0) return;  // (a lease may own a null pointer)
   leases_[message.id].push_back(HeldLease{message.kind, sent_, now, message.lease});
   lease_order_.emplace_back(now, sent_, message.id);
 }

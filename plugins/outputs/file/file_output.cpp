@@ -23,6 +23,7 @@ void FileOutput::start(StageContext& context) {
     if (!writer_) return;
     try {
       writer_->flush(false);
+      held_.release();
     } catch (const std::exception& e) {
       this->context().log().error("periodic flush of {} failed: {}", writer_->path(), e.what());
     }
@@ -60,6 +61,7 @@ void FileOutput::close_current() {
     context().log().error("closing {} failed: {}", writer_->path(), e.what());
   }
   writer_.reset();
+  held_.release();  // closed: written, or counted as a write error
 }
 
 void FileOutput::rotate_if_needed(std::size_t size) {
@@ -107,6 +109,10 @@ void FileOutput::process(const MessagePtr& message) {
   try {
     rotate_if_needed(upcoming);
     size = writer_->write(*message);
+    if (held_.hold(*message)) {
+      writer_->flush(false);
+      held_.release();
+    }
   } catch (const std::exception& e) {
     write_failed(e);
     return;
@@ -121,6 +127,7 @@ void FileOutput::flush() {
   if (!writer_) return;
   try {
     writer_->flush(true);
+    held_.release();
   } catch (const std::exception& e) {
     context().log().error("flushing {} failed: {}", writer_->path(), e.what());
   }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "doppel/gor_stream.hpp"
+#include "doppel/held_leases.hpp"
 #include "doppel/stage.hpp"
 
 namespace doppel::plugins {
@@ -51,6 +52,7 @@ class FileOutput : public Stage {
   Counter* bytes_ = nullptr;
   Counter* chunks_ = nullptr;
   gor::PeriodicFlush periodic_flush_;
+  HeldLeases held_;  // of records written since the last flush (see doppel/held_leases.hpp)
 };
 
 }  // namespace doppel::plugins

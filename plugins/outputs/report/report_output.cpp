@@ -25,6 +25,7 @@ void write_file_atomically(const std::string& path, const std::string& content) 
 }  // namespace
 
 ReportOutput::~ReportOutput() {
+  periodic_flush_.stop();
   if (jsonl_) std::fclose(jsonl_);
 }
 
@@ -34,6 +35,14 @@ void ReportOutput::start(StageContext& context) {
   if (!config_.jsonl.empty()) {
     jsonl_ = std::fopen(config_.jsonl.c_str(), "wb");
     if (!jsonl_) throw std::runtime_error("report: cannot open jsonl file " + config_.jsonl + ": " + std::strerror(errno));
+    // Verdicts reach the file within this interval; then the messages they came from may be
+    // acknowledged to their source (held_).
+    periodic_flush_.start(std::chrono::milliseconds(200), [this] {
+      std::lock_guard lock(mutex_);
+      if (!jsonl_ || held_.size() == 0) return;
+      std::fflush(jsonl_);
+      held_.release();
+    });
   }
 }
 
@@ -54,6 +63,10 @@ void ReportOutput::process(const MessagePtr& message) {
     // One verdict per line: the payload is single-line JSON written by the compare stage.
     std::fwrite(message->payload.data(), 1, message->payload.size(), jsonl_);
     std::fputc('\n', jsonl_);
+    if (held_.hold(*message)) {
+      std::fflush(jsonl_);
+      held_.release();
+    }
   }
 }
 
@@ -74,6 +87,7 @@ std::vector<std::pair<Goal, std::optional<double>>> ReportOutput::evaluate_goals
 void ReportOutput::write_outputs() {
   auto goals = evaluate_goals();
   if (jsonl_) std::fflush(jsonl_);
+  held_.release();
   if (!dirty_) return;
   if (!config_.html.empty()) {
     try {
@@ -92,6 +106,7 @@ void ReportOutput::flush() {
 }
 
 void ReportOutput::stop() {
+  periodic_flush_.stop();
   std::lock_guard lock(mutex_);
   if (stopped_) return;
   stopped_ = true;

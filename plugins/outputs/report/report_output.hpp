@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "doppel/gor_stream.hpp"
+#include "doppel/held_leases.hpp"
 #include "doppel/stage.hpp"
 #include "goal.hpp"
 #include "report_model.hpp"
@@ -46,6 +48,8 @@ class ReportOutput : public Stage {
   std::mutex mutex_;
   ReportModel model_;
   std::FILE* jsonl_ = nullptr;
+  HeldLeases held_;                // of verdicts written to jsonl_ since its last flush
+  gor::PeriodicFlush periodic_flush_;  // flushes jsonl_ when verdicts pause
   std::vector<bool> goal_reported_;
   bool dirty_ = true;
   bool stopped_ = false;

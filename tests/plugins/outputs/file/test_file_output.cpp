@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "../../inputs/file/test_support.hpp"
@@ -272,4 +273,33 @@ TEST_CASE("configuration and start errors are explicit") {
   auto h = output(dir.file("gone/x.gor"));
   std::filesystem::remove(dir.file("gone"));
   CHECK_THROWS_WITH(h.start(), doctest::Contains("gone/x.gor"));
+}
+
+TEST_CASE("a record's lease is released once the record is flushed to the file, not when buffered") {
+  TempDir dir;
+  auto h = output(dir.file("out.gor"), {{"flush_interval", "1h"}});
+  std::atomic<int> released{0};
+  {
+    Message m(Kind::request, "a", 1, "GET / HTTP/1.1\r\n\r\n");
+    m.lease = std::shared_ptr<const void>(nullptr, [&](const void*) { ++released; });
+    h.process(share(std::move(m)));
+  }
+  CHECK(released == 0);  // buffered only: a crash now must not have acknowledged it
+  CHECK(file_test::read_bytes(dir.file("out.gor")).empty());
+  h.flush();
+  CHECK(released == 1);
+  CHECK(!file_test::read_bytes(dir.file("out.gor")).empty());
+}
+
+TEST_CASE("many held leases force a flush, so a source with a bounded window never stalls") {
+  TempDir dir;
+  auto h = output(dir.file("out.gor"), {{"flush_interval", "1h"}});
+  std::atomic<int> released{0};
+  for (int i = 0; i < 1024; ++i) {
+    Message m(Kind::request, "id" + std::to_string(i), 1, "GET / HTTP/1.1\r\n\r\n");
+    m.lease = std::shared_ptr<const void>(nullptr, [&](const void*) { ++released; });
+    h.process(share(std::move(m)));
+  }
+  CHECK(released == 1024);
+  CHECK(read_back(dir.file("out.gor")).size() == 1024);
 }

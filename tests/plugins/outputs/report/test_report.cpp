@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -209,5 +210,28 @@ TEST_CASE("a realistic report renders to a self-contained file") {
   std::string html = read(out);
   CHECK(html.find("\"title\":\"browser test\"") != std::string::npos);
   CHECK(html.find("\"missed\":true") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a verdict's lease is held until its JSON line is flushed to the file") {
+  auto dir = temp_dir("leases");
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"jsonl", (dir / "v.jsonl").string()}, {"summary", false}}));
+  std::atomic<int> released{0};
+  auto verdict = [&](const std::string& id) {
+    Message m(Kind::verdict, id, 0, R"({"id":")" + id + R"(","verdict":"match","path":"/a","method":"GET","checks":[]})");
+    m.lease = std::shared_ptr<const void>(nullptr, [&](const void*) { ++released; });
+    return share(std::move(m));
+  };
+  h.process(verdict("v1"));
+  CHECK(released == 0);  // in stdio's buffer only
+  CHECK(read(dir / "v.jsonl").empty());
+  // The periodic flush (200 ms) writes it out, then lets the source acknowledge.
+  CHECK(h.wait_until([&] { return released == 1; }, std::chrono::milliseconds(3000)));
+  CHECK(read(dir / "v.jsonl").find("\"v1\"") != std::string::npos);
+  h.process(verdict("v2"));
+  h.flush();
+  CHECK(released == 2);
+  h.stop();
   fs::remove_all(dir);
 }
