@@ -162,7 +162,12 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   void on_upgrade(HttpStreamParser& parser) override {
     // A request asked to switch: the request parser holds its bytes until the answer.
     // A response switched: handled in on_response, which saw the status.
-    (void)parser;
+    if (session_.config_.responses_seen || parser.side() != HttpStreamParser::Side::request) return;
+    // No answer will be seen: take the switch as made (what servers mostly answer); holding
+    // the connection's bytes for an answer would only cost memory.
+    ++session_.stats_.upgrades;
+    requests_->stop();
+    responses_->stop();
   }
 
  private:
@@ -241,6 +246,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     if (p != nullptr) {
       p->complete = true;
       p->last_byte_ns = m.last_byte_ns;
+      if (!session_.config_.responses_seen) p->answered = true;  // nothing to wait for
     }
     auto out = make_message(Kind::request, std::move(id), m);
     if (!session_.config_.realip_header.empty())

@@ -18,6 +18,10 @@ namespace doppel::plugins::raw {
 
 struct CaptureConfig {
   bool track_response = false;
+  // The capture sees the server's side too. When it does not (a filter taking packets to the
+  // server only), requests need no answer to be done with, and a request switching protocols
+  // (Upgrade, CONNECT) ends HTTP on its connection at once.
+  bool responses_seen = true;
   bool allow_incomplete = false;
   std::size_t max_message_size = std::size_t{64} << 20;
   std::size_t max_pending_requests = 1024;  // requests awaiting their response, per connection

@@ -36,8 +36,12 @@ RawInputConfig parse(const Options& options) {
   if (options.has("port")) ports.push_back(port_number(options, "port", std::to_string(options.integer("port"))));
   for (const auto& text : options.strings("ports")) ports.push_back(port_number(options, "ports", text));
   c.capture.server_ports = ports;
-  c.filter = options.has("bpf") ? options.string("bpf") : generated_filter(ports, options.string("host"));
   c.filter_generated = !options.has("bpf");
+  // Without track_response the responses are not needed: a generated filter takes only what
+  // goes to the server ports (the kernel copies half the packets), and the session is told so.
+  bool requests_only = c.filter_generated && !options.boolean("track_response") && !ports.empty();
+  c.capture.responses_seen = !requests_only;
+  c.filter = options.has("bpf") ? options.string("bpf") : generated_filter(ports, options.string("host"), requests_only);
   if (options.has("bpf") && (options.has("host")))
     options.fail("bpf", "`bpf` replaces the generated filter: put the host into it instead of `host`");
   {

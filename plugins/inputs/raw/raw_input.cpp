@@ -1,10 +1,16 @@
 #include "raw_input.hpp"
 
 #include <pcap/pcap.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
 namespace doppel::plugins::raw {
 namespace {
@@ -25,11 +31,12 @@ void on_packet(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
 
 }  // namespace
 
-std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host) {
+std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host, bool requests_only) {
   std::string filter = "tcp";
   if (!ports.empty()) {
+    std::string port = requests_only ? "dst port " : "port ";
     filter += " and (";
-    for (std::size_t i = 0; i < ports.size(); ++i) filter += (i ? " or port " : "port ") + std::to_string(ports[i]);
+    for (std::size_t i = 0; i < ports.size(); ++i) filter += (i ? " or " : "") + port + std::to_string(ports[i]);
     filter += ")";
   }
   if (!host.empty()) filter += " and host " + host;
@@ -74,6 +81,7 @@ void RawInput::run(std::stop_token stop) {
         return;
       }
       if (status > 0) context().log().warn("raw: {}: {}", config_.interface, pcap_statustostr(status));
+      if (status >= 0) skip_loopback_duplicates(handle);
     }
   }
   if (handle == nullptr) {
@@ -168,6 +176,22 @@ void RawInput::run(std::stop_token stop) {
   }
   publish(session.stats());
   pcap_close(handle);
+}
+
+void RawInput::skip_loopback_duplicates(void* raw_handle) {
+  // On a loopback interface every packet passes twice, outgoing then incoming, and libpcap
+  // discards the outgoing copy. Telling the kernel not to make that copy saves a clone and a
+  // filter run per packet in the sender's own system call, i.e. in the captured service.
+  // Only on loopback: elsewhere (and on "any") outgoing packets are real traffic.
+  auto* handle = static_cast<pcap_t*>(raw_handle);
+  int fd = pcap_fileno(handle);
+  ifreq request{};
+  if (fd < 0 || config_.interface.size() >= sizeof request.ifr_name) return;
+  std::memcpy(request.ifr_name, config_.interface.c_str(), config_.interface.size() + 1);
+  if (::ioctl(fd, SIOCGIFFLAGS, &request) != 0 || !(request.ifr_flags & IFF_LOOPBACK)) return;
+  int one = 1;
+  if (::setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) != 0)
+    context().log().debug("raw: PACKET_IGNORE_OUTGOING not available: {}", std::strerror(errno));
 }
 
 void RawInput::publish_pcap_stats(void* raw_handle) {

@@ -33,6 +33,7 @@ class RawInput : public Stage {
 
  private:
   void publish(const CaptureStats& now);
+  void skip_loopback_duplicates(void* handle);  // pcap_t*, live capture only
   void publish_pcap_stats(void* handle);
 
   RawInputConfig config_;
@@ -41,6 +42,7 @@ class RawInput : public Stage {
 };
 
 // The BPF program for `tcp`, ports and host, e.g. "tcp and (port 80 or port 8080) and host 10.0.0.1".
-std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host);
+// `requests_only`: packets to the ports only (dst port), for captures without responses.
+std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host, bool requests_only);
 
 }  // namespace doppel::plugins::raw

@@ -132,6 +132,34 @@ TEST_CASE("without track_response only requests are emitted") {
   CHECK(r.drops.empty());
 }
 
+TEST_CASE("without track_response and with ports, only packets to the server are taken; upgrades end cleanly") {
+  const std::string up = "GET /ws HTTP/1.1\r\nHost: s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+  const std::string post = "POST /p HTTP/1.1\r\nHost: s\r\nContent-Length: 3\r\n\r\nabc";
+  Capture c;
+  Conversation keep(kClient, 40100, kServer, 80), ws(kClient, 40101, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, keep.handshake(), t);
+  add_all(c, ws.handshake(), t);
+  for (int i = 0; i < 3; ++i) add_all(c, {keep.client(kGet), keep.server(kOk)}, t);
+  add_all(c, {keep.client(post), keep.server(kOk)}, t);
+  add_all(c, {ws.client(up), ws.server("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
+              ws.client("\x81\x05hello GET / HTTP/1.1\r\n\r\n"), ws.server("\x81\x02hi")},
+          t);
+  add_all(c, {keep.client_fin(), keep.server_fin(), ws.client_fin(), ws.server_fin()}, t);
+  Result r = run_capture(c, {{"port", 80}});
+  auto requests = r.of(Kind::request);
+  REQUIRE(requests.size() == 5);
+  for (int i = 0; i < 3; ++i) CHECK(requests[i]->payload == kGet);
+  CHECK(requests[3]->payload == post);
+  CHECK(requests[4]->payload == up);
+  CHECK(r.of(Kind::response).empty());
+  CHECK(r.counter("connections.upgraded") == 1);
+  CHECK(r.counter("responses.missing") == 0);
+  CHECK(r.drops.empty());
+  // The filter left the server's packets (and pure ACKs) in the file, unread.
+  CHECK(r.counter("packets") < c.records().size());
+}
+
 TEST_CASE("keep-alive and pipelining: Content-Length, chunked with trailers, HEAD, 204, 304, close-delimited") {
   const std::string post = "POST /a HTTP/1.1\r\nHost: s\r\nContent-Length: 11\r\n\r\nhello world";
   const std::string chunked_req =
