@@ -1,25 +1,9 @@
 #include <doctest/doctest.h>
-#include <zlib.h>
 
 #include "doppel/message.hpp"
+#include "gzip_text.hpp"
 
 using namespace doppel;
-
-namespace {
-std::string gzip(const std::string& in) {
-  z_stream zs{};
-  deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-  std::string out(compressBound(in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
-}  // namespace
 
 TEST_CASE("request view: method, target, path, query, headers") {
   auto v = HttpView::parse("POST /v2/robot/query?lang=en&x=1 HTTP/1.1\r\nHost: a\r\nX-Id:  7 \r\n\r\nbody");
@@ -58,7 +42,7 @@ TEST_CASE("bodies: chunked, gzip, deflate, content-length, limits") {
   CHECK(chunked.body().bytes == "hello world");
   CHECK(chunked.body().error.empty());
 
-  std::string zipped = gzip("{\"a\":1}");
+  std::string zipped = doppel::testing::gzip_text("{\"a\":1}");
   Message gz(Kind::response, "2", 0,
              "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + std::to_string(zipped.size()) +
                  "\r\n\r\n" + zipped);
@@ -77,9 +61,9 @@ TEST_CASE("bodies: chunked, gzip, deflate, content-length, limits") {
 
   // A decompression bomb stops at the limit.
   std::string big(1 << 20, 'a');
-  auto view = HttpView::parse("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + gzip(big));
+  auto view = HttpView::parse("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + doppel::testing::gzip_text(big));
   // parse keeps views into its argument: keep the payload alive in a message instead.
-  Message bomb(Kind::response, "6", 0, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + gzip(big));
+  Message bomb(Kind::response, "6", 0, "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n\r\n" + doppel::testing::gzip_text(big));
   auto limited = decode_body(bomb.http(), 5000);
   CHECK(limited.bytes.size() == 5000);
   CHECK(limited.error == "decoded body larger than the limit");

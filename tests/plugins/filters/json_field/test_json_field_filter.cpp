@@ -1,9 +1,9 @@
 #include <doctest/doctest.h>
-#include <zlib.h>
 
 #include <string>
 
 #include "doppel/testing.hpp"
+#include "gzip_text.hpp"
 
 using namespace doppel;
 using doppel::testing::make_message;
@@ -21,19 +21,6 @@ MessagePtr post(const std::string& body, const std::string& content_type = "appl
 }
 MessagePtr get(const std::string& target) {
   return make_message(Kind::request, "GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n");
-}
-std::string gzip(const std::string& text) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(compressBound(text.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  z.avail_in = static_cast<uInt>(text.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
 }
 std::string chunked(const std::string& body) {
   std::string out;
@@ -129,11 +116,11 @@ TEST_CASE("not_in, matches and exists") {
 
 TEST_CASE("gzip and chunked bodies are decoded before looking") {
   Filter f(Value::table({{"field", "robot_id"}, {"in", Value::array({"664"})}}));
-  CHECK(f.keeps(post(gzip(R"({"robot_id":664})"), "application/json", "/q", "Content-Encoding: gzip\r\n")));
-  CHECK_FALSE(f.keeps(post(gzip(R"({"robot_id":1})"), "application/json", "/q", "Content-Encoding: gzip\r\n")));
+  CHECK(f.keeps(post(doppel::testing::gzip_text(R"({"robot_id":664})"), "application/json", "/q", "Content-Encoding: gzip\r\n")));
+  CHECK_FALSE(f.keeps(post(doppel::testing::gzip_text(R"({"robot_id":1})"), "application/json", "/q", "Content-Encoding: gzip\r\n")));
   CHECK(f.keeps(post(chunked(R"({"robot_id":"664","pad":"xxxxxxxxxxxxxxxx"})"), "application/json", "/q",
                      "Transfer-Encoding: chunked\r\n")));
-  CHECK(f.keeps(post(chunked(gzip("a=1&robot_id=664")), "application/x-www-form-urlencoded", "/q",
+  CHECK(f.keeps(post(chunked(doppel::testing::gzip_text("a=1&robot_id=664")), "application/x-www-form-urlencoded", "/q",
                      "Transfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n")));
   CHECK_FALSE(f.keeps(post("not gzip at all", "application/json", "/q", "Content-Encoding: gzip\r\n")));
   CHECK(f.h.dropped("undecodable_body") == 1);

@@ -1,9 +1,9 @@
 #include <doctest/doctest.h>
-#include <zlib.h>
 
 #include <string>
 
 #include "doppel/testing.hpp"
+#include "gzip_text.hpp"
 
 using namespace doppel;
 using doppel::testing::make_message;
@@ -20,19 +20,6 @@ MessagePtr request(const std::string& body, const std::string& content_type = "a
   return make_message(Kind::request, head + "\r\n" + body, "0123456789abcdef01234567", 42);
 }
 
-std::string gzip(const std::string& text) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(compressBound(text.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  z.avail_in = static_cast<uInt>(text.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
 
 struct Redactor {
   explicit Redactor(Value options) : h(testing::linked_plugin("redact"), options) {}
@@ -135,7 +122,7 @@ TEST_CASE("form bodies and query strings are redacted by single-key fields") {
 
 TEST_CASE("chunked and gzip bodies are decoded when a field must change, and the framing dropped") {
   Redactor r(Value::table({{"fields", Value::array({"password"})}}));
-  std::string out = r.run(request(gzip(R"({"password":"p","a":1})"), "application/json", "/login",
+  std::string out = r.run(request(doppel::testing::gzip_text(R"({"password":"p","a":1})"), "application/json", "/login",
                                   "Content-Encoding: gzip\r\n"));
   CHECK(out.find("Content-Encoding") == std::string::npos);
   std::string b = body_of(out);
@@ -148,7 +135,7 @@ TEST_CASE("chunked and gzip bodies are decoded when a field must change, and the
   CHECK(body_of(out).find("{\"password\":\"REDACTED-") == 0);
 
   // Nothing to redact: the message passes untouched (same shared message, framing kept).
-  auto untouched = request(gzip(R"({"a":1})"), "application/json", "/login", "Content-Encoding: gzip\r\n");
+  auto untouched = request(doppel::testing::gzip_text(R"({"a":1})"), "application/json", "/login", "Content-Encoding: gzip\r\n");
   Redactor fields_only(Value::table({{"fields", Value::array({"password"})}}));
   fields_only.h.process(untouched);
   CHECK(fields_only.h.emitted().back() == untouched);

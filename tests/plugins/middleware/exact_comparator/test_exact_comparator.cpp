@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
-#include <zlib.h>
 
 #include "doppel/testing.hpp"
+#include "gzip_text.hpp"
 
 using namespace doppel;
 using doppel::testing::make_message;
@@ -16,19 +16,6 @@ std::string resp(const std::string& body, const std::string& extra = "") {
 }
 Exchange make_exchange(const std::string& a, const std::string& b) {
   return {nullptr, make_message(Kind::response, a, "x"), make_message(Kind::replay, b, "x")};
-}
-std::string gzip(const std::string& in) {
-  z_stream z{};
-  deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY);
-  std::string out(in.size() + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  z.avail_in = static_cast<uInt>(in.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  deflate(&z, Z_FINISH);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
 }
 }  // namespace
 
@@ -48,7 +35,7 @@ TEST_CASE("exact: equal bodies pass; the first differing byte is shown with cont
 
 TEST_CASE("exact: compares decoded bodies by default, wire bytes with decoded = false") {
   std::string body = std::string(200, 'x') + "payload";
-  auto gz = resp(gzip(body), "Content-Encoding: gzip\r\n");
+  auto gz = resp(doppel::testing::gzip_text(body), "Content-Encoding: gzip\r\n");
   CHECK(make()->compare(make_exchange(gz, resp(body))).empty());
   CHECK(make(Value::table({{"decoded", false}}))->compare(make_exchange(gz, resp(body))).size() == 1);
 }

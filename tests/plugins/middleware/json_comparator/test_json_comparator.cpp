@@ -1,9 +1,9 @@
 #include <doctest/doctest.h>
-#include <zlib.h>
 
 #include <string>
 
 #include "doppel/testing.hpp"
+#include "gzip_text.hpp"
 
 using namespace doppel;
 using doppel::testing::make_message;
@@ -36,19 +36,6 @@ std::string summary(const std::vector<Difference>& ds) {
   return out;
 }
 
-std::string gzip(const std::string& text) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  std::string out(compressBound(text.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  z.avail_in = static_cast<uInt>(text.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
 
 }  // namespace
 
@@ -160,9 +147,9 @@ TEST_CASE("missing sides and failed replays are left to the compare stage") {
 
 TEST_CASE("gzip and chunked bodies are decoded; broken encodings are reported") {
   auto c = comparator();
-  auto gz = response(gzip(R"({"a":1})"), Kind::replay, "Content-Encoding: gzip\r\n");
+  auto gz = response(doppel::testing::gzip_text(R"({"a":1})"), Kind::replay, "Content-Encoding: gzip\r\n");
   CHECK(c->compare(Exchange{nullptr, response(R"({"a":1})"), gz}).empty());
-  auto gz2 = response(gzip(R"({"a":2})"), Kind::replay, "Content-Encoding: gzip\r\n");
+  auto gz2 = response(doppel::testing::gzip_text(R"({"a":2})"), Kind::replay, "Content-Encoding: gzip\r\n");
   CHECK(summary(c->compare(Exchange{nullptr, response(R"({"a":1})"), gz2})) == "a changed 1 2");
   auto ch = response("3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n", Kind::replay, "Transfer-Encoding: chunked\r\n");
   CHECK(c->compare(Exchange{nullptr, response(R"({"a":1})"), ch}).empty());
