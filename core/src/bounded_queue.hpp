@@ -36,30 +36,31 @@ class BoundedQueue {
     }
     if (closed_) return Push::closed;
     items_.push_back(std::move(message));
-    bool wake = consumer_ == Consumer::asleep || (consumer_ == Consumer::lingering && items_.size() >= wake_batch_);
-    if (wake) consumer_ = Consumer::awake;  // one notify is enough
+    bool wake = claim_wake();
     lock.unlock();
     if (wake) not_empty_.notify_one();
     return Push::ok;
   }
 
-  // Pushes messages[from, end) in order, as far as room allows (waiting for room when `wait`).
-  // Returns the index of the first message not pushed (messages.size() when all were), and
-  // whether the rest was refused because the queue is full or closed.
-  std::pair<std::size_t, Push> push_batch(std::vector<MessagePtr>& messages, std::size_t from, bool wait,
+  // Pushes `messages` in order, as far as room allows (waiting for room when `wait`), taking
+  // them out of the vector. Returns how many were pushed, and whether the rest was refused
+  // because the queue is full or closed.
+  std::pair<std::size_t, Push> push_batch(std::vector<MessagePtr>& messages, bool wait,
                                           const std::atomic<bool>& abort) {
     std::unique_lock lock(mutex_);
-    std::size_t i = from;
+    std::size_t i = 0;
     while (i < messages.size()) {
       while (items_.size() >= capacity_ && !closed_) {
-        wake_consumer(lock);
+        if (claim_wake()) not_empty_.notify_one();  // what this batch filled must be taken
         if (!wait || abort.load()) return {i, Push::full};
         not_full_.wait_for(lock, std::chrono::milliseconds(50));
       }
       if (closed_) return {i, Push::closed};
       while (i < messages.size() && items_.size() < capacity_) items_.push_back(std::move(messages[i++]));
     }
-    wake_consumer(lock);
+    bool wake = claim_wake();
+    lock.unlock();
+    if (wake) not_empty_.notify_one();
     return {i, Push::ok};
   }
 
@@ -119,15 +120,12 @@ class BoundedQueue {
   std::size_t capacity() const { return capacity_; }
 
  private:
-  // After pushing under `lock`: wakes the consumer as push() would. Relocks before returning.
-  void wake_consumer(std::unique_lock<std::mutex>& lock) {
-    bool wake = consumer_ == Consumer::asleep ||
-                (consumer_ == Consumer::lingering && items_.size() >= wake_batch_);
-    if (!wake) return;
-    consumer_ = Consumer::awake;
-    lock.unlock();
-    not_empty_.notify_one();
-    lock.lock();
+  // Under the lock, after pushing: whether the consumer must be woken now (asleep, or
+  // lingering with a batch waiting). Marks it awake, so that one notify is enough.
+  bool claim_wake() {
+    bool wake = consumer_ == Consumer::asleep || (consumer_ == Consumer::lingering && items_.size() >= wake_batch_);
+    if (wake) consumer_ = Consumer::awake;
+    return wake;
   }
 
   const std::size_t capacity_;

@@ -6,6 +6,7 @@
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <sstream>
@@ -121,7 +122,6 @@ std::size_t StageRunner::emit_batch(std::vector<MessagePtr>& messages) {
   out_.add(n);
   if (runtime_.options_.tap)
     for (const auto& message : messages) runtime_.options_.tap(node_.spec->name, message);
-  bool live_input = node_.spec->role == Role::input && node_.stage->overflow_policy() == OverflowPolicy::drop;
   // One hand-off per downstream stage, each getting the messages of the kinds it reads, in order.
   std::size_t last_reader = node_.downstream.size();
   for (std::size_t e = 0; e < node_.downstream.size(); ++e)
@@ -140,16 +140,13 @@ std::size_t StageRunner::emit_batch(std::vector<MessagePtr>& messages) {
       else share.push_back(message);
     }
     if (share.empty()) continue;
-    runtime_.runners_[edge.to]->enqueue_batch(share, !live_input && !edge.closes_loop);
+    runtime_.runners_[edge.to]->enqueue_batch(share, waits_on(edge));
   }
-  // Kinds no downstream stage accepts end here: counted, never silently.
-  if (!node_.downstream.empty() && !runtime_.options_.test_mode)
-    for (const auto& message : messages)
-      if (message) {
-        bool routed = false;
-        for (const auto& edge : node_.downstream) routed = routed || edge.kinds.contains(message->kind);
-        if (!routed) unread_counter(message->kind).add();
-      }
+  // What is left was read by no downstream stage (those taken by the last reader are null).
+  for (const auto& message : messages)
+    if (message && std::none_of(node_.downstream.begin(), node_.downstream.end(),
+                                [&](const StageEdge& edge) { return edge.kinds.contains(message->kind); }))
+      note_unread(message->kind);
   messages.clear();
   return n;
 }
@@ -157,17 +154,25 @@ std::size_t StageRunner::emit_batch(std::vector<MessagePtr>& messages) {
 void StageRunner::forward(const MessagePtr& message) {
   out_.add();
   if (runtime_.options_.tap) runtime_.options_.tap(node_.spec->name, message);
-  bool live_input = node_.spec->role == Role::input && node_.stage->overflow_policy() == OverflowPolicy::drop;
   bool routed = false;
   for (const auto& edge : node_.downstream) {
     if (!edge.kinds.contains(message->kind)) continue;
-    // Edges closing a loop never wait: two stages waiting on each other would stall forever.
-    bool wait = !live_input && !edge.closes_loop;
-    runtime_.runners_[edge.to]->enqueue(message, wait);
+    runtime_.runners_[edge.to]->enqueue(message, waits_on(edge));
     routed = true;
   }
+  if (!routed) note_unread(message->kind);
+}
+
+bool StageRunner::waits_on(const StageEdge& edge) const {
+  // Live inputs drop rather than wait. Edges closing a loop never wait: two stages waiting on
+  // each other would stall forever.
+  bool live_input = node_.spec->role == Role::input && node_.stage->overflow_policy() == OverflowPolicy::drop;
+  return !live_input && !edge.closes_loop;
+}
+
+void StageRunner::note_unread(Kind kind) {
   // A kind no downstream stage accepts ends here: counted, never silently.
-  if (!routed && !node_.downstream.empty() && !runtime_.options_.test_mode) unread_counter(message->kind).add();
+  if (!node_.downstream.empty() && !runtime_.options_.test_mode) unread_counter(kind).add();
 }
 
 Counter& StageRunner::unread_counter(Kind kind) {
@@ -193,7 +198,7 @@ bool StageRunner::enqueue(const MessagePtr& message, bool wait) {
 
 void StageRunner::enqueue_batch(std::vector<MessagePtr>& messages, bool wait) {
   enqueued_.fetch_add(messages.size());
-  auto [pushed, result] = queue_->push_batch(messages, 0, wait, runtime_.hard_stop_);
+  auto [pushed, result] = queue_->push_batch(messages, wait, runtime_.hard_stop_);
   if (pushed == messages.size()) return;
   std::size_t refused = messages.size() - pushed;
   enqueued_.fetch_sub(refused);

@@ -63,6 +63,8 @@ class StageRunner : public StageContext {
   void call_process(const MessagePtr& message);
   void forward(const MessagePtr& message);  // emit on behalf of the stage
   void stamp(const MessagePtr& message);    // what emit() notes about a message first
+  bool waits_on(const StageEdge& edge) const;  // emitting into `edge` waits for room
+  void note_unread(Kind kind);                 // a message no downstream stage reads
   Counter& unread_counter(Kind kind);
   bool idle() const { return processed_.load() == enqueued_.load(); }
   Counter& named(std::map<std::string, std::unique_ptr<Counter>, std::less<>>& map, std::string_view name);

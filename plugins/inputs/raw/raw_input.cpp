@@ -113,11 +113,10 @@ void RawInput::run(std::stop_token stop) {
   context().log().info("raw: capturing {} ({}), filter \"{}\"", live ? config_.interface : config_.file,
                        pcap_datalink_val_to_name(link_type), config_.filter);
 
-  std::string stage = context().stage_name();
-  // Messages of one pcap_dispatch call go downstream together (one queue hand-off per batch).
+  // Messages of one pcap_dispatch call go downstream together (one queue hand-off per batch);
+  // the runtime stamps them with this stage's name.
   std::vector<MessagePtr> batch;
   CaptureSession session(config_.capture, CaptureSession::EmitShared([&](std::shared_ptr<Message>&& message) {
-    message->meta.stage = stage;
     batch.push_back(std::move(message));
   }));
   auto emit_batch = [&] {
