@@ -32,13 +32,13 @@ struct PluginOptions {
 
 PluginRegistry load_registry(const PluginOptions& opts, const std::vector<fs::path>& pipeline_dirs = {}) {
   PluginRegistry registry;
+  if (!opts.quiet) registry.on_problem([](const std::string& p) { spdlog::warn("{}", p); });
   // Later directories override earlier ones: built-ins, then DOPPEL_PLUGIN_PATH, --plugin-dir, plugin_dirs.
-  for (const auto& d : builtin_plugin_dirs()) registry.load_directory(d);
+  // The built-in libraries load as the pipeline names them; the user's load now.
+  for (const auto& d : builtin_plugin_dirs()) registry.index_directory(d);
   for (const auto& d : env_plugin_dirs()) registry.load_directory(d);
   for (const auto& d : opts.dirs) registry.load_directory(d);
   for (const auto& d : pipeline_dirs) registry.load_directory(d);
-  if (!opts.quiet)
-    for (const auto& p : registry.problems()) spdlog::warn("{}", p);
   return registry;
 }
 

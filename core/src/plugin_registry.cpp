@@ -22,20 +22,53 @@ bool looks_like_library(const fs::path& p) {
 }
 }  // namespace
 
-void PluginRegistry::load_directory(const fs::path& dir) {
+std::vector<fs::path> PluginRegistry::library_files(const fs::path& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    problems_.push_back(dir.string() + ": plugin directory does not exist");
-    return;
+    problem(dir.string() + ": plugin directory does not exist");
+    return {};
   }
   std::vector<fs::path> files;
   for (const auto& entry : fs::directory_iterator(dir, ec))
     if (entry.is_regular_file(ec) && looks_like_library(entry.path())) files.push_back(entry.path());
   std::sort(files.begin(), files.end());
-  for (const auto& f : files) load_library(f);
+  return files;
 }
 
-bool PluginRegistry::load_library(const fs::path& path) {
+void PluginRegistry::load_directory(const fs::path& dir) {
+  std::error_code ec;
+  if (std::find(indexed_dirs_.begin(), indexed_dirs_.end(), fs::weakly_canonical(dir, ec)) != indexed_dirs_.end())
+    return;
+  int precedence = next_precedence_++;
+  for (const auto& f : library_files(dir)) load(f, precedence);
+}
+
+void PluginRegistry::index_directory(const fs::path& dir) {
+  int precedence = next_precedence_++;
+  for (const auto& f : library_files(dir)) indexed_.push_back({f, precedence});
+  std::error_code ec;
+  indexed_dirs_.push_back(fs::weakly_canonical(dir, ec));
+}
+
+bool PluginRegistry::load_library(const fs::path& path) { return load(path, next_precedence_++); }
+
+void PluginRegistry::problem(std::string text) const {
+  if (on_problem_) on_problem_(text);
+  problems_.push_back(std::move(text));
+}
+
+void PluginRegistry::load_indexed(const std::function<bool(const fs::path&)>& which) const {
+  // In the order they were listed: a later directory overrides an earlier one.
+  std::vector<IndexedLibrary> chosen;
+  std::erase_if(indexed_, [&](const IndexedLibrary& lib) {
+    if (!which(lib.path)) return false;
+    chosen.push_back(lib);
+    return true;
+  });
+  for (const auto& lib : chosen) load(lib.path, lib.precedence);
+}
+
+bool PluginRegistry::load(const fs::path& path, int precedence) const {
   std::error_code ec;
   fs::path canonical = fs::weakly_canonical(path, ec);
   if (std::find(loaded_paths_.begin(), loaded_paths_.end(), canonical) != loaded_paths_.end()) return true;
@@ -43,7 +76,7 @@ bool PluginRegistry::load_library(const fs::path& path) {
   void* probe = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!probe) {
     const char* why = dlerror();
-    problems_.push_back(path.string() + ": not a loadable library (" + (why ? why : "unknown error") + "); not loaded");
+    problem(path.string() + ": not a loadable library (" + (why ? why : "unknown error") + "); not loaded");
     return false;
   }
   auto lib = std::make_unique<boost::dll::shared_library>();
@@ -51,23 +84,23 @@ bool PluginRegistry::load_library(const fs::path& path) {
   lib->load(canonical, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, load_error);
   dlclose(probe);  // Boost.DLL holds its own reference now
   if (load_error) {
-    problems_.push_back(path.string() + ": not a loadable library (" + load_error.message() + "); not loaded");
+    problem(path.string() + ": not a loadable library (" + load_error.message() + "); not loaded");
     return false;
   }
   if (!lib->has(DOPPEL_DESCRIPTOR_SYMBOL)) {
-    problems_.push_back(path.string() + ": not a doppel plugin (no " DOPPEL_DESCRIPTOR_SYMBOL " descriptor); not loaded");
+    problem(path.string() + ": not a doppel plugin (no " DOPPEL_DESCRIPTOR_SYMBOL " descriptor); not loaded");
     return false;
   }
   const auto& descriptor = lib->get<const doppel_plugin_descriptor>(DOPPEL_DESCRIPTOR_SYMBOL);
   if (descriptor.abi_version != kAbiVersion) {
-    problems_.push_back(path.string() + ": plugin ABI mismatch: expected " + std::to_string(kAbiVersion) +
-                        " (SDK " + kSdkVersion + "), got " + std::to_string(descriptor.abi_version) + " (SDK " +
-                        (descriptor.sdk_version ? descriptor.sdk_version : "?") + "); not loaded");
+    problem(path.string() + ": plugin ABI mismatch: expected " + std::to_string(kAbiVersion) + " (SDK " +
+            kSdkVersion + "), got " + std::to_string(descriptor.abi_version) + " (SDK " +
+            (descriptor.sdk_version ? descriptor.sdk_version : "?") + "); not loaded");
     return false;
   }
   if (descriptor.build_tag == nullptr || std::string_view(descriptor.build_tag) != DOPPEL_BUILD_TAG) {
-    problems_.push_back(path.string() + ": plugin built against another C++ library: expected " DOPPEL_BUILD_TAG
-                        ", got " + std::string(descriptor.build_tag ? descriptor.build_tag : "?") + "; not loaded");
+    problem(path.string() + ": plugin built against another C++ library: expected " DOPPEL_BUILD_TAG ", got " +
+            std::string(descriptor.build_tag ? descriptor.build_tag : "?") + "; not loaded");
     return false;
   }
   std::uint32_t count = 0;
@@ -77,12 +110,8 @@ bool PluginRegistry::load_library(const fs::path& path) {
     auto same = std::find_if(plugins_.begin(), plugins_.end(), [&](const LoadedPlugin& p) {
       return p.definition->role == def.role && p.definition->name == def.name;
     });
-    if (same != plugins_.end()) {
-      // A later directory overrides an earlier one (user plugins over built-ins).
-      *same = LoadedPlugin{&def, canonical};
-    } else {
-      plugins_.push_back(LoadedPlugin{&def, canonical});
-    }
+    if (same == plugins_.end()) plugins_.push_back(LoadedPlugin{&def, canonical, precedence});
+    else if (precedence >= same->precedence) *same = LoadedPlugin{&def, canonical, precedence};
   }
   loaded_paths_.push_back(canonical);
   libraries().push_back(std::move(lib));
@@ -90,12 +119,23 @@ bool PluginRegistry::load_library(const fs::path& path) {
 }
 
 const LoadedPlugin* PluginRegistry::find(Role role, std::string_view name) const {
-  for (const auto& p : plugins_)
-    if (p.definition->role == role && p.definition->name == name) return &p;
-  return nullptr;
+  auto search = [&]() -> const LoadedPlugin* {
+    for (const auto& p : plugins_)
+      if (p.definition->role == role && p.definition->name == name) return &p;
+    return nullptr;
+  };
+  if (!indexed_.empty()) {
+    std::string file = "libdoppel-" + std::string(role_name(role)) + "-" + std::string(name) + ".so";
+    std::replace(file.begin(), file.end(), '_', '-');
+    load_indexed([&](const fs::path& path) { return path.filename() == file; });
+    if (const LoadedPlugin* p = search()) return p;
+    load_all();  // a library named otherwise may still hold it
+  }
+  return search();
 }
 
 std::vector<const LoadedPlugin*> PluginRegistry::find_all(std::string_view name) const {
+  load_all();
   std::vector<const LoadedPlugin*> out;
   for (const auto& p : plugins_)
     if (p.definition->name == name) out.push_back(&p);
@@ -103,11 +143,17 @@ std::vector<const LoadedPlugin*> PluginRegistry::find_all(std::string_view name)
 }
 
 std::vector<std::string> PluginRegistry::names(Role role) const {
+  load_all();
   std::vector<std::string> out;
   for (const auto& p : plugins_)
     if (p.definition->role == role) out.push_back(p.definition->name);
   std::sort(out.begin(), out.end());
   return out;
+}
+
+const std::deque<LoadedPlugin>& PluginRegistry::plugins() const {
+  load_all();
+  return plugins_;
 }
 
 std::vector<fs::path> builtin_plugin_dirs() {

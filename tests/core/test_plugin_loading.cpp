@@ -1,6 +1,7 @@
 #include "core_test_support.hpp"
 
 using namespace doppel::core;
+using doppel::Role;
 
 TEST_CASE("refused libraries get one line naming the path and why; the rest load") {
   PluginRegistry registry;
@@ -28,4 +29,49 @@ TEST_CASE("a missing plugin directory is reported, not fatal") {
   registry.load_directory("/nonexistent/doppel/plugins");
   REQUIRE(registry.problems().size() == 1);
   CHECK(registry.problems()[0] == "/nonexistent/doppel/plugins: plugin directory does not exist");
+}
+
+TEST_CASE("an indexed directory loads a library when a plugin named for it is looked up") {
+  PluginRegistry registry;
+  registry.index_directory(BUILTIN_PLUGIN_DIR);
+  registry.load_directory(BUILTIN_PLUGIN_DIR);  // indexed already: stays lazy
+  CHECK(registry.loaded_libraries().empty());
+  const LoadedPlugin* raw = registry.find(Role::input, "raw");
+  REQUIRE(raw != nullptr);
+  CHECK(raw->library.filename() == "libdoppel-input-raw.so");
+  const LoadedPlugin* json_field = registry.find(Role::filter, "json_field");  // '_' in the name, '-' in the file
+  REQUIRE(json_field != nullptr);
+  CHECK(json_field->library.filename() == "libdoppel-filter-json-field.so");
+  CHECK(registry.loaded_libraries().size() == 2);
+  // A name no library is named for loads the rest, then answers.
+  CHECK(registry.find(Role::output, "no_such_output") == nullptr);
+  std::size_t all = registry.loaded_libraries().size();
+  CHECK(all > 2);
+  CHECK(registry.names(Role::comparator).size() >= 6);
+  CHECK(registry.loaded_libraries().size() == all);
+  // What was handed out before the others loaded still holds.
+  CHECK(raw->definition->name == "raw");
+  CHECK(json_field->definition->role == Role::filter);
+  CHECK(registry.problems().empty());
+}
+
+TEST_CASE("listing every plugin loads every indexed library") {
+  PluginRegistry registry;
+  registry.index_directory(BUILTIN_PLUGIN_DIR);
+  std::size_t listed = registry.plugins().size();
+  CHECK(listed >= 20);
+  PluginRegistry eager;
+  eager.load_directory(BUILTIN_PLUGIN_DIR);
+  CHECK(eager.plugins().size() == listed);
+}
+
+TEST_CASE("problems of libraries loaded late reach the sink as they are found") {
+  PluginRegistry registry;
+  std::vector<std::string> seen;
+  registry.on_problem([&](const std::string& p) { seen.push_back(p); });
+  registry.index_directory(REFUSED_PLUGIN_DIR);
+  CHECK(seen.empty());
+  CHECK(registry.find(Role::input, "anything") == nullptr);
+  CHECK(seen.size() == 3);
+  CHECK(seen == registry.problems());
 }

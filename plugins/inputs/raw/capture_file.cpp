@@ -1,0 +1,202 @@
+#include "capture_file.hpp"
+
+#include <fcntl.h>
+#include <pcap/pcap.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "packet_decoder.hpp"
+
+namespace doppel::plugins::raw {
+namespace {
+
+// Classic pcap: a 24-byte file header, then per frame a 16-byte record header and the bytes.
+constexpr std::size_t kFileHeader = 24;
+constexpr std::size_t kRecordHeader = 16;
+constexpr std::uint32_t kMagicMicro = 0xa1b2c3d4, kMagicNano = 0xa1b23c4d;
+// libpcap refuses records larger than this for every link type doppel decodes.
+constexpr std::uint32_t kMaxRecord = 262144;
+
+std::uint32_t load32(const std::uint8_t* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+std::uint16_t load16(const std::uint8_t* p) {
+  std::uint16_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+class MappedReader final : public CaptureFile::Reader {
+ public:
+  MappedReader(const std::uint8_t* map, std::size_t size, bool nanoseconds, std::uint32_t snaplen)
+      : map_(map), size_(size), nanoseconds_(nanoseconds), snaplen_(snaplen) {}
+
+  bool next(CapturedFrame& frame) override {
+    if (offset_ >= size_) return false;
+    std::size_t left = size_ - offset_;
+    if (left < kRecordHeader) return fail("truncated capture file: the record header at byte " +
+                                          std::to_string(offset_) + " is cut off");
+    const std::uint8_t* record = map_ + offset_;
+    // Both halves of the timestamp are signed 32-bit numbers, as libpcap reads them.
+    auto seconds = static_cast<std::int32_t>(load32(record));
+    auto fraction = static_cast<std::int32_t>(load32(record + 4));
+    std::uint32_t caplen = load32(record + 8);
+    std::uint32_t wirelen = load32(record + 12);
+    if (caplen > kMaxRecord)
+      return fail("bogus record at byte " + std::to_string(offset_) + " of the capture file: " +
+                  std::to_string(caplen) + " bytes captured, more than the maximum of " + std::to_string(kMaxRecord));
+    if (left - kRecordHeader < caplen)
+      return fail("truncated capture file: the record at byte " + std::to_string(offset_) + " holds " +
+                  std::to_string(caplen) + " bytes, " + std::to_string(left - kRecordHeader) + " are left");
+    frame.data = record + kRecordHeader;
+    // Like libpcap: a record longer than the file's snaplen is read, then cut to it.
+    frame.caplen = caplen > snaplen_ ? snaplen_ : caplen;
+    frame.wirelen = wirelen;
+    frame.timestamp_ns = static_cast<std::int64_t>(seconds) * 1'000'000'000 +
+                         (nanoseconds_ ? fraction : static_cast<std::int64_t>(fraction) * 1000);
+    offset_ += kRecordHeader + caplen;
+    return true;
+  }
+
+ private:
+  bool fail(std::string why) {
+    error_ = std::move(why);
+    offset_ = size_;
+    return false;
+  }
+
+  const std::uint8_t* map_;
+  std::size_t size_;
+  std::size_t offset_ = kFileHeader;
+  bool nanoseconds_;
+  std::uint32_t snaplen_;
+};
+
+class LibpcapReader final : public CaptureFile::Reader {
+ public:
+  explicit LibpcapReader(pcap_t* handle) : handle_(handle) {}
+  ~LibpcapReader() override { pcap_close(handle_); }
+
+  bool next(CapturedFrame& frame) override {
+    pcap_pkthdr* header = nullptr;
+    const u_char* data = nullptr;
+    int status = pcap_next_ex(handle_, &header, &data);
+    if (status == 1) {
+      frame.data = data;
+      frame.caplen = header->caplen;
+      frame.wirelen = header->len;
+      // Opened with nanosecond precision: tv_usec holds nanoseconds.
+      frame.timestamp_ns = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 + header->ts.tv_usec;
+      return true;
+    }
+    if (status == -1) error_ = pcap_geterr(handle_);
+    return false;
+  }
+
+ private:
+  pcap_t* handle_;
+};
+
+pcap_t* open_with_libpcap(const std::string& path, std::string& error) {
+  char message[PCAP_ERRBUF_SIZE] = {};
+  pcap_t* handle = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, message);
+  if (handle == nullptr) error = message;
+  return handle;
+}
+
+}  // namespace
+
+std::shared_ptr<const CaptureFile> CaptureFile::open(const std::string& path, std::string& error) {
+  // libpcap reads the header either way: it validates it and maps the link type to a DLT.
+  pcap_t* handle = open_with_libpcap(path, error);
+  if (handle == nullptr) return nullptr;
+  std::shared_ptr<CaptureFile> file(new CaptureFile());
+  file->path_ = path;
+  file->link_type_ = pcap_datalink(handle);
+  file->snaplen_ = pcap_snapshot(handle);
+
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st{};
+  if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fd >= 0) ::close(fd);
+    file->first_handle_ = handle;  // a pipe: one libpcap reader, the one that read the header
+    return file;
+  }
+  pcap_close(handle);
+  file->rereadable_ = true;
+  // Mapped: what tcpdump writes, pcap 2.4 in this host's byte order. Everything else goes
+  // through libpcap, which knows its quirks: lengths swapped before 2.4, pseudo-headers
+  // rewritten when the byte order differs, other magic numbers.
+  std::uint8_t header[kFileHeader];
+  bool plain = false;
+  if (static_cast<std::size_t>(st.st_size) >= kFileHeader && ::pread(fd, header, sizeof header, 0) == kFileHeader) {
+    std::uint32_t magic = load32(header);
+    // The record bound below is libpcap's for the link types doppel decodes, not for all.
+    plain = (magic == kMagicMicro || magic == kMagicNano) && load16(header + 4) == 2 && load16(header + 6) == 4 &&
+            link_type_supported(file->link_type_);
+    file->nanoseconds_ = magic == kMagicNano;
+  }
+  if (plain) {
+    void* map = ::mmap(nullptr, static_cast<std::size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map != MAP_FAILED) {
+      ::madvise(map, static_cast<std::size_t>(st.st_size), MADV_SEQUENTIAL);
+      file->map_ = static_cast<const std::uint8_t*>(map);
+      file->size_ = static_cast<std::size_t>(st.st_size);
+    }
+  }
+  ::close(fd);
+  return file;
+}
+
+CaptureFile::~CaptureFile() {
+  if (void* handle = first_handle_.exchange(nullptr)) pcap_close(static_cast<pcap_t*>(handle));
+  if (map_ != nullptr) ::munmap(const_cast<std::uint8_t*>(map_), size_);
+}
+
+std::unique_ptr<CaptureFile::Reader> CaptureFile::reader(std::string& error) const {
+  if (map_ != nullptr)
+    return std::make_unique<MappedReader>(map_, size_, nanoseconds_, static_cast<std::uint32_t>(snaplen_));
+  if (void* first = first_handle_.exchange(nullptr)) return std::make_unique<LibpcapReader>(static_cast<pcap_t*>(first));
+  if (!rereadable_) {
+    error = "\"" + path_ + "\" is not a regular file: it can be read only once";
+    return nullptr;
+  }
+  pcap_t* handle = open_with_libpcap(path_, error);
+  if (handle == nullptr) return nullptr;
+  return std::make_unique<LibpcapReader>(handle);
+}
+
+FrameFilter::FrameFilter(const CaptureFile& file, const std::string& expression) {
+  if (expression.empty()) return;
+  // A pipe's only handle is still unread past the header: compiling does not read from it.
+  auto* handle = static_cast<pcap_t*>(file.first_handle_.load());
+  bool own = handle == nullptr;
+  std::string error;
+  if (own && (handle = open_with_libpcap(file.path(), error)) == nullptr) throw std::runtime_error(error);
+  auto program = std::make_unique<bpf_program>();
+  int status = pcap_compile(handle, program.get(), expression.c_str(), 1, PCAP_NETMASK_UNKNOWN);
+  std::string why = status != 0 ? pcap_geterr(handle) : "";
+  if (own) pcap_close(handle);
+  if (status != 0) throw std::runtime_error(why);
+  program_ = std::move(program);
+}
+
+FrameFilter::~FrameFilter() {
+  if (program_) pcap_freecode(program_.get());
+}
+
+bool FrameFilter::matches(const CapturedFrame& frame) const {
+  if (!program_) return true;
+  pcap_pkthdr header{};
+  header.caplen = frame.caplen;
+  header.len = frame.wirelen;
+  return pcap_offline_filter(program_.get(), &header, frame.data) != 0;
+}
+
+}  // namespace doppel::plugins::raw
