@@ -1,8 +1,10 @@
 #include "doppel/message.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -59,19 +61,32 @@ std::shared_ptr<const void> join_leases(std::initializer_list<std::shared_ptr<co
 }
 
 std::string new_message_id() {
-  // 8 random bytes per process + a 4-byte counter: unique in the process, unlikely to
-  // collide across processes (capture agents on several hosts).
-  static const std::uint64_t process_part = [] {
+  // 48 random bits per process, then a 48-bit counter (it never wraps): unique in the
+  // process, unlikely to collide across processes (capture agents on several hosts).
+  static constexpr char kHex[] = "0123456789abcdef";
+  auto write_hex = [](char* out, std::uint64_t bits) {  // 12 digits
+    for (int i = 11; i >= 0; --i, bits >>= 4) out[i] = kHex[bits & 0xf];
+  };
+  static const std::array<char, 12> process_part = [&] {
     std::random_device rd;
-    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
-           static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    std::uint64_t bits = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+                         static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    std::array<char, 12> text;
+    write_hex(text.data(), bits);
+    return text;
   }();
-  static std::atomic<std::uint32_t> counter{0};
-  std::uint32_t n = counter.fetch_add(1, std::memory_order_relaxed);
-  static constexpr char hex[] = "0123456789abcdef";
+  // Each thread takes counter values in blocks: threads minting ids side by side (a capture
+  // file read by several) do not fight over one cache line per id.
+  static constexpr std::uint64_t kBlock = 256;
+  static std::atomic<std::uint64_t> counter{0};
+  thread_local std::uint64_t next = 0, end = 0;
+  if (next == end) {
+    next = counter.fetch_add(kBlock, std::memory_order_relaxed);
+    end = next + kBlock;
+  }
   std::string id(24, '0');
-  for (int i = 0; i < 16; ++i) id[i] = hex[(process_part >> (60 - 4 * i)) & 0xf];
-  for (int i = 0; i < 8; ++i) id[16 + i] = hex[(n >> (28 - 4 * i)) & 0xf];
+  std::memcpy(id.data(), process_part.data(), process_part.size());
+  write_hex(id.data() + 12, next++);
   return id;
 }
 

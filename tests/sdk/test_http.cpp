@@ -1,5 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <set>
+#include <thread>
+#include <vector>
+
 #include "doppel/message.hpp"
 #include "gzip_text.hpp"
 
@@ -83,4 +87,17 @@ TEST_CASE("message ids are 24 hex chars and unique") {
   CHECK(a.size() == 24);
   CHECK(a != b);
   CHECK(a.find_first_not_of("0123456789abcdef") == std::string::npos);
+  // Threads minting side by side (each takes counter values in blocks) never share one.
+  std::vector<std::vector<std::string>> minted(4);
+  {
+    std::vector<std::jthread> threads;
+    for (auto& ids : minted)
+      threads.emplace_back([&ids] {
+        for (int i = 0; i < 1000; ++i) ids.push_back(new_message_id());
+      });
+  }
+  std::set<std::string> all{a, b};
+  for (auto& ids : minted) all.insert(ids.begin(), ids.end());
+  CHECK(all.size() == 2 + 4 * 1000);
+  CHECK(all.begin()->substr(0, 12) == std::prev(all.end())->substr(0, 12));  // one process part
 }

@@ -22,6 +22,24 @@ std::string_view drop_reason_name(DropReason reason) {
   return "unknown";
 }
 
+CaptureStats& CaptureStats::operator+=(const CaptureStats& o) {
+  packets += o.packets;
+  bytes += o.bytes;
+  packets_not_tcp += o.packets_not_tcp;
+  packets_fragment += o.packets_fragment;
+  packets_truncated += o.packets_truncated;
+  packets_malformed += o.packets_malformed;
+  requests += o.requests;
+  responses += o.responses;
+  interim_responses += o.interim_responses;
+  upgrades += o.upgrades;
+  responses_missing += o.responses_missing;
+  incomplete_emitted += o.incomplete_emitted;
+  for (std::size_t i = 0; i < kDropReasonCount; ++i) dropped[i] += o.dropped[i];
+  reassembly += o.reassembly;
+  return *this;
+}
+
 namespace {
 
 DropReason reason_from_text(std::string_view text) {
@@ -48,8 +66,8 @@ struct PendingRequest {
 
 class CaptureSession::Impl : public StreamConsumer {
  public:
-  Impl(CaptureConfig config, EmitShared emit)
-      : config_(std::move(config)), emit_(std::move(emit)), reassembler_(config_.limits, *this) {}
+  Impl(CaptureConfig config, EmitShared emit, std::shared_ptr<ReassemblyBudget> budget)
+      : config_(std::move(config)), emit_(std::move(emit)), reassembler_(config_.limits, *this, std::move(budget)) {}
 
   void on_open(TcpConnection& connection) override;
   void on_data(TcpConnection& connection, int direction, std::string_view bytes, std::int64_t ts) override;
@@ -339,20 +357,25 @@ void CaptureSession::Impl::on_close(TcpConnection& connection, CloseReason reaso
 CaptureSession::CaptureSession(CaptureConfig config, Emit emit)
     : impl_(std::make_unique<Impl>(std::move(config), [emit = std::move(emit)](std::shared_ptr<Message>&& m) {
         emit(std::move(*m));
-      })) {}
+      }, nullptr)) {}
 
-CaptureSession::CaptureSession(CaptureConfig config, EmitShared emit)
-    : impl_(std::make_unique<Impl>(std::move(config), std::move(emit))) {}
+CaptureSession::CaptureSession(CaptureConfig config, EmitShared emit, std::shared_ptr<ReassemblyBudget> budget)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(emit), std::move(budget))) {}
 
 CaptureSession::~CaptureSession() = default;
 
 void CaptureSession::add_frame(int link_type, const std::uint8_t* data, std::size_t caplen, std::size_t wirelen,
                                std::int64_t ts) {
+  TcpSegment segment;
+  add_decoded(decode_packet(link_type, data, caplen, wirelen, segment), segment, wirelen, ts);
+}
+
+void CaptureSession::add_decoded(DecodeStatus status, const TcpSegment& segment, std::size_t wirelen,
+                                 std::int64_t ts) {
   CaptureStats& s = impl_->stats_;
   ++s.packets;
   s.bytes += wirelen;
-  TcpSegment segment;
-  switch (decode_packet(link_type, data, caplen, wirelen, segment)) {
+  switch (status) {
     case DecodeStatus::tcp: add_segment(segment, ts); return;
     case DecodeStatus::not_tcp: ++s.packets_not_tcp; return;
     case DecodeStatus::fragment: ++s.packets_fragment; return;

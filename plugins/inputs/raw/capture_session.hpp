@@ -59,6 +59,7 @@ struct CaptureStats {
   std::uint64_t incomplete_emitted = 0; // messages emitted marked incomplete
   std::uint64_t dropped[kDropReasonCount] = {};
   ReassemblyStats reassembly;
+  CaptureStats& operator+=(const CaptureStats& other);  // sums the sessions of one capture
 };
 
 class CaptureSession {
@@ -67,11 +68,14 @@ class CaptureSession {
   // The message already shared, built in place: the hot path (RawInput) moves no Message.
   using EmitShared = std::function<void(std::shared_ptr<Message>&&)>;
   CaptureSession(CaptureConfig config, Emit emit);
-  CaptureSession(CaptureConfig config, EmitShared emit);
+  // `budget`: shared by the sessions that each own part of one capture's connections.
+  CaptureSession(CaptureConfig config, EmitShared emit, std::shared_ptr<ReassemblyBudget> budget = nullptr);
   ~CaptureSession();
 
   void add_frame(int link_type, const std::uint8_t* data, std::size_t caplen, std::size_t wirelen,
                  std::int64_t timestamp_ns);
+  // A frame already decoded (add_frame is decode_packet, then this).
+  void add_decoded(DecodeStatus status, const TcpSegment& segment, std::size_t wirelen, std::int64_t timestamp_ns);
   void add_segment(const TcpSegment& segment, std::int64_t timestamp_ns);
   // Live capture with no packets: lets idle connections expire.
   void advance(std::int64_t now_ns);

@@ -28,7 +28,9 @@ RawInputConfig parse(const Options& options) {
   c.file = options.has("file") ? options.string("file") : "";
   if (!c.file.empty()) {
     if (options.has("interface")) options.fail("interface", "set either `interface` (live) or `file`, not both");
-    if (!std::ifstream(c.file).good()) options.fail("file", "cannot read capture file \"" + c.file + "\"");
+    // "-" is standard input, as for tcpdump -r.
+    if (c.file != "-" && !std::ifstream(c.file).good())
+      options.fail("file", "cannot read capture file \"" + c.file + "\"");
   } else {
     c.interface = options.string("interface");
   }
@@ -36,12 +38,16 @@ RawInputConfig parse(const Options& options) {
   if (options.has("port")) ports.push_back(port_number(options, "port", std::to_string(options.integer("port"))));
   for (const auto& text : options.strings("ports")) ports.push_back(port_number(options, "ports", text));
   c.capture.server_ports = ports;
-  c.filter_generated = !options.has("bpf");
-  // Without track_response the responses are not needed: a generated filter takes only what
-  // goes to the server ports (the kernel copies half the packets), and the session is told so.
-  bool requests_only = c.filter_generated && !options.boolean("track_response") && !ports.empty();
-  c.capture.responses_seen = !requests_only;
-  c.filter = options.has("bpf") ? options.string("bpf") : generated_filter(ports, options.string("host"), requests_only);
+  if (!options.has("bpf")) {
+    // Without track_response the responses are not needed: a generated filter takes only what
+    // goes to the server ports (the kernel copies half the packets), and the session is told so.
+    GeneratedFilter generated{ports, options.string("host"), !options.boolean("track_response") && !ports.empty()};
+    c.capture.responses_seen = !generated.requests_only;
+    c.filter = generated.expression();
+    c.generated = std::move(generated);
+  } else {
+    c.filter = options.string("bpf");
+  }
   if (options.has("bpf") && (options.has("host")))
     options.fail("bpf", "`bpf` replaces the generated filter: put the host into it instead of `host`");
   {
@@ -67,6 +73,11 @@ RawInputConfig parse(const Options& options) {
   if (timeout_ms < 1 || timeout_ms > 10'000)
     options.fail("buffer_timeout", "buffer_timeout must be between 1ms and 10s");
   c.buffer_timeout_ms = static_cast<int>(timeout_ms);
+
+  auto threads = options.integer("threads");
+  if (threads < 0 || threads > 64) options.fail("threads", "threads must be between 0 (one per core) and 64");
+  if (threads > 0 && c.file.empty()) options.fail("threads", "`threads` applies to a capture `file`; a live capture reads with one");
+  c.threads = static_cast<int>(threads);
 
   CaptureConfig& cap = c.capture;
   cap.track_response = options.boolean("track_response");
@@ -95,7 +106,8 @@ PluginDefinition raw_input_definition() {
       option("interface", OptionType::string, "Interface to capture live: \"any\", \"lo\", \"eth0\". GoReplay: --input-raw")
           .default_value("any"),
       option("file", OptionType::string,
-             "Read a pcap or pcapng capture instead of an interface; original timestamps are kept"),
+             "Read a pcap or pcapng capture instead of an interface (\"-\": standard input); original timestamps "
+             "are kept"),
       option("port", OptionType::integer, "Server port of the traffic to capture (e.g. 16888)"),
       option("ports", OptionType::any_list, "Several server ports").default_value(Value::array({})),
       option("host", OptionType::string, "Only traffic to or from this host (BPF `host`)").default_value(""),
@@ -129,6 +141,10 @@ PluginDefinition raw_input_definition() {
       option("gap_timeout", OptionType::duration,
              "How long a hole in a stream (a lost packet) is waited for before it is skipped")
           .default_value("2s"),
+      option("threads", OptionType::integer,
+             "Threads reading a capture `file`, each owning part of its connections (0: one per core, at most "
+             "8). Messages leave in capture order to within a window of 1,024 frames")
+          .default_value(0),
       option("max_connections", OptionType::integer, "Connections tracked at once; packets of further ones are "
                                                      "dropped as `flow_table_full`")
           .default_value(100000),

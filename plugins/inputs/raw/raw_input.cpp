@@ -8,9 +8,11 @@
 #include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace doppel::plugins::raw {
 namespace {
@@ -18,20 +20,18 @@ namespace {
 struct DispatchState {
   CaptureSession* session;
   int link_type;
-  std::int64_t last_ts = 0;
 };
 
 void on_packet(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
   auto* state = reinterpret_cast<DispatchState*>(user);
   // Opened with nanosecond precision: tv_usec holds nanoseconds.
   std::int64_t ts = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 + header->ts.tv_usec;
-  state->last_ts = ts;
   state->session->add_frame(state->link_type, bytes, header->caplen, header->len, ts);
 }
 
 }  // namespace
 
-std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host, bool requests_only) {
+std::string GeneratedFilter::expression() const {
   std::string filter = "tcp";
   if (!ports.empty()) {
     std::string port = requests_only ? "dst port " : "port ";
@@ -48,6 +48,39 @@ std::string generated_filter(const std::vector<std::uint16_t>& ports, const std:
   return filter;
 }
 
+std::string GeneratedFilter::expression_for(int link_type) const {
+  std::string base = expression();
+  // BPF offsets shift after `vlan`: the tagged frames need the expression again behind it.
+  return link_type == DLT_EN10MB ? "(" + base + ") or (vlan and " + base + ")" : base;
+}
+
+std::optional<bool> GeneratedFilter::verdict(int link_type, const CapturedFrame& frame,
+                                             const TcpSegment& segment) const {
+  // Only where BPF reads the very fields the decoder read: IPv4 right after a link header
+  // BPF knows (no VLAN tag, no NULL/loopback family word), and no host name to resolve.
+  if (!host.empty() || segment.source.family != 4) return std::nullopt;
+  const std::uint8_t* d = frame.data;
+  auto ethertype_at = [&](std::size_t offset) {
+    return frame.caplen >= offset + 2 && (d[offset] << 8 | d[offset + 1]) == 0x0800;
+  };
+  bool plain_ipv4 = false;
+  switch (link_type) {
+    case DLT_EN10MB: plain_ipv4 = ethertype_at(12); break;
+    case DLT_LINUX_SLL: plain_ipv4 = ethertype_at(14); break;
+    case DLT_LINUX_SLL2: plain_ipv4 = ethertype_at(0); break;
+    case DLT_RAW: case DLT_IPV4: plain_ipv4 = true; break;  // the decoder read version 4
+    default: break;
+  }
+  if (!plain_ipv4) return std::nullopt;
+  // Decoded as TCP: protocol 6, not a fragment, headers whole. What the expression asks on top:
+  bool port_matches = ports.empty();
+  for (std::uint16_t port : ports)
+    port_matches = port_matches || segment.destination_port == port || (!requests_only && segment.source_port == port);
+  bool not_pure_ack = (segment.flags & (tcp_flag::syn | tcp_flag::fin | tcp_flag::rst)) != 0 ||
+                      segment.payload.size() + segment.missing != 0;
+  return port_matches && not_pure_ack;
+}
+
 std::optional<KindSet> RawInput::produces() const {
   return config_.capture.track_response ? KindSet{Kind::request, Kind::response} : KindSet{Kind::request};
 }
@@ -59,36 +92,33 @@ OverflowPolicy RawInput::overflow_policy() const {
 }
 
 void RawInput::run(std::stop_token stop) {
+  if (config_.file.empty()) run_live(stop);
+  else run_file(stop);
+}
+
+void RawInput::run_live(std::stop_token stop) {
   char error[PCAP_ERRBUF_SIZE] = {};
-  bool live = config_.file.empty();
-  pcap_t* handle = nullptr;
-  if (!live) {
-    handle = pcap_open_offline_with_tstamp_precision(config_.file.c_str(), PCAP_TSTAMP_PRECISION_NANO, error);
-  } else {
-    handle = pcap_create(config_.interface.c_str(), error);
-    if (handle != nullptr) {
-      pcap_set_snaplen(handle, config_.snaplen);
-      pcap_set_promisc(handle, config_.promiscuous ? 1 : 0);
-      pcap_set_timeout(handle, config_.buffer_timeout_ms);
-      pcap_set_immediate_mode(handle, config_.immediate ? 1 : 0);
-      pcap_set_buffer_size(handle, static_cast<int>(config_.buffer_size));
-      pcap_set_tstamp_precision(handle, PCAP_TSTAMP_PRECISION_NANO);
-      int status = pcap_activate(handle);
-      if (status < 0) {
-        context().log().error("raw: cannot capture on \"{}\": {}", config_.interface, pcap_geterr(handle));
-        context().fail("capture_error");
-        pcap_close(handle);
-        return;
-      }
-      if (status > 0) context().log().warn("raw: {}: {}", config_.interface, pcap_statustostr(status));
-      if (status >= 0) skip_loopback_duplicates(handle);
-    }
-  }
+  pcap_t* handle = pcap_create(config_.interface.c_str(), error);
   if (handle == nullptr) {
-    context().log().error("raw: cannot open {}: {}", live ? config_.interface : config_.file, error);
+    context().log().error("raw: cannot capture on \"{}\": {}", config_.interface, error);
     context().fail("capture_error");
     return;
   }
+  pcap_set_snaplen(handle, config_.snaplen);
+  pcap_set_promisc(handle, config_.promiscuous ? 1 : 0);
+  pcap_set_timeout(handle, config_.buffer_timeout_ms);
+  pcap_set_immediate_mode(handle, config_.immediate ? 1 : 0);
+  pcap_set_buffer_size(handle, static_cast<int>(config_.buffer_size));
+  pcap_set_tstamp_precision(handle, PCAP_TSTAMP_PRECISION_NANO);
+  int status = pcap_activate(handle);
+  if (status < 0) {
+    context().log().error("raw: cannot capture on \"{}\": {}", config_.interface, pcap_geterr(handle));
+    context().fail("capture_error");
+    pcap_close(handle);
+    return;
+  }
+  if (status > 0) context().log().warn("raw: {}: {}", config_.interface, pcap_statustostr(status));
+  skip_loopback_duplicates(handle);
   int link_type = pcap_datalink(handle);
   if (!link_type_supported(link_type)) {
     context().log().error("raw: link type {} ({}) is not supported", pcap_datalink_val_to_name(link_type),
@@ -97,21 +127,19 @@ void RawInput::run(std::stop_token stop) {
     pcap_close(handle);
     return;
   }
-  // On Ethernet, a generated filter also matches 802.1Q-tagged frames (BPF offsets shift after `vlan`).
-  if (config_.filter_generated && link_type == DLT_EN10MB)
-    config_.filter = "(" + config_.filter + ") or (vlan and " + config_.filter + ")";
+  std::string filter = effective_filter(link_type);
   bpf_program program{};
-  if (pcap_compile(handle, &program, config_.filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0 ||
+  if (pcap_compile(handle, &program, filter.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0 ||
       pcap_setfilter(handle, &program) != 0) {
-    context().log().error("raw: filter \"{}\": {}", config_.filter, pcap_geterr(handle));
+    context().log().error("raw: filter \"{}\": {}", filter, pcap_geterr(handle));
     context().fail("capture_error");
     pcap_freecode(&program);
     pcap_close(handle);
     return;
   }
   pcap_freecode(&program);
-  context().log().info("raw: capturing {} ({}), filter \"{}\"", live ? config_.interface : config_.file,
-                       pcap_datalink_val_to_name(link_type), config_.filter);
+  context().log().info("raw: capturing {} ({}), filter \"{}\"", config_.interface,
+                       pcap_datalink_val_to_name(link_type), filter);
 
   // Messages of one pcap_dispatch call go downstream together (one queue hand-off per batch);
   // the runtime stamps them with this stage's name.
@@ -124,57 +152,160 @@ void RawInput::run(std::stop_token stop) {
   };
   DispatchState state{&session, link_type};
   auto last_publish = std::chrono::steady_clock::now();
-  auto every_second = [&] {
+  pcap_setnonblock(handle, 1, error);
+  int fd = pcap_get_selectable_fd(handle);
+  while (!stop.stop_requested() && !context().stopping()) {
+    pollfd p{fd, POLLIN, 0};
+    ::poll(&p, 1, 100);  // bounded wait: stop is noticed within 100 ms
+    int n = pcap_dispatch(handle, -1, &on_packet, reinterpret_cast<u_char*>(&state));
+    emit_batch();
+    if (n < 0) {
+      context().log().error("raw: capture on \"{}\" failed: {}", config_.interface, pcap_geterr(handle));
+      context().fail("capture_error");
+      break;
+    }
     auto now = std::chrono::steady_clock::now();
-    if (now - last_publish < std::chrono::seconds(1)) return;
-    last_publish = now;
-    if (live) {
+    if (now - last_publish >= std::chrono::seconds(1)) {
+      last_publish = now;
       session.advance(now_ns());
       emit_batch();
       publish_pcap_stats(handle);
+      publish(0, session.stats());
     }
-    publish(session.stats());
-  };
-
-  if (live) {
-    pcap_setnonblock(handle, 1, error);
-    int fd = pcap_get_selectable_fd(handle);
-    while (!stop.stop_requested() && !context().stopping()) {
-      pollfd p{fd, POLLIN, 0};
-      ::poll(&p, 1, 100);  // bounded wait: stop is noticed within 100 ms
-      int n = pcap_dispatch(handle, -1, &on_packet, reinterpret_cast<u_char*>(&state));
-      emit_batch();
-      if (n < 0) {
-        context().log().error("raw: capture on \"{}\" failed: {}", config_.interface, pcap_geterr(handle));
-        context().fail("capture_error");
-        break;
-      }
-      every_second();
-    }
-    // Packets already in the ring (a block not yet handed over) are processed, not lost
-    // unseen: a bounded number of non-blocking reads.
-    for (int i = 0; i < 64 && pcap_dispatch(handle, -1, &on_packet, reinterpret_cast<u_char*>(&state)) > 0; ++i)
-      emit_batch();
-    publish_pcap_stats(handle);
-    session.finish(now_ns());
-    emit_batch();
-  } else {
-    while (!stop.stop_requested() && !context().stopping()) {
-      int n = pcap_dispatch(handle, 1024, &on_packet, reinterpret_cast<u_char*>(&state));
-      emit_batch();
-      if (n == 0) break;  // end of file
-      if (n < 0) {
-        context().log().error("raw: reading {} failed: {}", config_.file, pcap_geterr(handle));
-        context().fail("capture_error");
-        break;
-      }
-      every_second();
-    }
-    session.finish(state.last_ts);
-    emit_batch();
   }
-  publish(session.stats());
+  // Packets already in the ring (a block not yet handed over) are processed, not lost
+  // unseen: a bounded number of non-blocking reads.
+  for (int i = 0; i < 64 && pcap_dispatch(handle, -1, &on_packet, reinterpret_cast<u_char*>(&state)) > 0; ++i)
+    emit_batch();
+  publish_pcap_stats(handle);
+  session.finish(now_ns());
+  emit_batch();
+  publish(0, session.stats());
   pcap_close(handle);
+}
+
+std::string RawInput::effective_filter(int link_type) const {
+  return config_.generated ? config_.generated->expression_for(link_type) : config_.filter;
+}
+
+std::size_t RawInput::file_threads(const CaptureFile& file) const {
+  if (!file.rereadable()) return 1;
+  if (config_.threads > 0) return static_cast<std::size_t>(config_.threads);
+  // Every thread reads the whole file and decodes every frame: past a few threads that
+  // shared part outweighs the reassembly and parsing split between them.
+  return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
+}
+
+void RawInput::run_file(std::stop_token stop) {
+  std::string error;
+  auto file = CaptureFile::open(config_.file, error);
+  if (!file) {
+    context().log().error("raw: cannot open {}: {}", config_.file, error);
+    context().fail("capture_error");
+    return;
+  }
+  int link_type = file->link_type();
+  if (!link_type_supported(link_type)) {
+    context().log().error("raw: link type {} ({}) is not supported", pcap_datalink_val_to_name(link_type),
+                          link_type);
+    context().fail("capture_error");
+    return;
+  }
+  std::string filter = effective_filter(link_type);
+  std::unique_ptr<FrameFilter> frame_filter;
+  try {
+    frame_filter = std::make_unique<FrameFilter>(*file, filter);
+  } catch (const std::exception& e) {
+    context().log().error("raw: filter \"{}\": {}", filter, e.what());
+    context().fail("capture_error");
+    return;
+  }
+  std::size_t shards = file_threads(*file);
+  context().log().info("raw: reading {} ({}, {}) with {} thread{}, filter \"{}\"", config_.file,
+                       pcap_datalink_val_to_name(link_type), file->mapped() ? "mapped" : "libpcap", shards,
+                       shards == 1 ? "" : "s", filter);
+  {
+    std::lock_guard lock(stats_mutex_);
+    shard_stats_.assign(shards, CaptureStats{});
+  }
+  auto budget = std::make_shared<ReassemblyBudget>();
+  OrderedEmitter emitter(shards, [this](std::vector<MessagePtr>& messages) { context().emit_batch(messages); });
+  std::vector<std::jthread> helpers;
+  for (std::size_t shard = 1; shard < shards; ++shard)
+    helpers.emplace_back([&, shard] { read_shard(stop, *file, *frame_filter, emitter, shard, budget); });
+  read_shard(stop, *file, *frame_filter, emitter, 0, budget);
+  helpers.clear();  // joins
+}
+
+void RawInput::read_shard(std::stop_token stop, const CaptureFile& file, const FrameFilter& filter,
+                          OrderedEmitter& emitter, std::size_t shard,
+                          const std::shared_ptr<ReassemblyBudget>& budget) {
+  // However this reader ends, no window waits for it.
+  struct Finished {
+    OrderedEmitter& emitter;
+    std::size_t shard;
+    ~Finished() { emitter.finish(shard); }
+  } finished{emitter, shard};
+  try {
+    std::string error;
+    auto reader = file.reader(error);
+    if (!reader) {
+      context().log().error("raw: cannot open {}: {}", config_.file, error);
+      context().fail("capture_error");
+      return;
+    }
+    // The messages of each window of frames go downstream together, in capture order.
+    std::vector<MessagePtr> batch;
+    CaptureSession session(
+        config_.capture,
+        CaptureSession::EmitShared([&](std::shared_ptr<Message>&& message) { batch.push_back(std::move(message)); }),
+        budget);
+    int link_type = file.link_type();
+    ConnectionSharder sharder(emitter.readers());
+    CapturedFrame frame;
+    TcpSegment segment;
+    std::int64_t last_ts = 0;
+    std::uint64_t window = 0;
+    bool more = true;
+    auto last_publish = std::chrono::steady_clock::now();
+    for (; more && !stop.stop_requested() && !context().stopping(); ++window) {
+      for (int i = 0; i < OrderedEmitter::kWindow; ++i) {
+        if (!reader->next(frame)) {
+          more = false;
+          break;
+        }
+        last_ts = frame.timestamp_ns;
+        DecodeStatus status = decode_packet(link_type, frame.data, frame.caplen, frame.wirelen, segment);
+        std::size_t owner = status == DecodeStatus::tcp ? sharder.owner(segment, frame.wirelen) : 0;
+        bool taken = false;
+        if (owner == shard) {
+          std::optional<bool> verdict;
+          if (config_.generated && status == DecodeStatus::tcp) verdict = config_.generated->verdict(link_type, frame, segment);
+          taken = verdict ? *verdict : filter.matches(frame);
+        }
+        // Time passes for every thread: idle connections expire as they would with one.
+        if (taken) session.add_decoded(status, segment, frame.wirelen, frame.timestamp_ns);
+        else session.advance(frame.timestamp_ns);
+      }
+      emitter.deliver(shard, window, batch);
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_publish >= std::chrono::seconds(1)) {
+        last_publish = now;
+        publish(shard, session.stats());
+      }
+    }
+    // Every thread reads the same bytes: one of them tells.
+    if (!reader->error().empty() && shard == 0) {
+      context().log().error("raw: reading {} failed: {}", config_.file, reader->error());
+      context().fail("capture_error");
+    }
+    session.finish(last_ts);
+    emitter.deliver(shard, window, batch);  // as one more window, after the last one read
+    publish(shard, session.stats());
+  } catch (const std::exception& e) {
+    context().log().error("raw: reading {} failed: {}", config_.file, e.what());
+    context().fail("capture_error");
+  }
 }
 
 void RawInput::skip_loopback_duplicates(void* raw_handle) {
@@ -203,7 +334,12 @@ void RawInput::publish_pcap_stats(void* raw_handle) {
   interface_drops_ = stats.ps_ifdrop;
 }
 
-void RawInput::publish(const CaptureStats& now) {
+void RawInput::publish(std::size_t shard, const CaptureStats& latest) {
+  std::lock_guard lock(stats_mutex_);
+  if (shard_stats_.size() <= shard) shard_stats_.resize(shard + 1);
+  shard_stats_[shard] = latest;
+  CaptureStats now;
+  for (const auto& part : shard_stats_) now += part;
   CaptureStats& was = published_;
   auto add = [this](std::string_view name, std::uint64_t current, std::uint64_t& previous) {
     if (current > previous) context().counter(name).add(current - previous);

@@ -1,19 +1,39 @@
 #pragma once
 // Plugin `raw`: libpcap capture (live interface or pcap/pcapng file) feeding a CaptureSession.
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "capture_file.hpp"
 #include "capture_session.hpp"
+#include "ordered_emitter.hpp"
 #include "doppel/stage.hpp"
 
 namespace doppel::plugins::raw {
 
+// The filter made from port/ports/host when no `bpf` is given.
+struct GeneratedFilter {
+  std::vector<std::uint16_t> ports;
+  std::string host;
+  bool requests_only = false;  // packets to the ports only (dst port), for captures without responses
+
+  // The BPF program, e.g. "tcp and (port 80 or port 8080) and host 10.0.0.1 and (...)".
+  std::string expression() const;
+  // As compiled for a link type: on Ethernet, 802.1Q-tagged frames match too.
+  std::string expression_for(int link_type) const;
+  // Its verdict on a frame decoded as IPv4 TCP without a VLAN tag, found without running BPF
+  // (which costs as much as decoding the frame); nullopt for every other frame: BPF decides.
+  std::optional<bool> verdict(int link_type, const CapturedFrame& frame, const TcpSegment& segment) const;
+};
+
 struct RawInputConfig {
   std::string interface;  // live capture; empty when reading `file`
   std::string file;
-  std::string filter;     // BPF, generated from port/ports/host unless `bpf` was given
-  bool filter_generated = true;
+  std::string filter;     // BPF: `bpf`, or generated->expression()
+  std::optional<GeneratedFilter> generated;
   int snaplen = 262144;
   std::uint64_t buffer_size = std::uint64_t{64} << 20;
   bool promiscuous = false;
@@ -21,6 +41,8 @@ struct RawInputConfig {
   // packet; TPACKET_V3 hands over blocks of packets, at most `buffer_timeout` late.
   bool immediate = false;
   int buffer_timeout_ms = 10;
+  // Threads reading a `file`, each owning the connections that hash to it; 0: one per core.
+  int threads = 0;
   CaptureConfig capture;
 };
 
@@ -31,18 +53,27 @@ class RawInput : public Stage {
   std::optional<KindSet> produces() const override;
   OverflowPolicy overflow_policy() const override;
 
+  // How many threads read `file` (1 when it can be read only once, e.g. a pipe).
+  std::size_t file_threads(const CaptureFile& file) const;
+
  private:
-  void publish(const CaptureStats& now);
+  std::string effective_filter(int link_type) const;
+  void run_live(std::stop_token stop);
+  void run_file(std::stop_token stop);
+  // One thread of run_file: every frame is read and decoded, the connections owned by
+  // `shard` (of emitter.readers(), see ConnectionSharder) are reassembled and parsed.
+  void read_shard(std::stop_token stop, const CaptureFile& file, const FrameFilter& filter,
+                  OrderedEmitter& emitter, std::size_t shard, const std::shared_ptr<ReassemblyBudget>& budget);
+  // Publishes the counters of all shards, with `now` for `shard`.
+  void publish(std::size_t shard, const CaptureStats& now);
   void skip_loopback_duplicates(void* handle);  // pcap_t*, live capture only
   void publish_pcap_stats(void* handle);
 
   RawInputConfig config_;
+  std::mutex stats_mutex_;
+  std::vector<CaptureStats> shard_stats_;
   CaptureStats published_;
   std::uint64_t kernel_drops_ = 0, interface_drops_ = 0;
 };
-
-// The BPF program for `tcp`, ports and host, e.g. "tcp and (port 80 or port 8080) and host 10.0.0.1".
-// `requests_only`: packets to the ports only (dst port), for captures without responses.
-std::string generated_filter(const std::vector<std::uint16_t>& ports, const std::string& host, bool requests_only);
 
 }  // namespace doppel::plugins::raw

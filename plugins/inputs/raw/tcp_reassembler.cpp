@@ -1,5 +1,6 @@
 #include "tcp_reassembler.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -100,10 +101,84 @@ std::size_t TcpReassembler::FlowKeyHash::operator()(const FlowKey& k) const {
   return static_cast<std::size_t>(h);
 }
 
-TcpReassembler::TcpReassembler(ReassemblyLimits limits, StreamConsumer& consumer)
-    : limits_(limits), consumer_(consumer) {}
+ReassemblyStats& ReassemblyStats::operator+=(const ReassemblyStats& o) {
+  connections_opened += o.connections_opened;
+  connections_midstream += o.connections_midstream;
+  connections_expired += o.connections_expired;
+  connections_refused += o.connections_refused;
+  duplicate_segments += o.duplicate_segments;
+  overlapping_bytes += o.overlapping_bytes;
+  gap_bytes += o.gap_bytes;
+  truncated_bytes += o.truncated_bytes;
+  segments_over_budget += o.segments_over_budget;
+  buffered_bytes += o.buffered_bytes;
+  return *this;
+}
 
-TcpReassembler::~TcpReassembler() = default;
+std::uint64_t TcpReassembler::connection_hash(const TcpSegment& seg) {
+  // Sums are symmetric: both directions of a connection hash alike.
+  std::uint64_t h = kHashSeed + word(seg.source, 0) + word(seg.source, 1) + word(seg.destination, 0) +
+                    word(seg.destination, 1);
+  h += (std::uint64_t{seg.source_port} + seg.destination_port) * 0x9e3779b97f4a7c15ull;
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 32;
+  return h;
+}
+
+ConnectionSharder::ConnectionSharder(std::size_t count)
+    : buckets_(std::size_t{1} << 16), open_(count < 1 ? 1 : count, 0), load_(count < 1 ? 1 : count, 0) {}
+
+std::size_t ConnectionSharder::owner(const TcpSegment& segment, std::size_t wirelen) {
+  if (load_.size() == 1) return 0;
+  std::size_t bucket = TcpReassembler::connection_hash(segment) & (buckets_.size() - 1);
+  Bucket& b = buckets_[bucket];
+  bool syn = (segment.flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn;
+  bool end = (segment.flags & (tcp_flag::fin | tcp_flag::rst)) != 0;
+  if (b.owner == kUnassigned) {
+    std::size_t best = 0;
+    for (std::size_t s = 1; s < load_.size(); ++s)
+      if (open_[s] < open_[best] || (open_[s] == open_[best] && load_[s] < load_[best])) best = s;
+    b.owner = static_cast<std::uint8_t>(best);
+    b.open = !end;
+    if (b.open) ++open_[best];
+  } else if (syn && !b.open) {  // a new connection in a bucket whose last one ended
+    b.open = true;
+    ++open_[b.owner];
+  } else if (end && b.open) {
+    b.open = false;
+    --open_[b.owner];
+  }
+  load_[b.owner] += kFrameWeight + wirelen;
+  if (++frames_ % kHalfLife == 0)
+    for (auto& load : load_) load /= 2;
+  return b.owner;
+}
+
+TcpReassembler::TcpReassembler(ReassemblyLimits limits, StreamConsumer& consumer,
+                               std::shared_ptr<ReassemblyBudget> budget)
+    : limits_(limits), consumer_(consumer),
+      budget_(budget ? std::move(budget) : std::make_shared<ReassemblyBudget>()) {}
+
+TcpReassembler::~TcpReassembler() {
+  budget_->connections.fetch_sub(flows_.size(), std::memory_order_relaxed);
+  budget_->buffered_bytes.fetch_sub(stats_.buffered_bytes, std::memory_order_relaxed);
+}
+
+void TcpReassembler::forget(std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash>::iterator it) {
+  flows_.erase(it);
+  budget_->connections.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void TcpReassembler::hold(std::size_t bytes) {
+  stats_.buffered_bytes += bytes;
+  budget_->buffered_bytes.fetch_add(bytes, std::memory_order_relaxed);
+}
+
+void TcpReassembler::unhold(std::size_t bytes) {
+  stats_.buffered_bytes -= bytes;
+  budget_->buffered_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+}
 
 void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
   if (ts - last_sweep_ns_ >= 1'000'000'000 || ts < last_sweep_ns_) sweep(ts);
@@ -128,7 +203,7 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
                           (existing.closed || !existing.direction[d].syn_seen || existing.direction[d].isn != seg.seq);
     if (new_connection) {  // the 4-tuple is reused by a new connection
       if (!existing.closed) close(existing, CloseReason::closed, ts);
-      flows_.erase(it);
+      forget(it);
       it = flows_.end();
     } else if (existing.closed) {
       // Late retransmissions and ACKs of a finished connection.
@@ -138,15 +213,15 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
   }
   if (it == flows_.end()) {
     if (rst || (!syn && length == 0)) return;  // nothing to start a connection with
-    if (flows_.size() >= limits_.max_connections) {
+    if (!budget_->reserve_connection(limits_.max_connections)) {
       sweep(ts);
-      if (flows_.size() >= limits_.max_connections) {
+      if (!budget_->reserve_connection(limits_.max_connections)) {
         ++stats_.connections_refused;
         return;
       }
     }
     auto flow = std::make_unique<Flow>();
-    flow->connection.id = next_connection_id_++;
+    flow->connection.id = budget_->next_connection_id.fetch_add(1, std::memory_order_relaxed);
     flow->connection.address[0] = seg.source;
     flow->connection.address[1] = seg.destination;
     flow->connection.port[0] = seg.source_port;
@@ -154,7 +229,7 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
     if (syn) flow->connection.client = (seg.flags & tcp_flag::ack) ? 1 : 0;
     else ++stats_.connections_midstream;
     ++stats_.connections_opened;
-    it = flows_.emplace(key, std::move(flow)).first;
+    it = flows_.emplace(key, std::move(flow)).first;  // its slot is reserved above
     consumer_.on_open(it->second->connection);
   }
 
@@ -212,13 +287,13 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
         drain(flow, d);
       } else {
         while (!dir.pending.empty() && (dir.pending_bytes + seg.payload.size() > limits_.max_connection_buffer ||
-                                        stats_.buffered_bytes + seg.payload.size() > limits_.max_total_buffer))
+                                        total_held() + seg.payload.size() > limits_.max_total_buffer))
           skip_to_buffered(flow, d, ts);
         begin = dir.offset_of(data_seq);
         if (begin <= dir.next_offset) {
           deliver(flow, d, begin, seg.payload, seg.missing, ts);
           drain(flow, d);
-        } else if (stats_.buffered_bytes + seg.payload.size() > limits_.max_total_buffer) {
+        } else if (total_held() + seg.payload.size() > limits_.max_total_buffer) {
           // Every other connection holds the budget: this segment becomes a hole later.
           ++stats_.segments_over_budget;  // its bytes show up as a gap when the hole is skipped
         } else {
@@ -226,12 +301,12 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
           Pending& p = slot->second;
           if (inserted || seg.payload.size() + seg.missing > p.bytes.size() + p.missing) {
             dir.pending_bytes -= p.bytes.size();
-            stats_.buffered_bytes -= p.bytes.size();
+            unhold(p.bytes.size());
             p.bytes.assign(seg.payload);
             p.missing = seg.missing;
             p.ts = ts;
             dir.pending_bytes += p.bytes.size();
-            stats_.buffered_bytes += p.bytes.size();
+            hold(p.bytes.size());
           } else {
             ++stats_.duplicate_segments;
           }
@@ -278,7 +353,7 @@ void TcpReassembler::drain(Flow& flow, int d) {
     std::uint64_t begin = first->first;
     dir.pending.erase(first);
     dir.pending_bytes -= p.bytes.size();
-    stats_.buffered_bytes -= p.bytes.size();
+    unhold(p.bytes.size());
     if (p.end(begin) <= dir.next_offset) {
       ++stats_.duplicate_segments;
       continue;
@@ -316,7 +391,7 @@ void TcpReassembler::maybe_end(Flow& flow, int d, std::int64_t ts) {
 
 void TcpReassembler::release_buffer(Flow& flow, int d) {
   Flow::Direction& dir = flow.direction[d];
-  stats_.buffered_bytes -= dir.pending_bytes;
+  unhold(dir.pending_bytes);
   dir.pending_bytes = 0;
   dir.pending.clear();
 }
@@ -349,16 +424,16 @@ void TcpReassembler::close(Flow& flow, CloseReason reason, std::int64_t ts) {
 
 void TcpReassembler::sweep(std::int64_t now) {
   last_sweep_ns_ = now;
-  std::vector<FlowKey> forget;
+  std::vector<FlowKey> stale;
   for (auto& [key, flow] : flows_) {
     if (flow->closed) {
-      if (now - flow->closed_at_ns >= limits_.closed_linger_ns) forget.push_back(key);
+      if (now - flow->closed_at_ns >= limits_.closed_linger_ns) stale.push_back(key);
       continue;
     }
     if (now - flow->last_seen_ns >= limits_.idle_timeout_ns) {
       ++stats_.connections_expired;
       close(*flow, CloseReason::expired, now);
-      forget.push_back(key);
+      stale.push_back(key);
       continue;
     }
     for (int d = 0; d < 2; ++d) {
@@ -370,7 +445,7 @@ void TcpReassembler::sweep(std::int64_t now) {
     }
     if (flow->direction[0].ended && flow->direction[1].ended) close(*flow, CloseReason::closed, now);
   }
-  for (auto& key : forget) flows_.erase(key);
+  for (auto& key : stale) forget(flows_.find(key));
 }
 
 void TcpReassembler::advance(std::int64_t now_ns) {
@@ -379,6 +454,7 @@ void TcpReassembler::advance(std::int64_t now_ns) {
 
 void TcpReassembler::close_all(std::int64_t now_ns) {
   for (auto& [key, flow] : flows_) close(*flow, CloseReason::end_of_capture, now_ns);
+  budget_->connections.fetch_sub(flows_.size(), std::memory_order_relaxed);
   flows_.clear();
 }
 

@@ -4,12 +4,14 @@
 // SYN/FIN/RST, connections whose start was not seen, and bounded buffering: when a hole
 // does not fill (lost packet, buffer bound, timeout) it is reported and skipped, never waited
 // on forever.
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "packet_decoder.hpp"
 
@@ -24,6 +26,22 @@ struct ReassemblyLimits {
   std::int64_t closed_linger_ns = 2'000'000'000;             // late retransmissions after FIN/RST are ignored
 };
 
+// What the reassemblers of one capture share when several threads each own part of its
+// connections (a file read by several threads): the bounds hold in total, and connection
+// ids stay unique.
+struct ReassemblyBudget {
+  std::atomic<std::size_t> connections{0};     // tracked now, against max_connections
+  std::atomic<std::size_t> buffered_bytes{0};  // out-of-order bytes held now, against max_total_buffer
+  std::atomic<std::uint64_t> next_connection_id{1};
+  // Takes one of `max` connection slots; false when all are taken.
+  bool reserve_connection(std::size_t max) {
+    std::size_t n = connections.load(std::memory_order_relaxed);
+    while (n < max)
+      if (connections.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    return false;
+  }
+};
+
 struct ReassemblyStats {
   std::uint64_t connections_opened = 0;
   std::uint64_t connections_midstream = 0;  // opened without a SYN
@@ -35,6 +53,7 @@ struct ReassemblyStats {
   std::uint64_t truncated_bytes = 0;
   std::uint64_t segments_over_budget = 0;   // out-of-order segments not held: max_total_buffer reached
   std::uint64_t buffered_bytes = 0;         // out-of-order bytes held now
+  ReassemblyStats& operator+=(const ReassemblyStats& other);
 };
 
 enum class HoleReason { gap, truncated };
@@ -72,9 +91,38 @@ class StreamConsumer {
   virtual void on_close(TcpConnection& connection, CloseReason reason, std::int64_t timestamp_ns) = 0;
 };
 
+// Splits a capture's connections between `count` threads that each read every frame (a file).
+// Every thread keeps its own copy and, seeing the same frames in the same order, makes the
+// same choices: a connection's hash bucket, when first seen, goes to the thread with the
+// fewest open connections (seen and not yet ended by FIN or RST), then the least recent load
+// (frames and bytes, halved every kHalfLife frames). A fixed hash split leaves one thread
+// with far more work when a capture holds few busy connections (a load test's 50 keep-alive
+// ones); a split by load alone lags behind connections that start together.
+class ConnectionSharder {
+ public:
+  explicit ConnectionSharder(std::size_t count);
+  // The thread (0 to count - 1) owning the connection of `segment`, `wirelen` bytes more for it.
+  std::size_t owner(const TcpSegment& segment, std::size_t wirelen);
+
+ private:
+  static constexpr std::uint8_t kUnassigned = 0xff;
+  static constexpr std::uint64_t kFrameWeight = 256;  // a frame's own cost, in bytes' worth
+  static constexpr std::uint64_t kHalfLife = 4096;
+  struct Bucket {
+    std::uint8_t owner = kUnassigned;  // for good: late packets of an ended connection follow it
+    bool open = false;                 // its last connection has not ended
+  };
+  std::vector<Bucket> buckets_;
+  std::vector<std::uint64_t> open_;  // per thread: buckets open
+  std::vector<std::uint64_t> load_;  // per thread
+  std::uint64_t frames_ = 0;
+};
+
 class TcpReassembler {
  public:
-  TcpReassembler(ReassemblyLimits limits, StreamConsumer& consumer);
+  // `budget`: shared with the other reassemblers of the capture; null for one of its own.
+  TcpReassembler(ReassemblyLimits limits, StreamConsumer& consumer,
+                 std::shared_ptr<ReassemblyBudget> budget = nullptr);
   ~TcpReassembler();
   TcpReassembler(const TcpReassembler&) = delete;
   TcpReassembler& operator=(const TcpReassembler&) = delete;
@@ -98,6 +146,9 @@ class TcpReassembler {
   };
   struct Flow;
 
+  // A hash of the connection of `segment`, the same for both directions and in every thread.
+  static std::uint64_t connection_hash(const TcpSegment& segment);
+
  private:
   void deliver(Flow& flow, int direction, std::uint64_t offset, std::string_view bytes, std::uint32_t missing,
                std::int64_t ts);
@@ -108,12 +159,16 @@ class TcpReassembler {
   void close(Flow& flow, CloseReason reason, std::int64_t ts);
   void release_buffer(Flow& flow, int direction);
   void sweep(std::int64_t now_ns);
+  void forget(std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash>::iterator it);
+  std::size_t total_held() const { return budget_->buffered_bytes.load(std::memory_order_relaxed); }
+  void hold(std::size_t bytes);
+  void unhold(std::size_t bytes);
 
   ReassemblyLimits limits_;
   StreamConsumer& consumer_;
   ReassemblyStats stats_;
+  std::shared_ptr<ReassemblyBudget> budget_;
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows_;
-  std::uint64_t next_connection_id_ = 1;
   std::int64_t last_sweep_ns_ = 0;
 };
 

@@ -138,6 +138,11 @@ struct Record {
   std::uint32_t wire_len;  // as on the wire
 };
 
+struct PcapFlavour {
+  bool big_endian = false;
+  bool microseconds = false;
+};
+
 class Capture {
  public:
   explicit Capture(int link_type = kEthernet, std::uint32_t snaplen = 262144) : link_(link_type), snaplen_(snaplen) {}
@@ -153,21 +158,31 @@ class Capture {
   }
   std::vector<Record>& records() { return records_; }
 
-  // Classic pcap with nanosecond timestamps.
-  void write_pcap(const std::string& path) const {
+  // Classic pcap, as written by a little-endian host with nanosecond timestamps unless told
+  // otherwise (tcpdump writes microseconds, in its host's byte order).
+  void write_pcap(const std::string& path, PcapFlavour flavour = {}) const {
     std::string out;
-    le32(out, 0xa1b23c4d);
-    le16(out, 2);
-    le16(out, 4);
-    le32(out, 0);
-    le32(out, 0);
-    le32(out, snaplen_);
-    le32(out, static_cast<std::uint32_t>(link_));
+    auto u32 = [&](std::uint32_t v) {
+      if (flavour.big_endian) v = __builtin_bswap32(v);
+      le32(out, v);
+    };
+    auto u16 = [&](std::uint16_t v) {
+      if (flavour.big_endian) v = __builtin_bswap16(v);
+      le16(out, v);
+    };
+    u32(flavour.microseconds ? 0xa1b2c3d4 : 0xa1b23c4d);
+    u16(2);
+    u16(4);
+    u32(0);
+    u32(0);
+    u32(snaplen_);
+    u32(static_cast<std::uint32_t>(link_));
     for (const auto& r : records_) {
-      le32(out, static_cast<std::uint32_t>(r.ts_ns / 1'000'000'000));
-      le32(out, static_cast<std::uint32_t>(r.ts_ns % 1'000'000'000));
-      le32(out, static_cast<std::uint32_t>(r.bytes.size()));
-      le32(out, r.wire_len);
+      u32(static_cast<std::uint32_t>(r.ts_ns / 1'000'000'000));
+      std::int64_t fraction = r.ts_ns % 1'000'000'000;
+      u32(static_cast<std::uint32_t>(flavour.microseconds ? fraction / 1000 : fraction));
+      u32(static_cast<std::uint32_t>(r.bytes.size()));
+      u32(r.wire_len);
       out += r.bytes;
     }
     std::ofstream(path, std::ios::binary) << out;

@@ -5,6 +5,9 @@
 #include <atomic>
 #include <filesystem>
 #include <regex>
+#include <fstream>
+#include <set>
+#include <thread>
 
 #include "doppel/testing.hpp"
 #include "pcap_builder.hpp"
@@ -47,10 +50,7 @@ std::string temp_path(const char* suffix) {
       .string();
 }
 
-Result run_capture(const Capture& capture, Value::Table options = {}, bool pcapng = false) {
-  std::string path = temp_path(pcapng ? ".pcapng" : ".pcap");
-  if (pcapng) capture.write_pcapng(path);
-  else capture.write_pcap(path);
+Result run_file(const std::string& path, Value::Table options) {
   options.emplace_back("file", path);
   Value table = Value(std::move(options));
   testing::StageHarness h(testing::linked_plugin("raw"), table);
@@ -64,6 +64,56 @@ Result run_capture(const Capture& capture, Value::Table options = {}, bool pcapn
                            "connections.upgraded", "connections.expired", "messages.incomplete", "packets.fragment"})
     r.counters[name] = h.counter(name).value();
   r.failed = h.failed("capture_error");
+  return r;
+}
+
+// What a capture gave, per connection, with ids replaced by their first position on the
+// connection (ids are fresh each run; which messages share one is what matters). Sorted:
+// the messages of different connections interleave differently with several threads.
+std::vector<std::string> per_connection(const Result& r) {
+  std::map<std::uint64_t, std::vector<MessagePtr>> by_connection;
+  for (auto& m : r.messages) by_connection[m->meta.connection_id].push_back(m);
+  std::vector<std::string> out;
+  for (auto& [id, messages] : by_connection) {
+    std::string text;
+    std::map<std::string, std::size_t> id_position;
+    for (auto& m : messages) {
+      id_position.emplace(m->id, id_position.size());
+      text += std::string(kind_name(m->kind)) + " #" + std::to_string(id_position[m->id]) + " " +
+              m->meta.source.address + ":" + std::to_string(m->meta.source.port) + " > " +
+              m->meta.destination.address + ":" + std::to_string(m->meta.destination.port) + " t=" +
+              std::to_string(m->timestamp_ns) + " latency=" + std::to_string(m->latency_ns) +
+              (m->meta.incomplete ? " incomplete" : "") + "\n" + m->payload + "\n";
+    }
+    out.push_back(std::move(text));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Reads `path` with one thread (the result returned, which each test checks exactly) and
+// with three, which must give the same messages per connection and the same counters.
+Result run_with_one_and_three_threads(const std::string& path, const Value::Table& options) {
+  Value::Table one = options, three = options;
+  one.emplace_back("threads", 1);
+  three.emplace_back("threads", 3);
+  Result single = run_file(path, one);
+  Result sharded = run_file(path, three);
+  CHECK(per_connection(sharded) == per_connection(single));
+  CHECK(sharded.counters == single.counters);
+  CHECK(sharded.drops == single.drops);
+  CHECK(sharded.failed == single.failed);
+  std::set<std::uint64_t> connections;
+  for (auto& m : sharded.messages) connections.insert(m->meta.connection_id);
+  CHECK(connections.size() == per_connection(single).size());  // ids unique across threads
+  return single;
+}
+
+Result run_capture(const Capture& capture, Value::Table options = {}, bool pcapng = false) {
+  std::string path = temp_path(pcapng ? ".pcapng" : ".pcap");
+  if (pcapng) capture.write_pcapng(path);
+  else capture.write_pcap(path);
+  Result r = run_with_one_and_three_threads(path, options);
   std::filesystem::remove(path);
   return r;
 }
@@ -377,6 +427,145 @@ TEST_CASE("link types, VLAN tags, IPv6 and pcapng") {
   }
 }
 
+TEST_CASE("several threads: many interleaved connections keep their own order, ids and counts") {
+  Capture c;
+  std::int64_t t = kT0;
+  std::vector<Conversation> conversations;
+  for (std::uint16_t i = 0; i < 60; ++i) conversations.emplace_back(kClient, static_cast<std::uint16_t>(42000 + i), kServer, 80);
+  for (auto& conv : conversations) add_all(c, conv.handshake(), t);
+  for (int round = 0; round < 3; ++round)
+    for (std::size_t i = 0; i < conversations.size(); ++i) {
+      auto& conv = conversations[i];
+      std::string get = "GET /c" + std::to_string(i) + "/r" + std::to_string(round) + " HTTP/1.1\r\nHost: s\r\n\r\n";
+      if (i % 7 == 3) {  // some arrive out of order, with a retransmission
+        Segment first = conv.client(get.substr(0, 9)), second = conv.client(get.substr(9));
+        add_all(c, {second, first, second, conv.server(kOk)}, t);
+      } else {
+        add_all(c, {conv.client(get), conv.server(kOk)}, t);
+      }
+    }
+  for (auto& conv : conversations) add_all(c, {conv.client_fin(), conv.server_fin()}, t);
+  Result r = run_capture(c, {{"track_response", true}});  // and with three threads, compared
+  REQUIRE(r.messages.size() == 360);
+  std::map<std::uint64_t, std::vector<MessagePtr>> by_connection;
+  for (auto& m : r.messages) by_connection[m->meta.connection_id].push_back(m);
+  REQUIRE(by_connection.size() == 60);
+  for (auto& [id, messages] : by_connection) {
+    REQUIRE(messages.size() == 6);
+    std::string path = "/c" + std::to_string(messages[0]->meta.source.port - 42000) + "/r";
+    for (int round = 0; round < 3; ++round) {
+      CHECK(messages[2 * round]->kind == Kind::request);
+      CHECK(messages[2 * round]->payload.find(path + std::to_string(round) + " ") != std::string::npos);
+      CHECK(messages[2 * round + 1]->kind == Kind::response);
+      CHECK(messages[2 * round + 1]->id == messages[2 * round]->id);
+    }
+  }
+  CHECK(r.counter("segments.duplicate") == 9 * 3);
+  CHECK(r.drops.empty());
+}
+
+TEST_CASE("several threads: messages leave in capture order, to within one window of frames") {
+  // 40 connections taking turns for 8,000 frames (eight windows), one frame per millisecond.
+  Capture c;
+  std::int64_t t = kT0;
+  std::vector<Conversation> conversations;
+  for (std::uint16_t i = 0; i < 40; ++i) conversations.emplace_back(kClient, static_cast<std::uint16_t>(43000 + i), kServer, 80);
+  for (auto& conv : conversations) add_all(c, conv.handshake(), t);
+  while (c.records().size() < 8000)
+    for (auto& conv : conversations) add_all(c, {conv.client(kGet), conv.server(kOk)}, t);
+  std::string path = temp_path(".pcap");
+  c.write_pcap(path);
+  Result r = run_file(path, {{"track_response", true}, {"threads", 3}});
+  std::filesystem::remove(path);
+  REQUIRE(r.messages.size() > 7800);
+  // A message never follows one whose request started more than a window (1,024 frames,
+  // 1.024 s here) after its own: threads that ran ahead were held back.
+  std::int64_t latest = 0, worst = 0;
+  for (auto& m : r.messages) {
+    std::int64_t started = m->timestamp_ns - m->latency_ns;
+    latest = std::max(latest, started);
+    worst = std::max(worst, latest - started);
+  }
+  CHECK(worst > 0);  // within a window, thread by thread
+  CHECK(worst <= 1024 * kMs);
+}
+
+TEST_CASE("a capture file cut short: what came before the cut is extracted, the error is told once") {
+  for (bool pcapng : {false, true}) {
+    CAPTURE(pcapng);
+    Capture c;
+    Conversation conv(kClient, 40300, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(kGet), conv.server(kOk), conv.client(kGet), conv.server(kOk), conv.client(kGet)}, t);
+    std::string path = temp_path(pcapng ? ".pcapng" : ".pcap");
+    if (pcapng) c.write_pcapng(path);
+    else c.write_pcap(path);
+    std::filesystem::resize_file(path, std::filesystem::file_size(path) - 10);  // into the last frame
+    Result r = run_with_one_and_three_threads(path, {{"track_response", true}});
+    std::filesystem::remove(path);
+    REQUIRE(r.messages.size() == 4);
+    CHECK(r.messages[2]->payload == kGet);
+    CHECK(r.messages[3]->payload == kOk);
+    CHECK(r.failed == 1);
+  }
+}
+
+TEST_CASE("classic pcap from a big-endian host with microsecond timestamps") {
+  Capture c;
+  Conversation conv(kClient, 40400, kServer, 80);
+  std::int64_t t = kT0 + 5'000;  // a whole number of microseconds
+  add_all(c, conv.handshake(), t);
+  std::int64_t request_at = t;
+  add_all(c, {conv.client(kGet), conv.server(kOk)}, t);
+  std::string path = temp_path(".pcap");
+  c.write_pcap(path, {.big_endian = true, .microseconds = true});
+  Result r = run_with_one_and_three_threads(path, {{"track_response", true}});
+  std::filesystem::remove(path);
+  REQUIRE(r.messages.size() == 2);
+  CHECK(r.messages[0]->payload == kGet);
+  CHECK(r.messages[0]->timestamp_ns == request_at);
+  CHECK(r.messages[1]->payload == kOk);
+  CHECK(r.messages[1]->latency_ns == kMs);
+}
+
+TEST_CASE("a capture read from a pipe (\"-\" is standard input) is read once, by one thread") {
+  Capture c;
+  Conversation conv(kClient, 40500, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  add_all(c, {conv.client(kGet), conv.server(kOk)}, t);
+  std::string path = temp_path(".pcap");
+  c.write_pcap(path);
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::filesystem::remove(path);
+  for (const char* name : {"-", "/dev/stdin"}) {
+    CAPTURE(std::string(name));
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    int saved_stdin = ::dup(0);
+    ::dup2(fds[0], 0);
+    ::close(fds[0]);
+    std::thread writer([&] {
+      for (std::size_t done = 0; done < bytes.size();) {
+        ssize_t n = ::write(fds[1], bytes.data() + done, bytes.size() - done);
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+      }
+      ::close(fds[1]);
+    });
+    Result r = run_file(name, {{"track_response", true}, {"threads", 4}});
+    writer.join();
+    ::dup2(saved_stdin, 0);
+    ::close(saved_stdin);
+    REQUIRE(r.messages.size() == 2);
+    CHECK(r.messages[0]->payload == kGet);
+    CHECK(r.messages[1]->payload == kOk);
+    CHECK(r.failed == 0);
+  }
+}
+
 TEST_CASE("loopback on `any`: every packet seen twice yields each message once") {
   Capture c(kSll2);
   Address lo = Address::v4("127.0.0.1");
@@ -495,9 +684,17 @@ TEST_CASE("bounded connection table: further connections are refused and counted
     add_all(c, conv.handshake(), t);
     add_all(c, {conv.client(kGet)}, t);
   }
-  Result r = run_capture(c, {{"max_connections", 1}});
+  std::string path = temp_path(".pcap");
+  c.write_pcap(path);
+  Result r = run_file(path, {{"max_connections", 1}, {"threads", 1}});
   CHECK(r.of(Kind::request).size() == 1);
   CHECK(r.drop("flow_table_full") == 6);  // SYN, SYN-ACK and request of each refused connection
+  // With a thread per connection, the bound holds for all of them at any moment, but which
+  // connection comes first is a matter of thread timing: each is either emitted or refused.
+  Result sharded = run_file(path, {{"max_connections", 1}, {"threads", 3}});
+  std::filesystem::remove(path);
+  CHECK(sharded.of(Kind::request).size() >= 1);
+  CHECK(sharded.of(Kind::request).size() + sharded.drop("flow_table_full") / 3 == 3);
 }
 
 TEST_CASE("idle connections expire, and what they had in progress is counted") {
@@ -547,4 +744,6 @@ TEST_CASE("configuration errors name the option") {
                        doctest::Contains("invalid BPF filter"), ConfigError);
   CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"ports", Value::array({"80", "http"})}})),
                        doctest::Contains("not a TCP port"), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"interface", "lo"}, {"threads", 2}})),
+                       doctest::Contains("applies to a capture `file`"), ConfigError);
 }
