@@ -34,7 +34,6 @@ class CaptureFile {
   // Readers walk a shared mapping (true) or each open the file with libpcap (false); only a
   // regular file can be read by several readers, a pipe cannot.
   bool mapped() const { return map_ != nullptr; }
-  bool rereadable() const { return rereadable_; }
   const std::string& path() const { return path_; }
 
   class Reader {

@@ -188,11 +188,8 @@ std::string RawInput::effective_filter(int link_type) const {
   return config_.generated ? config_.generated->expression_for(link_type) : config_.filter;
 }
 
-std::size_t RawInput::file_threads(const CaptureFile& file) const {
-  if (!file.rereadable()) return 1;
+std::size_t RawInput::file_threads() const {
   if (config_.threads > 0) return static_cast<std::size_t>(config_.threads);
-  // Every thread reads the whole file and decodes every frame: past a few threads that
-  // shared part outweighs the reassembly and parsing split between them.
   return std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 8);
 }
 
@@ -220,73 +217,76 @@ void RawInput::run_file(std::stop_token stop) {
     context().fail("capture_error");
     return;
   }
-  std::size_t shards = file_threads(*file);
+  // After the filter: compiling it on a pipe uses the handle the reader then takes over.
+  auto reader = file->reader(error);
+  if (!reader) {
+    context().log().error("raw: cannot open {}: {}", config_.file, error);
+    context().fail("capture_error");
+    return;
+  }
+  std::size_t threads = file_threads();
   context().log().info("raw: reading {} ({}, {}) with {} thread{}, filter \"{}\"", config_.file,
-                       pcap_datalink_val_to_name(link_type), file->mapped() ? "mapped" : "libpcap", shards,
-                       shards == 1 ? "" : "s", filter);
+                       pcap_datalink_val_to_name(link_type), file->mapped() ? "mapped" : "libpcap", threads,
+                       threads == 1 ? "" : "s", filter);
   {
     std::lock_guard lock(stats_mutex_);
-    shard_stats_.assign(shards, CaptureStats{});
+    shard_stats_.assign(threads, CaptureStats{});
   }
+  const GeneratedFilter* generated = config_.generated ? &*config_.generated : nullptr;
+  FrameSplitter splitter(
+      *reader, link_type, file->mapped(), threads,
+      [&](const CapturedFrame& frame, DecodeStatus status, const TcpSegment& segment) {
+        std::optional<bool> verdict;
+        if (generated && status == DecodeStatus::tcp) verdict = generated->verdict(link_type, frame, segment);
+        return verdict ? *verdict : frame_filter->matches(frame);
+      });
+  OrderedEmitter emitter(threads, [this](std::vector<MessagePtr>& messages) { context().emit_batch(messages); });
   auto budget = std::make_shared<ReassemblyBudget>();
-  OrderedEmitter emitter(shards, [this](std::vector<MessagePtr>& messages) { context().emit_batch(messages); });
   std::vector<std::jthread> helpers;
-  for (std::size_t shard = 1; shard < shards; ++shard)
-    helpers.emplace_back([&, shard] { read_shard(stop, *file, *frame_filter, emitter, shard, budget); });
-  read_shard(stop, *file, *frame_filter, emitter, 0, budget);
+  for (std::size_t shard = 1; shard < threads; ++shard)
+    helpers.emplace_back([&, shard] { extract(stop, splitter, emitter, shard, budget); });
+  extract(stop, splitter, emitter, 0, budget);
   helpers.clear();  // joins
+  if (std::string why = splitter.error(); !why.empty()) {
+    context().log().error("raw: reading {} failed: {}", config_.file, why);
+    context().fail("capture_error");
+  }
 }
 
-void RawInput::read_shard(std::stop_token stop, const CaptureFile& file, const FrameFilter& filter,
-                          OrderedEmitter& emitter, std::size_t shard,
-                          const std::shared_ptr<ReassemblyBudget>& budget) {
-  // However this reader ends, no window waits for it.
-  struct Finished {
+void RawInput::extract(std::stop_token stop, FrameSplitter& splitter, OrderedEmitter& emitter, std::size_t shard,
+                       const std::shared_ptr<ReassemblyBudget>& budget) {
+  // However this thread ends, no window waits for it.
+  struct Leave {
+    FrameSplitter& splitter;
     OrderedEmitter& emitter;
     std::size_t shard;
-    ~Finished() { emitter.finish(shard); }
-  } finished{emitter, shard};
-  try {
-    std::string error;
-    auto reader = file.reader(error);
-    if (!reader) {
-      context().log().error("raw: cannot open {}: {}", config_.file, error);
-      context().fail("capture_error");
-      return;
+    ~Leave() {
+      splitter.leave(shard);
+      emitter.finish(shard);
     }
+  } leave{splitter, emitter, shard};
+  try {
     // The messages of each window of frames go downstream together, in capture order.
     std::vector<MessagePtr> batch;
     CaptureSession session(
         config_.capture,
         CaptureSession::EmitShared([&](std::shared_ptr<Message>&& message) { batch.push_back(std::move(message)); }),
         budget);
-    int link_type = file.link_type();
-    ConnectionSharder sharder(emitter.readers());
-    CapturedFrame frame;
-    TcpSegment segment;
     std::int64_t last_ts = 0;
     std::uint64_t window = 0;
-    bool more = true;
     auto last_publish = std::chrono::steady_clock::now();
-    for (; more && !stop.stop_requested() && !context().stopping(); ++window) {
-      for (int i = 0; i < OrderedEmitter::kWindow; ++i) {
-        if (!reader->next(frame)) {
-          more = false;
-          break;
-        }
-        last_ts = frame.timestamp_ns;
-        DecodeStatus status = decode_packet(link_type, frame.data, frame.caplen, frame.wirelen, segment);
-        std::size_t owner = status == DecodeStatus::tcp ? sharder.owner(segment, frame.wirelen) : 0;
-        bool taken = false;
-        if (owner == shard) {
-          std::optional<bool> verdict;
-          if (config_.generated && status == DecodeStatus::tcp) verdict = config_.generated->verdict(link_type, frame, segment);
-          taken = verdict ? *verdict : filter.matches(frame);
-        }
-        // Time passes for every thread: idle connections expire as they would with one.
-        if (taken) session.add_decoded(status, segment, frame.wirelen, frame.timestamp_ns);
-        else session.advance(frame.timestamp_ns);
+    for (;; ++window) {
+      if (stop.stop_requested() || context().stopping()) {
+        splitter.stop();
+        break;
       }
+      const FrameSplitter::Window* frames = splitter.take(shard, window);
+      if (frames == nullptr) break;
+      for (const SplitFrame& f : frames->frames[shard])
+        session.add_decoded(f.status, f.segment, f.wirelen, f.timestamp_ns);
+      // Time passes for every thread: idle connections expire as they would with one.
+      last_ts = frames->last_timestamp_ns;
+      session.advance(last_ts);
       emitter.deliver(shard, window, batch);
       auto now = std::chrono::steady_clock::now();
       if (now - last_publish >= std::chrono::seconds(1)) {
@@ -294,11 +294,7 @@ void RawInput::read_shard(std::stop_token stop, const CaptureFile& file, const F
         publish(shard, session.stats());
       }
     }
-    // Every thread reads the same bytes: one of them tells.
-    if (!reader->error().empty() && shard == 0) {
-      context().log().error("raw: reading {} failed: {}", config_.file, reader->error());
-      context().fail("capture_error");
-    }
+    splitter.leave(shard);
     session.finish(last_ts);
     emitter.deliver(shard, window, batch);  // as one more window, after the last one read
     publish(shard, session.stats());

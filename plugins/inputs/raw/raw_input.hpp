@@ -9,6 +9,7 @@
 
 #include "capture_file.hpp"
 #include "capture_session.hpp"
+#include "frame_splitter.hpp"
 #include "ordered_emitter.hpp"
 #include "doppel/stage.hpp"
 
@@ -53,17 +54,16 @@ class RawInput : public Stage {
   std::optional<KindSet> produces() const override;
   OverflowPolicy overflow_policy() const override;
 
-  // How many threads read `file` (1 when it can be read only once, e.g. a pipe).
-  std::size_t file_threads(const CaptureFile& file) const;
+  // How many threads extract messages from `file`.
+  std::size_t file_threads() const;
 
  private:
   std::string effective_filter(int link_type) const;
   void run_live(std::stop_token stop);
   void run_file(std::stop_token stop);
-  // One thread of run_file: every frame is read and decoded, the connections owned by
-  // `shard` (of emitter.readers(), see ConnectionSharder) are reassembled and parsed.
-  void read_shard(std::stop_token stop, const CaptureFile& file, const FrameFilter& filter,
-                  OrderedEmitter& emitter, std::size_t shard, const std::shared_ptr<ReassemblyBudget>& budget);
+  // One thread of run_file: reassembles and parses the frames of the connections `shard` owns.
+  void extract(std::stop_token stop, FrameSplitter& splitter, OrderedEmitter& emitter, std::size_t shard,
+               const std::shared_ptr<ReassemblyBudget>& budget);
   // Publishes the counters of all shards, with `now` for `shard`.
   void publish(std::size_t shard, const CaptureStats& now);
   void skip_loopback_duplicates(void* handle);  // pcap_t*, live capture only

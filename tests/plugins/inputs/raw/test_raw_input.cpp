@@ -529,7 +529,7 @@ TEST_CASE("classic pcap from a big-endian host with microsecond timestamps") {
   CHECK(r.messages[1]->latency_ns == kMs);
 }
 
-TEST_CASE("a capture read from a pipe (\"-\" is standard input) is read once, by one thread") {
+TEST_CASE("a capture read from a pipe (\"-\" is standard input) is read once, its frames shared by the threads") {
   Capture c;
   Conversation conv(kClient, 40500, kServer, 80);
   std::int64_t t = kT0;
