@@ -7,6 +7,10 @@
 // items wait; only then does it fall *asleep*, and the next push wakes it at once. So an idle
 // stage still sees a lone message without delay, and a busy one takes messages in batches,
 // at most kLinger late.
+//
+// Producers waiting for room (back-pressure) are woken the same way: once the consumer has
+// taken a quarter of the queue, not after every batch it takes. Woken after every 64
+// messages, two capture threads and the consumer took turns on the CPUs 60 times as often.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -25,14 +29,16 @@ class BoundedQueue {
   enum class Push { ok, full, closed };
 
   explicit BoundedQueue(std::size_t capacity)
-      : capacity_(capacity), wake_batch_(std::max<std::size_t>(1, std::min(kWakeBatch, capacity))) {}
+      : capacity_(capacity),
+        wake_batch_(std::max<std::size_t>(1, std::min(kWakeBatch, capacity))),
+        resume_level_(capacity - std::max<std::size_t>(1, capacity / 4)) {}
 
   // wait = true blocks until there is room (or the queue closes, or `abort` becomes true).
   Push push(MessagePtr message, bool wait, const std::atomic<bool>& abort) {
     std::unique_lock lock(mutex_);
     while (items_.size() >= capacity_ && !closed_) {
       if (!wait || abort.load()) return Push::full;
-      not_full_.wait_for(lock, std::chrono::milliseconds(50));
+      wait_for_room(lock);
     }
     if (closed_) return Push::closed;
     items_.push_back(std::move(message));
@@ -53,7 +59,7 @@ class BoundedQueue {
       while (items_.size() >= capacity_ && !closed_) {
         if (claim_wake()) not_empty_.notify_one();  // what this batch filled must be taken
         if (!wait || abort.load()) return {i, Push::full};
-        not_full_.wait_for(lock, std::chrono::milliseconds(50));
+        wait_for_room(lock);
       }
       if (closed_) return {i, Push::closed};
       while (i < messages.size() && items_.size() < capacity_) items_.push_back(std::move(messages[i++]));
@@ -92,8 +98,9 @@ class BoundedQueue {
       out.push_back(std::move(items_.front()));
       items_.pop_front();
     }
+    bool room = waiting_producers_ > 0 && items_.size() <= resume_level_;
     lock.unlock();
-    not_full_.notify_all();
+    if (room) not_full_.notify_all();
     return true;
   }
 
@@ -120,6 +127,13 @@ class BoundedQueue {
   std::size_t capacity() const { return capacity_; }
 
  private:
+  // Under the lock: a producer waits until the consumer made room (the timeout is a safety net).
+  void wait_for_room(std::unique_lock<std::mutex>& lock) {
+    ++waiting_producers_;
+    not_full_.wait_for(lock, std::chrono::milliseconds(50));
+    --waiting_producers_;
+  }
+
   // Under the lock, after pushing: whether the consumer must be woken now (asleep, or
   // lingering with a batch waiting). Marks it awake, so that one notify is enough.
   bool claim_wake() {
@@ -130,6 +144,8 @@ class BoundedQueue {
 
   const std::size_t capacity_;
   const std::size_t wake_batch_;  // a full queue always wakes its consumer
+  const std::size_t resume_level_;  // waiting producers are woken once the queue is down to this
+  std::size_t waiting_producers_ = 0;
   mutable std::mutex mutex_;
   std::condition_variable not_empty_, not_full_;
   std::deque<MessagePtr> items_;
