@@ -86,8 +86,15 @@ void FrameSplitter::fill(Window& window) {
   window.block = window.used = 0;
   CapturedFrame frame;
   int read = 0;
-  for (; read < kWindow && reader_.next(frame); ++read) {
-    if (!frames_stay_) frame.data = keep(window, frame);
+  std::size_t copied = 0;
+  bool more = true;
+  // A window ends after kWindow frames, or once the copies it holds reach kMaxCopied: 32
+  // windows of 1024 loopback frames of 64 KiB each would hold 2 GiB.
+  for (; read < kWindow && copied < kMaxCopied && (more = reader_.next(frame)); ++read) {
+    if (!frames_stay_) {
+      frame.data = keep(window, frame);
+      copied += frame.caplen;
+    }
     window.last_timestamp_ns = frame.timestamp_ns;
     SplitFrame split;
     split.status = decode_packet(link_type_, frame.data, frame.caplen, frame.wirelen, split.segment);
@@ -100,7 +107,7 @@ void FrameSplitter::fill(Window& window) {
   }
   std::lock_guard lock(mutex_);
   if (read > 0) ++filled_;
-  if (read < kWindow) ended_ = true;  // the end of the file, or an error the reader tells
+  if (!more) ended_ = true;  // the end of the file, or an error the reader tells
 }
 
 }  // namespace doppel::plugins::raw

@@ -28,7 +28,8 @@ struct SplitFrame {
 
 class FrameSplitter {
  public:
-  static constexpr int kWindow = 1024;         // frames
+  static constexpr int kWindow = 1024;         // frames at most
+  static constexpr std::size_t kMaxCopied = std::size_t{4} << 20;  // bytes of copied frames at most
   static constexpr std::uint64_t kSlots = 32;  // windows held at most
   // Whether the capture takes a frame (its filter); `segment` is filled when `status` is tcp.
   using Select = std::function<bool(const CapturedFrame&, DecodeStatus status, const TcpSegment& segment)>;

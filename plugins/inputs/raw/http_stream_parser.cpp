@@ -78,7 +78,7 @@ constexpr std::array<bool, 256> kTargetChars = [] {
 // From `i`, the first byte that is not a field-value character (kFieldValue) or a request
 // target character: 16 bytes per step where SSE2 is there (every x86-64), the tables elsewhere.
 template <bool kFieldValue>
-std::size_t skip_allowed(const unsigned char* b, std::size_t i, std::size_t size) {
+[[gnu::always_inline]] inline std::size_t skip_allowed(const unsigned char* b, std::size_t i, std::size_t size) {
 #if defined(__SSE2__)
   const __m128i highest_control = _mm_set1_epi8(kFieldValue ? 0x1f : 0x20);  // a target has no SP
   const __m128i del = _mm_set1_epi8(0x7f);
@@ -99,7 +99,7 @@ std::size_t skip_allowed(const unsigned char* b, std::size_t i, std::size_t size
 // From `i`, the first byte that is not a token character (kTokenChars). Where SSE2 is there,
 // 16 bytes per step while they are letters, digits and '-' (what header names are made of);
 // the table judges the first other byte.
-std::size_t skip_token(const unsigned char* b, std::size_t i, std::size_t size) {
+[[gnu::always_inline]] inline std::size_t skip_token(const unsigned char* b, std::size_t i, std::size_t size) {
 #if defined(__SSE2__)
   const __m128i case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), last_letter = _mm_set1_epi8(25);
   const __m128i zero = _mm_set1_epi8('0'), last_digit = _mm_set1_epi8(9), dash = _mm_set1_epi8('-');

@@ -1,9 +1,10 @@
 #pragma once
-// Several threads read one capture file, each extracting the messages of the connections it
-// owns. This puts their output back in capture order, one window of frames at a time: the
-// messages of window w leave (thread by thread, each in its own order) after every message
-// of window w - 1, however the threads are paced. Nothing waits in the common case; a thread
-// that runs kSlots windows ahead of the slowest waits, which bounds what is held here.
+// Several threads extract the messages of one capture file, each from the connections it
+// owns (see FrameSplitter). This puts their output back in capture order, one window of
+// frames at a time: the messages of window w leave (thread by thread, each in its own order)
+// after every message of window w - 1, however the threads are paced. Nothing waits in the
+// common case; a thread that runs kSlots windows ahead of the slowest waits, which bounds
+// what is held here.
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -16,7 +17,6 @@ namespace doppel::plugins::raw {
 
 class OrderedEmitter {
  public:
-  static constexpr int kWindow = 1024;       // frames per window
   static constexpr std::uint64_t kSlots = 32;  // windows held at most
   using Emit = std::function<void(std::vector<MessagePtr>&)>;
 
