@@ -22,7 +22,7 @@ struct Layer {
   std::size_t wire;
 };
 
-DecodeStatus decode_tcp(Layer l4, TcpSegment& out) {
+[[gnu::always_inline]] inline DecodeStatus decode_tcp(Layer l4, TcpSegment& out) {
   // l4.wire is the TCP length the IP header declares.
   if (l4.wire < 20) return DecodeStatus::malformed;
   if (l4.captured < 20) return DecodeStatus::truncated;
@@ -44,7 +44,7 @@ DecodeStatus decode_tcp(Layer l4, TcpSegment& out) {
 
 // `l3.wire` is what the link layer says is left of the frame: the IP total length may be
 // smaller (Ethernet padding) but never larger.
-DecodeStatus decode_ipv4(Layer l3, TcpSegment& out) {
+[[gnu::always_inline]] inline DecodeStatus decode_ipv4(Layer l3, TcpSegment& out) {
   if (l3.captured < 20) return l3.wire < 20 ? DecodeStatus::malformed : DecodeStatus::truncated;
   const std::uint8_t* p = l3.data;
   if ((p[0] >> 4) != 4) return DecodeStatus::malformed;
@@ -93,7 +93,7 @@ DecodeStatus decode_ipv6(Layer l3, TcpSegment& out) {
   return decode_tcp({p + offset, captured - offset, total - offset}, out);
 }
 
-DecodeStatus decode_ip(std::uint16_t ethertype, Layer l3, TcpSegment& out) {
+[[gnu::always_inline]] inline DecodeStatus decode_ip(std::uint16_t ethertype, Layer l3, TcpSegment& out) {
   if (ethertype == kEtherIpv4) return decode_ipv4(l3, out);
   if (ethertype == kEtherIpv6) return decode_ipv6(l3, out);
   return DecodeStatus::not_tcp;
