@@ -125,6 +125,17 @@ void add_all(Capture& c, const std::vector<Segment>& segments, std::int64_t& t, 
   }
 }
 
+// `count` connections from kClient (ports first_port, first_port + 1, ...) to kServer:80,
+// their handshakes added to `c`.
+std::vector<Conversation> open_connections(Capture& c, std::uint16_t count, std::uint16_t first_port, std::int64_t& t) {
+  std::vector<Conversation> out;
+  for (std::uint16_t i = 0; i < count; ++i) {
+    out.emplace_back(kClient, static_cast<std::uint16_t>(first_port + i), kServer, 80);
+    add_all(c, out.back().handshake(), t);
+  }
+  return out;
+}
+
 const std::string kGet = "GET /v2/robot/query?id=1 HTTP/1.1\r\nHost: svc\r\nUser-Agent: t\r\n\r\n";
 const std::string kOk = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
 
@@ -432,11 +443,9 @@ TEST_CASE("pcapng with large frames: copied windows stay bounded and bodies stay
   // held: these 6 MiB of 60 KiB loopback frames span several windows of fewer than 1024.
   Capture c;
   std::int64_t t = kT0;
-  std::vector<Conversation> conversations;
+  std::vector<Conversation> conversations = open_connections(c, 2, 44000, t);
   std::vector<std::string> bodies;
   for (std::uint16_t i = 0; i < 2; ++i) {
-    conversations.emplace_back(kClient, static_cast<std::uint16_t>(44000 + i), kServer, 80);
-    add_all(c, conversations.back().handshake(), t);
     std::string body(3 << 20, '\0');
     for (std::size_t k = 0; k < body.size(); ++k) body[k] = static_cast<char>('a' + (k * 7 + i) % 26);
     bodies.push_back(body);
@@ -459,9 +468,7 @@ TEST_CASE("pcapng with large frames: copied windows stay bounded and bodies stay
 TEST_CASE("several threads: many interleaved connections keep their own order, ids and counts") {
   Capture c;
   std::int64_t t = kT0;
-  std::vector<Conversation> conversations;
-  for (std::uint16_t i = 0; i < 60; ++i) conversations.emplace_back(kClient, static_cast<std::uint16_t>(42000 + i), kServer, 80);
-  for (auto& conv : conversations) add_all(c, conv.handshake(), t);
+  std::vector<Conversation> conversations = open_connections(c, 60, 42000, t);
   for (int round = 0; round < 3; ++round)
     for (std::size_t i = 0; i < conversations.size(); ++i) {
       auto& conv = conversations[i];
@@ -497,9 +504,7 @@ TEST_CASE("several threads: messages leave in capture order, to within one windo
   // 40 connections taking turns for 8,000 frames (eight windows), one frame per millisecond.
   Capture c;
   std::int64_t t = kT0;
-  std::vector<Conversation> conversations;
-  for (std::uint16_t i = 0; i < 40; ++i) conversations.emplace_back(kClient, static_cast<std::uint16_t>(43000 + i), kServer, 80);
-  for (auto& conv : conversations) add_all(c, conv.handshake(), t);
+  std::vector<Conversation> conversations = open_connections(c, 40, 43000, t);
   while (c.records().size() < 8000)
     for (auto& conv : conversations) add_all(c, {conv.client(kGet), conv.server(kOk)}, t);
   std::string path = temp_path(".pcap");
