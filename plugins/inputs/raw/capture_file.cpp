@@ -80,8 +80,7 @@ class MappedReader final : public CaptureFile::Reader {
 
 class LibpcapReader final : public CaptureFile::Reader {
  public:
-  explicit LibpcapReader(pcap_t* handle) : handle_(handle) {}
-  ~LibpcapReader() override { pcap_close(handle_); }
+  explicit LibpcapReader(pcap_t* handle) : handle_(handle) {}  // the file's, which it closes
 
   bool next(CapturedFrame& frame) override {
     pcap_pkthdr* header = nullptr;
@@ -118,6 +117,7 @@ std::shared_ptr<const CaptureFile> CaptureFile::open(const std::string& path, st
   if (handle == nullptr) return nullptr;
   std::shared_ptr<CaptureFile> file(new CaptureFile());
   file->path_ = path;
+  file->handle_ = handle;
   file->link_type_ = pcap_datalink(handle);
   file->snaplen_ = pcap_snapshot(handle);
 
@@ -125,11 +125,8 @@ std::shared_ptr<const CaptureFile> CaptureFile::open(const std::string& path, st
   struct stat st{};
   if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     if (fd >= 0) ::close(fd);
-    file->first_handle_ = handle;  // a pipe: one libpcap reader, the one that read the header
-    return file;
+    return file;  // a pipe: read by libpcap
   }
-  pcap_close(handle);
-  file->rereadable_ = true;
   // Mapped: what tcpdump writes, pcap 2.4 in this host's byte order. Everything else goes
   // through libpcap, which knows its quirks: lengths swapped before 2.4, pseudo-headers
   // rewritten when the byte order differs, other magic numbers.
@@ -155,35 +152,29 @@ std::shared_ptr<const CaptureFile> CaptureFile::open(const std::string& path, st
 }
 
 CaptureFile::~CaptureFile() {
-  if (void* handle = first_handle_.exchange(nullptr)) pcap_close(static_cast<pcap_t*>(handle));
+  pcap_close(static_cast<pcap_t*>(handle_));
   if (map_ != nullptr) ::munmap(const_cast<std::uint8_t*>(map_), size_);
 }
 
 std::unique_ptr<CaptureFile::Reader> CaptureFile::reader(std::string& error) const {
   if (map_ != nullptr)
     return std::make_unique<MappedReader>(map_, size_, nanoseconds_, static_cast<std::uint32_t>(snaplen_));
-  if (void* first = first_handle_.exchange(nullptr)) return std::make_unique<LibpcapReader>(static_cast<pcap_t*>(first));
-  if (!rereadable_) {
-    error = "\"" + path_ + "\" is not a regular file: it can be read only once";
+  if (handle_reading_) {
+    error = "\"" + path_ + "\" is already being read";
     return nullptr;
   }
-  pcap_t* handle = open_with_libpcap(path_, error);
-  if (handle == nullptr) return nullptr;
-  return std::make_unique<LibpcapReader>(handle);
+  handle_reading_ = true;
+  return std::make_unique<LibpcapReader>(static_cast<pcap_t*>(handle_));
 }
 
 FrameFilter::FrameFilter(const CaptureFile& file, const std::string& expression) {
   if (expression.empty()) return;
-  // A pipe's only handle is still unread past the header: compiling does not read from it.
-  auto* handle = static_cast<pcap_t*>(file.first_handle_.load());
-  bool own = handle == nullptr;
-  std::string error;
-  if (own && (handle = open_with_libpcap(file.path(), error)) == nullptr) throw std::runtime_error(error);
+  // Compiled against the file's own handle (compiling reads nothing from it): libpcap
+  // compiles for a savefile otherwise than for a handle of no file.
+  auto* handle = static_cast<pcap_t*>(file.handle_);
   auto program = std::make_unique<bpf_program>();
-  int status = pcap_compile(handle, program.get(), expression.c_str(), 1, PCAP_NETMASK_UNKNOWN);
-  std::string why = status != 0 ? pcap_geterr(handle) : "";
-  if (own) pcap_close(handle);
-  if (status != 0) throw std::runtime_error(why);
+  if (pcap_compile(handle, program.get(), expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0)
+    throw std::runtime_error(pcap_geterr(handle));
   program_ = std::move(program);
 }
 

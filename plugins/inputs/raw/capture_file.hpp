@@ -1,11 +1,10 @@
 #pragma once
-// Reading a capture file frame by frame, by one reader or several at once (one per thread).
-// A classic pcap file as tcpdump writes it (version 2.4, this host's byte order) is mapped
-// into memory once and walked in place:
-// no copy, no system call per packet, and every reader shares the mapping. Anything else
-// libpcap reads (pcapng, a pipe) goes through libpcap, one handle per reader.
+// Reading a capture file frame by frame. A classic pcap file as tcpdump writes it (version
+// 2.4, this host's byte order) is mapped into memory once and walked in place: no copy, no
+// system call per packet, and frames stay valid as long as the file is open. Anything else
+// (pcapng, the other byte order, a pipe) is read by libpcap, through the handle that read its
+// header, once.
 #include <cstddef>
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -31,8 +30,8 @@ class CaptureFile {
 
   int link_type() const { return link_type_; }  // DLT_* as pcap_datalink() gives it
   int snaplen() const { return snaplen_; }
-  // Readers walk a shared mapping (true) or each open the file with libpcap (false); only a
-  // regular file can be read by several readers, a pipe cannot.
+  // Frames are read in place from a mapping (true), or by libpcap into a buffer it reuses at
+  // each frame (false).
   bool mapped() const { return map_ != nullptr; }
   const std::string& path() const { return path_; }
 
@@ -46,7 +45,8 @@ class CaptureFile {
    protected:
     std::string error_;
   };
-  // A reader from the first frame on. Null when the file cannot be opened again (`error`).
+  // A reader from the first frame on; it must not outlive the file. A mapped file gives as
+  // many as asked for, one read by libpcap only one (null after that, `error` says why).
   std::unique_ptr<Reader> reader(std::string& error) const;
 
  private:
@@ -55,9 +55,10 @@ class CaptureFile {
   std::string path_;
   int link_type_ = 0;
   int snaplen_ = 0;
-  bool rereadable_ = false;
-  // The libpcap handle that read the header, for the first reader: a pipe is read only once.
-  mutable std::atomic<void*> first_handle_{nullptr};
+  // The libpcap handle that read the header (pcap_t*): filters compile against it, and a file
+  // that is not mapped is read through it.
+  void* handle_ = nullptr;
+  mutable bool handle_reading_ = false;
   // The classic pcap mapping, null for libpcap reading.
   const std::uint8_t* map_ = nullptr;
   std::size_t size_ = 0;

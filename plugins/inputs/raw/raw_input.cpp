@@ -217,7 +217,6 @@ void RawInput::run_file(std::stop_token stop) {
     context().fail("capture_error");
     return;
   }
-  // After the filter: compiling it on a pipe uses the handle the reader then takes over.
   auto reader = file->reader(error);
   if (!reader) {
     context().log().error("raw: cannot open {}: {}", config_.file, error);

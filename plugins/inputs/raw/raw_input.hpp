@@ -42,7 +42,7 @@ struct RawInputConfig {
   // packet; TPACKET_V3 hands over blocks of packets, at most `buffer_timeout` late.
   bool immediate = false;
   int buffer_timeout_ms = 10;
-  // Threads reading a `file`, each owning the connections that hash to it; 0: one per core.
+  // Threads extracting messages from a `file`, each owning part of its connections; 0: one per core.
   int threads = 0;
   CaptureConfig capture;
 };

@@ -91,9 +91,8 @@ class StreamConsumer {
   virtual void on_close(TcpConnection& connection, CloseReason reason, std::int64_t timestamp_ns) = 0;
 };
 
-// Splits a capture's connections between `count` threads that each read every frame (a file).
-// Every thread keeps its own copy and, seeing the same frames in the same order, makes the
-// same choices: a connection's hash bucket, when first seen, goes to the thread with the
+// Splits a capture's connections between `count` threads (a file read by several, see
+// FrameSplitter): a connection's hash bucket, when first seen, goes to the thread with the
 // fewest open connections (seen and not yet ended by FIN or RST), then the least recent load
 // (frames and bytes, halved every kHalfLife frames). A fixed hash split leaves one thread
 // with far more work when a capture holds few busy connections (a load test's 50 keep-alive
