@@ -2,6 +2,10 @@
 # Live completeness: wrk at full rate against nginx on loopback while doppel captures `lo` into
 # the null output. Prints requests captured / served, doppel CPU s per 100k requests, and wrk's
 # rate with and without the capture beside it.
+# doppel's CPU is given twice: while the traffic runs (ticks read just before wrk starts and
+# once it has drained), the per-request cost; and over its whole life, which adds the start:
+# the kernel zeroes the capture ring (buffer_size, 64 MiB by default) when doppel opens it,
+# a fixed cost of about 0.1-0.2 CPU s on a virtual machine, whatever the traffic.
 # wrk alone and wrk beside a capture take turns, ROUNDS times (default 3, DURATION s each):
 # machines are noisy, and a burst of load from elsewhere then hits both sides; medians are compared.
 # Usage: bench/capture_live.sh [BUILD_DIR]   (root; needs nginx, wrk)
@@ -10,7 +14,7 @@ build=${1:-build}
 doppel="$build/bin/doppel"
 export DOPPEL_PLUGIN_PATH="$build/plugins"
 ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-6}
+DURATION=${DURATION:-10}
 work=$(mktemp -d)
 trap 'kill $(cat "$work/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 port=18090
@@ -43,14 +47,27 @@ for round in $(seq "$ROUNDS"); do
   "$doppel" run "$work/p.toml" > "$work/summary.txt" 2>&1 &
   dpid=$!
   sleep 1.5
+  ticks_before=$(awk '{print $14 + $15}' /proc/$dpid/stat)
   wrk -t2 -c50 -d"${DURATION}s" "http://127.0.0.1:$port/" > "$work/wrk-capture.txt"
   sleep 1
   ticks=$(awk '{print $14 + $15}' /proc/$dpid/stat)
+  traffic_ticks=$((ticks - ticks_before))
   kill -INT $dpid; wait $dpid || true
   served=$(wc -l < "$work/access.log")
   captured=$(awk '/^      requests:/ {print $2; exit}' "$work/summary.txt")
   dropped=$(awk '/^  capture / {print $5; exit}' "$work/summary.txt")
-  echo "$(rate "$work/wrk-alone.txt") $(rate "$work/wrk-capture.txt") $served ${captured:-0} ${dropped:-0} $ticks" >> "$work/rounds.txt"
+  # The reference: tcpdump capturing the same kind of traffic (requests to the port, writing
+  # every packet to /dev/null), its CPU per 100k requests measured the same way.
+  tcpdump -i lo -n -w /dev/null "tcp dst port $port and tcp[((tcp[12] & 0xf0) >> 2):4] != 0" 2> /dev/null &
+  tpid=$!
+  sleep 1.5
+  tcpdump_before=$(awk '{print $14 + $15}' /proc/$tpid/stat)
+  wrk -t2 -c50 -d"${DURATION}s" "http://127.0.0.1:$port/" > "$work/wrk-tcpdump.txt"
+  sleep 1
+  tcpdump_ticks=$(( $(awk '{print $14 + $15}' /proc/$tpid/stat) - tcpdump_before ))
+  kill -INT $tpid; wait $tpid || true
+  tcpdump_requests=$(awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {print n}' "$work/wrk-tcpdump.txt")
+  echo "$(rate "$work/wrk-alone.txt") $(rate "$work/wrk-capture.txt") $served ${captured:-0} ${dropped:-0} $ticks $traffic_ticks $tcpdump_ticks $tcpdump_requests" >> "$work/rounds.txt"
 done
 python3 - "$work/rounds.txt" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
@@ -58,18 +75,27 @@ tck = int(sys.argv[2])
 rows = [line.split() for line in open(sys.argv[1])]
 alone, beside, changes = [], [], []
 served = captured = dropped = 0
-cpu = 0.0
-for i, (a, b, s, c, d, t) in enumerate(rows, 1):
+cpu = traffic_cpu = tcpdump_cpu = 0.0
+tcpdump_requests = 0
+for i, (a, b, s, c, d, t, tt, tdt, tdr) in enumerate(rows, 1):
+    tcpdump_cpu += int(tdt) / tck; tcpdump_requests += int(tdr)
     a, b = float(a), float(b)
     alone.append(a); beside.append(b); changes.append((b / a - 1) * 100)
-    served += int(s); captured += int(c); dropped += int(d); cpu += int(t) / tck
+    served += int(s); captured += int(c); dropped += int(d); cpu += int(t) / tck; traffic_cpu += int(tt) / tck
     print(f"round {i}: wrk alone {a:9.0f} req/s, beside the capture {b:9.0f} req/s ({(b / a - 1) * 100:+.1f}%); "
-          f"served {s}, captured {c}, dropped {d}, doppel CPU {int(t) / tck:.2f} s")
+          f"served {s}, captured {c}, dropped {d}, doppel CPU {int(tt) / tck:.2f} s during the traffic, "
+          f"{int(t) / tck:.2f} s in all")
 print(f"wrk alone: {statistics.median(alone):.0f} req/s median; with capture: {statistics.median(beside):.0f} req/s median")
 print(f"change: {statistics.median(beside) / statistics.median(alone) * 100 - 100:.1f}% (medians; per round {', '.join(f'{c:+.1f}%' for c in changes)})")
 print(f"served by nginx: {served}, captured by doppel: {captured}, dropped with a reason: {dropped}")
 print(f"completeness: {captured * 100 / served:.3f}%")
-print(f"doppel CPU: {cpu:.2f} s, {cpu * 100000 / max(captured, 1):.3f} s per 100k requests")
+print(f"doppel CPU during the traffic: {traffic_cpu:.2f} s, {traffic_cpu * 100000 / max(captured, 1):.3f} s per 100k requests")
+tcpdump_per_100k = tcpdump_cpu * 100000 / max(tcpdump_requests, 1)
+print(f"reference, tcpdump -w /dev/null during the traffic: {tcpdump_cpu:.2f} s for {tcpdump_requests} requests, "
+      f"{tcpdump_per_100k:.3f} s per 100k requests; doppel / tcpdump: "
+      f"{traffic_cpu * 100000 / max(captured, 1) / max(tcpdump_per_100k, 1e-9):.2f}")
+print(f"doppel CPU in all (start and ring allocation included): {cpu:.2f} s, "
+      f"{cpu * 100000 / max(captured, 1):.3f} s per 100k requests")
 PY
 echo "last round's summary:"
 cat "$work/summary.txt"

@@ -6,7 +6,10 @@
 // queue the consumer first *lingers* up to kLinger, and producers wake it only once kWakeBatch
 // items wait; only then does it fall *asleep*, and the next push wakes it at once. So an idle
 // stage still sees a lone message without delay, and a busy one takes messages in batches,
-// at most kLinger late.
+// at most kLinger late. Lingering only pays where messages come one or a few at a time: after
+// a producer's batch of kNoLingerBatch or more (a capture's packet block, a file's window) the
+// consumer sleeps at once, and the next batch wakes it; a timed linger there would cost a
+// second wake-up per batch (live capture: 0.112 -> 0.095 CPU s per 100k requests).
 //
 // Producers waiting for room (back-pressure) are woken the same way: once the consumer has
 // taken a quarter of the queue, not after every batch it takes. Woken after every 64
@@ -42,6 +45,7 @@ class BoundedQueue {
     }
     if (closed_) return Push::closed;
     items_.push_back(std::move(message));
+    batched_ = false;
     bool wake = claim_wake();
     lock.unlock();
     if (wake) not_empty_.notify_one();
@@ -64,6 +68,7 @@ class BoundedQueue {
       if (closed_) return {i, Push::closed};
       while (i < messages.size() && items_.size() < capacity_) items_.push_back(std::move(messages[i++]));
     }
+    batched_ = messages.size() >= kNoLingerBatch;
     bool wake = claim_wake();
     lock.unlock();
     if (wake) not_empty_.notify_one();
@@ -84,8 +89,10 @@ class BoundedQueue {
   bool pop_batch(std::vector<MessagePtr>& out, std::size_t max) {
     std::unique_lock lock(mutex_);
     if (items_.empty() && !closed_) {
-      consumer_ = Consumer::lingering;
-      not_empty_.wait_for(lock, kLinger, [&] { return consumer_ == Consumer::awake || closed_; });
+      if (!batched_) {
+        consumer_ = Consumer::lingering;
+        not_empty_.wait_for(lock, kLinger, [&] { return consumer_ == Consumer::awake || closed_; });
+      }
       if (items_.empty() && !closed_) {
         consumer_ = Consumer::asleep;
         not_empty_.wait(lock, [&] { return !items_.empty() || closed_; });
@@ -150,7 +157,9 @@ class BoundedQueue {
   std::condition_variable not_empty_, not_full_;
   std::deque<MessagePtr> items_;
   bool closed_ = false;
+  bool batched_ = false;  // the last push was a batch of messages: the consumer need not linger
   static constexpr std::size_t kWakeBatch = 512;
+  static constexpr std::size_t kNoLingerBatch = 64;
   static constexpr std::chrono::milliseconds kLinger{1};
   enum class Consumer { awake, lingering, asleep };
   Consumer consumer_ = Consumer::awake;  // what the worker is doing, for push to decide on waking it
