@@ -6,7 +6,7 @@
 # once it has drained), the per-request cost; and over its whole life, which adds the start:
 # the kernel zeroes the capture ring (buffer_size, 64 MiB by default) when doppel opens it,
 # a fixed cost of about 0.1-0.2 CPU s on a virtual machine, whatever the traffic.
-# wrk alone and wrk beside a capture take turns, ROUNDS times (default 3, DURATION s each):
+# wrk alone, wrk beside doppel and wrk beside tcpdump take turns, ROUNDS times (default 3, DURATION s each):
 # machines are noisy, and a burst of load from elsewhere then hits both sides; medians are compared.
 # Usage: bench/capture_live.sh [BUILD_DIR]   (root; needs nginx, wrk)
 set -euo pipefail
@@ -66,7 +66,7 @@ for round in $(seq "$ROUNDS"); do
   sleep 1
   tcpdump_ticks=$(( $(awk '{print $14 + $15}' /proc/$tpid/stat) - tcpdump_before ))
   kill -INT $tpid; wait $tpid || true
-  tcpdump_requests=$(awk '/Requests\/sec/ {r = $2} /requests in/ {n = $1} END {print n}' "$work/wrk-tcpdump.txt")
+  tcpdump_requests=$(awk '/requests in/ {n = $1} END {print n}' "$work/wrk-tcpdump.txt")
   echo "$(rate "$work/wrk-alone.txt") $(rate "$work/wrk-capture.txt") $served ${captured:-0} ${dropped:-0} $ticks $traffic_ticks $tcpdump_ticks $tcpdump_requests" >> "$work/rounds.txt"
 done
 python3 - "$work/rounds.txt" "$(getconf CLK_TCK)" <<'PY'

@@ -157,7 +157,7 @@ class BoundedQueue {
   std::condition_variable not_empty_, not_full_;
   std::deque<MessagePtr> items_;
   bool closed_ = false;
-  bool batched_ = false;  // the last push was a batch of messages: the consumer need not linger
+  bool batched_ = false;  // the last push was a batch of kNoLingerBatch or more: the consumer need not linger
   static constexpr std::size_t kWakeBatch = 512;
   static constexpr std::size_t kNoLingerBatch = 64;
   static constexpr std::chrono::milliseconds kLinger{1};
