@@ -254,6 +254,7 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
     for (auto& e : n.downstream) {
       const StageNode& to = nodes[e.to];
       e.kinds = n.out & to.definition->accepts;
+      e.takes_every_kind = to.definition->accepts == KindSet::all();
       if (!e.kinds.empty()) continue;
       std::string msg = "stage \"" + to.spec->name + "\" (plugin " + to.definition->name + ", accepts " +
                         to.definition->accepts.to_string() + ") reads \"" + n.spec->name + "\", which ";

@@ -17,6 +17,12 @@ struct StageEdge {
   KindSet kinds;             // what travels on this edge
   SourcePosition position;   // the `from` entry that made it
   bool closes_loop = false;  // an edge back into a loop (process -> http -> process)
+  bool takes_every_kind = false;  // the reading stage accepts every kind
+
+  // Whether `message` goes along this edge. When the reader accepts every kind, the message
+  // is not even looked at: emit_batch hands on messages built on other threads, and reading
+  // each one there costs a cache miss.
+  bool carries(const Message& message) const { return takes_every_kind || kinds.contains(message.kind); }
 };
 
 struct StageNode {

@@ -126,7 +126,7 @@ std::size_t StageRunner::emit_batch(std::vector<MessagePtr>& messages) {
   std::size_t last_reader = node_.downstream.size();
   for (std::size_t e = 0; e < node_.downstream.size(); ++e)
     for (const auto& message : messages)
-      if (node_.downstream[e].kinds.contains(message->kind)) {
+      if (node_.downstream[e].carries(*message)) {
         last_reader = e;
         break;
       }
@@ -135,7 +135,7 @@ std::size_t StageRunner::emit_batch(std::vector<MessagePtr>& messages) {
     const auto& edge = node_.downstream[e];
     share.clear();
     for (auto& message : messages) {
-      if (!message || !edge.kinds.contains(message->kind)) continue;
+      if (!message || !edge.carries(*message)) continue;
       if (e == last_reader) share.push_back(std::move(message));  // the last reader takes them
       else share.push_back(message);
     }
@@ -145,7 +145,7 @@ std::size_t StageRunner::emit_batch(std::vector<MessagePtr>& messages) {
   // What is left was read by no downstream stage (those taken by the last reader are null).
   for (const auto& message : messages)
     if (message && std::none_of(node_.downstream.begin(), node_.downstream.end(),
-                                [&](const StageEdge& edge) { return edge.kinds.contains(message->kind); }))
+                                [&](const StageEdge& edge) { return edge.carries(*message); }))
       note_unread(message->kind);
   messages.clear();
   return n;
@@ -156,7 +156,7 @@ void StageRunner::forward(const MessagePtr& message) {
   if (runtime_.options_.tap) runtime_.options_.tap(node_.spec->name, message);
   bool routed = false;
   for (const auto& edge : node_.downstream) {
-    if (!edge.kinds.contains(message->kind)) continue;
+    if (!edge.carries(*message)) continue;
     runtime_.runners_[edge.to]->enqueue(message, waits_on(edge));
     routed = true;
   }

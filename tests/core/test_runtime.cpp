@@ -217,6 +217,15 @@ path = "/dev/null"
 }
 
 TEST_CASE("emit_batch hands each downstream stage its kinds, in order, and counts the unread") {
+  // "all" reads requests and responses (and nobody reads verdicts), or every kind: that edge
+  // is then taken without a look at each message's kind. "reqs" sorts out requests either way.
+  std::string reader = "collect";
+  std::vector<std::string> kinds = {"request", "response"};
+  SUBCASE("a reader of http kinds") {}
+  SUBCASE("a reader of every kind") {
+    reader = "everything";
+    kinds.push_back("verdict");
+  }
   std::string requests = collect_to("batch-requests.txt"), everything = collect_to("batch-all.txt");
   auto b = build(R"([pipeline]
 stats_interval = "0s"
@@ -235,7 +244,7 @@ plugin = "requests"
 from = ["src"]
 path = ")" + requests + R"("
 [outputs.all]
-plugin = "collect"
+plugin = ")" + reader + R"("
 from = ["src"]
 path = ")" + everything + R"("
 )");
@@ -245,14 +254,16 @@ path = ")" + everything + R"("
   auto request_lines = testing::read_lines(requests);
   auto all_lines = testing::read_lines(everything);
   REQUIRE(request_lines.size() == 50);
-  REQUIRE(all_lines.size() == 100);  // "collect" reads requests and responses, nobody verdicts
+  REQUIRE(all_lines.size() == 50 * kinds.size());
   for (std::size_t i = 0; i < 50; ++i) {
-    CHECK(request_lines[i].find("a-" + std::to_string(i)) != std::string::npos);
-    CHECK(all_lines[2 * i].find("request a-" + std::to_string(i)) != std::string::npos);
-    CHECK(all_lines[2 * i + 1].find("response a-" + std::to_string(i)) != std::string::npos);
+    std::string id = "a-" + std::to_string(i);
+    CHECK(request_lines[i].find(id) != std::string::npos);
+    for (std::size_t k = 0; k < kinds.size(); ++k)
+      CHECK(all_lines[kinds.size() * i + k].find(kinds[k] + " " + id) != std::string::npos);
   }
   auto src = snapshot_of(r, "src");
   CHECK(src.out == 150);
-  CHECK(value_of(src.counters, "unread_verdict") == 50);
+  CHECK(value_of(src.counters, "unread_verdict") == (kinds.size() == 3 ? 0 : 50));
+  CHECK(snapshot_of(r, "all").in == 50 * kinds.size());
   CHECK(r.total_dropped() == 0);
 }

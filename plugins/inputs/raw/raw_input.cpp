@@ -267,9 +267,15 @@ void RawInput::extract(std::stop_token stop, FrameSplitter& splitter, OrderedEmi
   try {
     // The messages of each window of frames go downstream together, in capture order.
     std::vector<MessagePtr> batch;
+    const std::string& stage_name = context().stage_name();
     CaptureSession session(
         config_.capture,
-        CaptureSession::EmitShared([&](std::shared_ptr<Message>&& message) { batch.push_back(std::move(message)); }),
+        CaptureSession::EmitShared([&](std::shared_ptr<Message>&& message) {
+          // Stamped here, by the thread that built it and still has it in its cache: the
+          // runtime would otherwise stamp it on the thread that happens to emit the window.
+          message->meta.stage = stage_name;
+          batch.push_back(std::move(message));
+        }),
         budget);
     std::int64_t last_ts = 0;
     std::uint64_t window = 0;

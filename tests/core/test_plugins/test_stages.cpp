@@ -200,10 +200,18 @@ PluginDefinition request_sink() {
   return def;
 }
 
+PluginDefinition everything_sink() {
+  PluginDefinition def = collect_output();
+  def.name = "everything";
+  def.description = "Like collect, but accepts every kind";
+  def.accepts = KindSet::all();
+  return def;
+}
+
 }  // namespace
 }  // namespace doppel::test_plugins
 
 DOPPEL_PLUGIN(doppel::test_plugins::canned_input, doppel::test_plugins::keep_filter,
               doppel::test_plugins::exploding_filter, doppel::test_plugins::relay_middleware,
               doppel::test_plugins::collect_output, doppel::test_plugins::verdict_sink,
-              doppel::test_plugins::request_sink);
+              doppel::test_plugins::request_sink, doppel::test_plugins::everything_sink);
