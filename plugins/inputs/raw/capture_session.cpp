@@ -4,6 +4,7 @@
 #include <deque>
 
 #include "doppel/http.hpp"
+#include "doppel/message_pool.hpp"
 #include "http_stream_parser.hpp"
 
 namespace doppel::plugins::raw {
@@ -81,6 +82,7 @@ class CaptureSession::Impl : public StreamConsumer {
   CaptureConfig config_;
   EmitShared emit_;
   CaptureStats stats_;
+  MessagePool pool_;  // before the reassembler: it outlives the connections that build messages
   TcpReassembler reassembler_;
 };
 
@@ -234,8 +236,14 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     return std::nullopt;
   }
 
-  std::shared_ptr<Message> make_message(Kind kind, std::string id, ParsedMessage& m) {
-    auto out = std::make_shared<Message>(kind, std::move(id), m.first_byte_ns, std::move(m.bytes));
+  std::shared_ptr<Message> make_message(Kind kind, std::string_view id, ParsedMessage& m) {
+    auto out = session_.pool_.take();
+    out->kind = kind;
+    out->id.assign(id);
+    out->timestamp_ns = m.first_byte_ns;
+    // Into the room the recycled message has; a larger payload is taken over instead of copied.
+    if (m.bytes.size() > out->payload.capacity()) out->payload.swap(m.bytes);
+    else out->payload.assign(m.bytes);
     bool request = kind == Kind::request;
     out->meta.source = request ? client_endpoint_ : server_endpoint_;
     out->meta.destination = request ? server_endpoint_ : client_endpoint_;
@@ -257,16 +265,15 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       }
       return;
     }
-    // The id is copied only when a response may still need it.
-    std::string id = p == nullptr                                                   ? new_message_id()
-                     : (session_.config_.track_response && !p->answered) ? p->id
-                                                                          : std::move(p->id);
+    std::string fresh_id;  // a request whose start was never reported has no pending entry
+    if (p == nullptr) fresh_id = new_message_id();
+    std::string_view id = p == nullptr ? std::string_view(fresh_id) : std::string_view(p->id);
     if (p != nullptr) {
       p->complete = true;
       p->last_byte_ns = m.last_byte_ns;
       if (!session_.config_.responses_seen) p->answered = true;  // nothing to wait for
     }
-    auto out = make_message(Kind::request, std::move(id), m);
+    auto out = make_message(Kind::request, id, m);
     if (!session_.config_.realip_header.empty())
       out->payload = http_set_header(out->payload, session_.config_.realip_header, client_endpoint_.address);
     ++session_.stats_.requests;
@@ -314,8 +321,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       session_.drop(*reason);
       return;
     }
-    // The request already took its copy of the id once it is complete.
-    auto out = make_message(Kind::response, p->complete ? std::move(p->id) : p->id, m);
+    auto out = make_message(Kind::response, p->id, m);
     out->latency_ns = p->complete ? std::max<std::int64_t>(0, m.first_byte_ns - p->last_byte_ns) : 0;
     ++session_.stats_.responses;
     session_.emit_(std::move(out));

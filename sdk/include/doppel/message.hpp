@@ -37,6 +37,8 @@ class RunOnce {
       std::this_thread::yield();  // another thread is parsing it: rare, and a parse is short
     }
   }
+  // Not done yet, again (MessagePool, for a message no one holds any more).
+  void reset() { state_.store(kIdle, std::memory_order_relaxed); }
 
  private:
   static constexpr std::uint8_t kIdle = 0, kRunning = 1, kDone = 2;
@@ -91,6 +93,8 @@ class Message {
   };
   detail::RunOnce http_once_, body_once_;
   mutable std::unique_ptr<Parsed> parsed_;
+
+  friend class MessagePool;
 };
 
 using MessagePtr = std::shared_ptr<const Message>;
