@@ -18,7 +18,7 @@ struct MessagePool::Unit {
 };
 
 // Where messages come back, from any thread: a lock-free stack that the pool's thread takes
-// whole. Once the pool is gone the stack holds kClosed, and a message coming back frees
+// whole. Once the pool is gone the stack holds closed_marker(), and a message coming back frees
 // itself; the last one frees this.
 struct MessagePool::Returns {
   std::atomic<Unit*> head{nullptr};
@@ -47,8 +47,8 @@ struct UnitAllocator {
       return reinterpret_cast<T*>(unit->control_block);
     return static_cast<T*>(::operator new(n * sizeof(T)));  // a library with a larger control block
   }
-  void deallocate(T* p, std::size_t n) noexcept {
-    if (reinterpret_cast<unsigned char*>(p) != unit->control_block) ::operator delete(p, n * sizeof(T));
+  void deallocate(T* p, std::size_t) noexcept {
+    if (reinterpret_cast<unsigned char*>(p) != unit->control_block) ::operator delete(p);
     MessagePool::give_back(unit);
   }
   template <class U>

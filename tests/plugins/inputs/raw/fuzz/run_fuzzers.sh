@@ -19,7 +19,8 @@ for c in api http llhttp; do
       -c /usr/share/llhttp/$c.c -o "$out/llhttp_$c.o"
 done
 llhttp=("$out"/llhttp_api.o "$out"/llhttp_http.o "$out"/llhttp_llhttp.o)
-sdk=("$DOPPEL_SOURCE_DIR"/sdk/src/message.cpp "$DOPPEL_SOURCE_DIR"/sdk/src/http.cpp "$DOPPEL_SOURCE_DIR"/sdk/src/kinds.cpp)
+sdk=("$DOPPEL_SOURCE_DIR"/sdk/src/message.cpp "$DOPPEL_SOURCE_DIR"/sdk/src/message_pool.cpp
+     "$DOPPEL_SOURCE_DIR"/sdk/src/http.cpp "$DOPPEL_SOURCE_DIR"/sdk/src/kinds.cpp)
 build() {
   local name=$1; shift
   clang++ "${flags[@]}" "$here/$name.cpp" "$@" -o "$out/$name" -lz || fail "building $name"
