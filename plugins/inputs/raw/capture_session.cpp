@@ -237,13 +237,13 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   }
 
   std::shared_ptr<Message> make_message(Kind kind, std::string_view id, ParsedMessage& m) {
-    auto out = session_.pool_.take();
+    auto out = session_.pool_.take();  // its strings are empty, and may have room
     out->kind = kind;
-    out->id.assign(id);
+    out->id.append(id);  // append, not assign: no check for overlap, only a copy into the room
     out->timestamp_ns = m.first_byte_ns;
-    // Into the room the recycled message has; a larger payload is taken over instead of copied.
-    if (m.bytes.size() > out->payload.capacity()) out->payload.swap(m.bytes);
-    else out->payload.assign(m.bytes);
+    // Into the room the recycled message has; a larger gathered payload is taken over instead.
+    if (m.in_place.data() == nullptr && m.bytes.size() > out->payload.capacity()) out->payload.swap(m.bytes);
+    else out->payload.append(m.wire());
     bool request = kind == Kind::request;
     out->meta.source = request ? client_endpoint_ : server_endpoint_;
     out->meta.destination = request ? server_endpoint_ : client_endpoint_;

@@ -289,7 +289,9 @@ void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts) {
     }
     if (!llhttp_in_message_ && plain_framing_) {
       if (std::size_t n = frame_plain_message(p, static_cast<std::size_t>(end - p))) {
-        append(p, p + n, ts);
+        // The whole message is here (within max_message_size): the listener reads it in place.
+        message_.last_byte_ns = ts;
+        if (keep_bytes_) message_.in_place = std::string_view(p, n);
         complete(ts);
         p += n;
         continue;

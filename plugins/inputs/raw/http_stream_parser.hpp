@@ -12,13 +12,18 @@
 namespace doppel::plugins::raw {
 
 struct ParsedMessage {
-  std::string bytes;                  // as on the wire (bytes of holes left out)
+  std::string bytes;                  // as on the wire (bytes of holes left out), gathered
+  // When the whole message came in one chunk: its bytes where they are, valid during
+  // on_message only (`bytes` is then empty).
+  std::string_view in_place;
   std::int64_t first_byte_ns = 0;
   std::int64_t last_byte_ns = 0;
   std::string_view incomplete_reason; // "" when every byte was seen and parsed
   int status = 0;                     // responses
   std::uint8_t method = 0;            // requests: llhttp_method
   bool too_large = false;             // bytes beyond max_message_size were not kept
+
+  std::string_view wire() const { return in_place.data() != nullptr ? in_place : std::string_view(bytes); }
 };
 
 class HttpStreamParser;

@@ -380,7 +380,7 @@ TEST_CASE("HTTP stream parser slices messages the same way whatever the packet b
     void on_message_begin(HttpStreamParser&, std::int64_t) override {}
     int on_headers(HttpStreamParser&, int, std::uint8_t) override { return 0; }
     void on_message(HttpStreamParser&, ParsedMessage&& m) override {
-      messages.push_back(std::string(m.incomplete_reason) + m.bytes);
+      messages.push_back(std::string(m.incomplete_reason) + std::string(m.wire()));
     }
     void on_unreported_skip(HttpStreamParser&, std::uint64_t) override {}
     void on_upgrade(HttpStreamParser&) override {}

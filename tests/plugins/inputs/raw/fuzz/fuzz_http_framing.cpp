@@ -21,7 +21,7 @@ struct Recorder : HttpMessageListener {
   void on_message(HttpStreamParser&, ParsedMessage&& m) override {
     log += "message " + std::to_string(m.first_byte_ns) + "-" + std::to_string(m.last_byte_ns) + " status " +
            std::to_string(m.status) + " method " + std::to_string(m.method) + " incomplete '" +
-           std::string(m.incomplete_reason) + "' too_large " + std::to_string(m.too_large) + " [" + m.bytes + "]\n";
+           std::string(m.incomplete_reason) + "' too_large " + std::to_string(m.too_large) + " [" + std::string(m.wire()) + "]\n";
   }
   void on_unreported_skip(HttpStreamParser&, std::uint64_t n) override { log += "skip " + std::to_string(n) + "\n"; }
   void on_upgrade(HttpStreamParser&) override { log += "upgrade\n"; }

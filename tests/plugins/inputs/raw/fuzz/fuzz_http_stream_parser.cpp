@@ -16,7 +16,7 @@ struct Listener : HttpMessageListener {
     return p.side() == HttpStreamParser::Side::response ? status % 3 : 0;
   }
   void on_message(HttpStreamParser&, ParsedMessage&& m) override {
-    total += m.bytes.size();
+    total += m.wire().size();
     if (m.bytes.size() > limit) __builtin_trap();
   }
   void on_unreported_skip(HttpStreamParser&, std::uint64_t) override {}
