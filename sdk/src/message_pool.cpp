@@ -33,6 +33,17 @@ void* closed_marker() {
 }
 }  // namespace
 
+std::int64_t MessagePool::free_units(Unit* list) noexcept {
+  std::int64_t freed = 0;
+  while (list != nullptr) {
+    Unit* next = list->next;
+    delete list;
+    ++freed;
+    list = next;
+  }
+  return freed;
+}
+
 // Allocates the control block inside the unit; freeing it hands the unit back (the control
 // block goes last, after the message was released and after every weak_ptr is gone).
 template <class T>
@@ -66,17 +77,8 @@ struct ReleaseToPool {
 MessagePool::MessagePool() : returns_(new Returns) {}
 
 MessagePool::~MessagePool() {
-  std::int64_t home = 0;
-  auto free_list = [&home](Unit* unit) {
-    while (unit != nullptr) {
-      Unit* next = unit->next;
-      delete unit;
-      ++home;
-      unit = next;
-    }
-  };
-  free_list(free_);
-  free_list(returns_->head.exchange(static_cast<Unit*>(closed_marker()), std::memory_order_acq_rel));
+  std::int64_t home = free_units(free_);
+  home += free_units(returns_->head.exchange(static_cast<Unit*>(closed_marker()), std::memory_order_acq_rel));
   // Messages coming back from now on count themselves down; whoever brings the count of
   // those still out to zero frees `returns_` (it may go below zero before this adds them).
   std::int64_t out = alive_ - home;
@@ -119,12 +121,7 @@ void MessagePool::trim() noexcept {
   for (std::size_t kept = 0; *link != nullptr && kept < kMaxIdle; ++kept) link = &(*link)->next;
   Unit* surplus = *link;
   *link = nullptr;
-  while (surplus != nullptr) {
-    Unit* next = surplus->next;
-    delete surplus;
-    --alive_;
-    surplus = next;
-  }
+  alive_ -= free_units(surplus);
 }
 
 void MessagePool::give_back(Unit* unit) noexcept {

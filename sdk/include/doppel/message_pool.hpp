@@ -43,6 +43,7 @@ class MessagePool {
   static void give_back(Unit* unit) noexcept;
   static void clear_for_reuse(Message& message) noexcept;
   static void release_held(Message& message) noexcept;
+  static std::int64_t free_units(Unit* list) noexcept;  // deletes a list of units, returns how many
   void trim() noexcept;
 
   Returns* returns_;      // outlives the pool while any of its messages is held
