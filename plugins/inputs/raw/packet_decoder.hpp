@@ -20,10 +20,20 @@ inline constexpr int linux_sll = 113;   // cooked v1, what "any" gives on older 
 inline constexpr int raw_linktype = 101;
 inline constexpr int ipv4 = 228;
 inline constexpr int ipv6 = 229;
+inline constexpr int nflog = 239;       // Linux NFLOG: TLVs in host byte order, the packet in TLV 9
 inline constexpr int linux_sll2 = 276;  // cooked v2, what "any" gives on libpcap >= 1.10
 }  // namespace link
 
 bool link_type_supported(int link_type);
+// "EN10MB, LINUX_SLL, ...": the link types link_type_supported() accepts, for messages.
+std::string supported_link_type_names();
+
+// Bounds on nesting: more 802.1Q/802.1ad tags, MPLS labels or tunnels inside tunnels than this
+// is `too_deep` (and the generated filter stops looking there too).
+inline constexpr int kMaxVlanTags = 8;
+inline constexpr int kMaxMplsLabels = 8;
+inline constexpr int kMaxTunnels = 2;
+inline constexpr std::uint16_t kVxlanPort = 4789;
 
 struct IpAddress {
   std::uint8_t family = 0;  // 4 or 6
@@ -47,6 +57,16 @@ struct TcpSegment {
   std::uint8_t flags = 0;
   std::string_view payload;     // the payload bytes that were captured
   std::uint32_t missing = 0;    // payload bytes on the wire but cut off by snaplen
+  // Why the frame was set aside, finer than its DecodeStatus: set by decode_packet whenever
+  // the status is not `tcp` (it stays as it was on a `tcp` frame).
+  enum class Skip : std::uint8_t {
+    none,                       // the status says it all
+    unsupported_encapsulation,  // status not_tcp: a tunnel or framing doppel does not open
+    too_deep,                   // status not_tcp: more tags, labels or nested tunnels than the bounds
+  } skip = Skip::none;
+  // Found behind a VLAN tag, PPPoE, MPLS or a tunnel: the generated capture filter tests such
+  // segments only in part in BPF, and again once decoded.
+  bool encapsulated = false;
 };
 
 enum class DecodeStatus {
@@ -58,8 +78,11 @@ enum class DecodeStatus {
   unsupported_link,
 };
 std::string_view decode_status_name(DecodeStatus status);
+std::string_view skip_name(TcpSegment::Skip skip);  // "unsupported_encapsulation", "too_deep"
 
-// `caplen` bytes of `data` were captured out of `wirelen` on the wire.
+// `caplen` bytes of `data` were captured out of `wirelen` on the wire. Opens 802.1Q/802.1ad
+// tags, MPLS label stacks, PPPoE sessions, VXLAN (UDP 4789), GRE, IP-in-IP and IPv6
+// extension headers on the way to TCP.
 DecodeStatus decode_packet(int link_type, const std::uint8_t* data, std::size_t caplen, std::size_t wirelen,
                            TcpSegment& segment);
 

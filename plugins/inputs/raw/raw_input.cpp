@@ -20,66 +20,38 @@ namespace {
 struct DispatchState {
   CaptureSession* session;
   int link_type;
+  SkipCounts* skips;
+  const GeneratedFilter* generated;  // tests again what BPF tested only in part, or not at all (NFLOG)
+  std::vector<IpAddress> hosts;
 };
 
 void on_packet(u_char* user, const pcap_pkthdr* header, const u_char* bytes) {
   auto* state = reinterpret_cast<DispatchState*>(user);
   // Opened with nanosecond precision: tv_usec holds nanoseconds.
   std::int64_t ts = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 + header->ts.tv_usec;
-  state->session->add_frame(state->link_type, bytes, header->caplen, header->len, ts);
+  TcpSegment segment;
+  DecodeStatus status = decode_packet(state->link_type, bytes, header->caplen, header->len, segment);
+  if (status == DecodeStatus::tcp) {
+    if (state->generated && (segment.encapsulated || state->link_type == DLT_NFLOG) &&
+        !state->generated->matches(segment, state->hosts))
+      return;
+  } else {
+    state->skips->add(segment.skip);
+  }
+  state->session->add_decoded(status, segment, header->len, ts);
+}
+
+// "IEEE802_11 (802.11, DLT 105)"; "unknown (DLT 4242)" when libpcap has no name for it.
+std::string link_type_name(int link_type) {
+  const char* name = pcap_datalink_val_to_name(link_type);
+  const char* description = pcap_datalink_val_to_description(link_type);
+  std::string out = name ? name : "unknown";
+  if (description) out += std::string(" (") + description + ", DLT " + std::to_string(link_type) + ")";
+  else out += " (DLT " + std::to_string(link_type) + ")";
+  return out;
 }
 
 }  // namespace
-
-std::string GeneratedFilter::expression() const {
-  std::string filter = "tcp";
-  if (!ports.empty()) {
-    std::string port = requests_only ? "dst port " : "port ";
-    filter += " and (";
-    for (std::size_t i = 0; i < ports.size(); ++i) filter += (i ? " or " : "") + port + std::to_string(ports[i]);
-    filter += ")";
-  }
-  if (!host.empty()) filter += " and host " + host;
-  // Pure ACKs carry nothing the reassembler needs (no data, no SYN/FIN/RST) and are half the
-  // packets of keep-alive traffic: the kernel leaves them out of the ring. IPv4 fragments
-  // still come (and are counted); IPv6 packets all come (extension headers move the TCP header).
-  filter += " and (ip6 or ip[6:2] & 0x1fff != 0 or tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0"
-            " or ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2) != 0)";
-  return filter;
-}
-
-std::string GeneratedFilter::expression_for(int link_type) const {
-  std::string base = expression();
-  // BPF offsets shift after `vlan`: the tagged frames need the expression again behind it.
-  return link_type == DLT_EN10MB ? "(" + base + ") or (vlan and " + base + ")" : base;
-}
-
-std::optional<bool> GeneratedFilter::verdict(int link_type, const CapturedFrame& frame,
-                                             const TcpSegment& segment) const {
-  // Only where BPF reads the very fields the decoder read: IPv4 right after a link header
-  // BPF knows (no VLAN tag, no NULL/loopback family word), and no host name to resolve.
-  if (!host.empty() || segment.source.family != 4) return std::nullopt;
-  const std::uint8_t* d = frame.data;
-  auto ethertype_at = [&](std::size_t offset) {
-    return frame.caplen >= offset + 2 && (d[offset] << 8 | d[offset + 1]) == 0x0800;
-  };
-  bool plain_ipv4 = false;
-  switch (link_type) {
-    case DLT_EN10MB: plain_ipv4 = ethertype_at(12); break;
-    case DLT_LINUX_SLL: plain_ipv4 = ethertype_at(14); break;
-    case DLT_LINUX_SLL2: plain_ipv4 = ethertype_at(0); break;
-    case DLT_RAW: case DLT_IPV4: plain_ipv4 = true; break;  // the decoder read version 4
-    default: break;
-  }
-  if (!plain_ipv4) return std::nullopt;
-  // Decoded as TCP: protocol 6, not a fragment, headers whole. What the expression asks on top:
-  bool port_matches = ports.empty();
-  for (std::uint16_t port : ports)
-    port_matches = port_matches || segment.destination_port == port || (!requests_only && segment.source_port == port);
-  bool not_pure_ack = (segment.flags & (tcp_flag::syn | tcp_flag::fin | tcp_flag::rst)) != 0 ||
-                      segment.payload.size() + segment.missing != 0;
-  return port_matches && not_pure_ack;
-}
 
 std::optional<KindSet> RawInput::produces() const {
   return config_.capture.track_response ? KindSet{Kind::request, Kind::response} : KindSet{Kind::request};
@@ -121,8 +93,8 @@ void RawInput::run_live(std::stop_token stop) {
   skip_loopback_duplicates(handle);
   int link_type = pcap_datalink(handle);
   if (!link_type_supported(link_type)) {
-    context().log().error("raw: link type {} ({}) is not supported", pcap_datalink_val_to_name(link_type),
-                          link_type);
+    context().log().error("raw: cannot capture on \"{}\": its link type {} is not one doppel decodes ({})",
+                          config_.interface, link_type_name(link_type), supported_link_type_names());
     context().fail("capture_error");
     pcap_close(handle);
     return;
@@ -138,8 +110,8 @@ void RawInput::run_live(std::stop_token stop) {
     return;
   }
   pcap_freecode(&program);
-  context().log().info("raw: capturing {} ({}), filter \"{}\"", config_.interface,
-                       pcap_datalink_val_to_name(link_type), filter);
+  context().log().info("raw: capturing {} ({}), filter {}", config_.interface, link_type_name(link_type),
+                       shown_filter(link_type));
 
   // Messages of one pcap_dispatch call go downstream together (one queue hand-off per batch);
   // the runtime stamps them with this stage's name.
@@ -150,7 +122,11 @@ void RawInput::run_live(std::stop_token stop) {
   auto emit_batch = [&] {
     if (!batch.empty()) context().emit_batch(batch);
   };
-  DispatchState state{&session, link_type};
+  SkipCounts skips;
+  const GeneratedFilter* generated = config_.generated ? &*config_.generated : nullptr;
+  DispatchState state{&session, link_type, &skips, generated,
+                      generated ? generated->host_addresses().value_or(std::vector<IpAddress>{})
+                                : std::vector<IpAddress>{}};
   auto last_publish = std::chrono::steady_clock::now();
   pcap_setnonblock(handle, 1, error);
   int fd = pcap_get_selectable_fd(handle);
@@ -170,7 +146,7 @@ void RawInput::run_live(std::stop_token stop) {
       session.advance(now_ns());
       emit_batch();
       publish_pcap_stats(handle);
-      publish(0, session.stats());
+      publish(0, session.stats(), skips);
     }
   }
   // Packets already in the ring (a block not yet handed over) are processed, not lost
@@ -180,8 +156,19 @@ void RawInput::run_live(std::stop_token stop) {
   publish_pcap_stats(handle);
   session.finish(now_ns());
   emit_batch();
-  publish(0, session.stats());
+  publish(0, session.stats(), skips);
   pcap_close(handle);
+}
+
+std::string RawInput::shown_filter(int link_type) const {
+  // The generated expression repeats the base test inside each encapsulation: shown once.
+  if (!config_.generated) return "\"" + config_.filter + "\"";
+  std::string base = "\"" + config_.generated->expression() + "\"";
+  if (link_type == DLT_NFLOG) return base + " (applied by doppel to each decoded segment: BPF cannot read NFLOG)";
+  std::string full = config_.generated->expression_for(link_type);
+  if (full == config_.generated->expression()) return base;
+  return base + " (also inside VLAN tags, PPPoE, MPLS, VXLAN and GRE: " + std::to_string(full.size()) +
+         " characters in all)";
 }
 
 std::string RawInput::effective_filter(int link_type) const {
@@ -203,8 +190,8 @@ void RawInput::run_file(std::stop_token stop) {
   }
   int link_type = file->link_type();
   if (!link_type_supported(link_type)) {
-    context().log().error("raw: link type {} ({}) is not supported", pcap_datalink_val_to_name(link_type),
-                          link_type);
+    context().log().error("raw: cannot read {}: its link type {} is not one doppel decodes ({})", config_.file,
+                          link_type_name(link_type), supported_link_type_names());
     context().fail("capture_error");
     return;
   }
@@ -224,19 +211,25 @@ void RawInput::run_file(std::stop_token stop) {
     return;
   }
   std::size_t threads = file_threads();
-  context().log().info("raw: reading {} ({}, {}) with {} thread{}, filter \"{}\"", config_.file,
-                       pcap_datalink_val_to_name(link_type), file->mapped() ? "mapped" : "libpcap", threads,
-                       threads == 1 ? "" : "s", filter);
+  context().log().info("raw: reading {} ({}, {}) with {} thread{}, filter {}", config_.file,
+                       link_type_name(link_type), file->mapped() ? "mapped" : "libpcap", threads,
+                       threads == 1 ? "" : "s", shown_filter(link_type));
   {
     std::lock_guard lock(stats_mutex_);
     shard_stats_.assign(threads, CaptureStats{});
+    shard_skips_.assign(threads, SkipCounts{});
   }
   const GeneratedFilter* generated = config_.generated ? &*config_.generated : nullptr;
+  std::vector<IpAddress> hosts;
+  if (generated) hosts = generated->host_addresses().value_or(std::vector<IpAddress>{});
   FrameSplitter splitter(
       *reader, link_type, file->mapped(), threads,
       [&](const CapturedFrame& frame, DecodeStatus status, const TcpSegment& segment) {
         std::optional<bool> verdict;
-        if (generated && status == DecodeStatus::tcp) verdict = generated->verdict(link_type, frame, segment);
+        if (generated && status == DecodeStatus::tcp) {
+          if (segment.encapsulated) return generated->matches(segment, hosts) && frame_filter->matches(frame);
+          verdict = generated->verdict(link_type, frame, segment, hosts);
+        }
         return verdict ? *verdict : frame_filter->matches(frame);
       });
   OrderedEmitter emitter(threads, [this](std::vector<MessagePtr>& messages) { context().emit_batch(messages); });
@@ -277,6 +270,7 @@ void RawInput::extract(std::stop_token stop, FrameSplitter& splitter, OrderedEmi
           batch.push_back(std::move(message));
         }),
         budget);
+    SkipCounts skips;
     std::int64_t last_ts = 0;
     std::uint64_t window = 0;
     auto last_publish = std::chrono::steady_clock::now();
@@ -297,6 +291,7 @@ void RawInput::extract(std::stop_token stop, FrameSplitter& splitter, OrderedEmi
           __builtin_prefetch(ahead + 64);
         }
         const SplitFrame& f = mine[i];
+        if (f.status != DecodeStatus::tcp) skips.add(f.segment.skip);
         session.add_decoded(f.status, f.segment, f.wirelen, f.timestamp_ns);
       }
       // Time passes for every thread: idle connections expire as they would with one.
@@ -306,13 +301,13 @@ void RawInput::extract(std::stop_token stop, FrameSplitter& splitter, OrderedEmi
       auto now = std::chrono::steady_clock::now();
       if (now - last_publish >= std::chrono::seconds(1)) {
         last_publish = now;
-        publish(shard, session.stats());
+        publish(shard, session.stats(), skips);
       }
     }
     splitter.leave(shard);
     session.finish(last_ts);
     emitter.deliver(shard, window, batch);  // as one more window, after the last one read
-    publish(shard, session.stats());
+    publish(shard, session.stats(), skips);
   } catch (const std::exception& e) {
     context().log().error("raw: reading {} failed: {}", config_.file, e.what());
     context().fail("capture_error");
@@ -345,12 +340,19 @@ void RawInput::publish_pcap_stats(void* raw_handle) {
   interface_drops_ = stats.ps_ifdrop;
 }
 
-void RawInput::publish(std::size_t shard, const CaptureStats& latest) {
+void RawInput::publish(std::size_t shard, const CaptureStats& latest, const SkipCounts& latest_skips) {
   std::lock_guard lock(stats_mutex_);
   if (shard_stats_.size() <= shard) shard_stats_.resize(shard + 1);
+  if (shard_skips_.size() <= shard) shard_skips_.resize(shard + 1);
   shard_stats_[shard] = latest;
+  shard_skips_[shard] = latest_skips;
   CaptureStats now;
   for (const auto& part : shard_stats_) now += part;
+  SkipCounts skips;
+  for (const auto& part : shard_skips_) {
+    skips.unsupported_encapsulation += part.unsupported_encapsulation;
+    skips.too_deep += part.too_deep;
+  }
   CaptureStats& was = published_;
   auto add = [this](std::string_view name, std::uint64_t current, std::uint64_t& previous) {
     if (current > previous) context().counter(name).add(current - previous);
@@ -362,10 +364,14 @@ void RawInput::publish(std::size_t shard, const CaptureStats& latest) {
   add("packets.fragment", now.packets_fragment, was.packets_fragment);
   add("packets.truncated", now.packets_truncated, was.packets_truncated);
   add("packets.malformed", now.packets_malformed, was.packets_malformed);
+  // Parts of packets.not_tcp: why an encapsulated frame was not opened.
+  add("packets.unsupported_encapsulation", skips.unsupported_encapsulation, published_skips_.unsupported_encapsulation);
+  add("packets.too_deep", skips.too_deep, published_skips_.too_deep);
   add("requests", now.requests, was.requests);
   add("responses", now.responses, was.responses);
   add("responses.interim", now.interim_responses, was.interim_responses);
   add("responses.missing", now.responses_missing, was.responses_missing);
+  add("responses.early", now.early_responses, was.early_responses);
   add("messages.incomplete", now.incomplete_emitted, was.incomplete_emitted);
   add("connections", now.reassembly.connections_opened, was.reassembly.connections_opened);
   add("connections.midstream", now.reassembly.connections_midstream, was.reassembly.connections_midstream);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "capture_file.hpp"
+#include "capture_filter.hpp"
 #include "capture_session.hpp"
 #include "frame_splitter.hpp"
 #include "ordered_emitter.hpp"
@@ -15,19 +16,14 @@
 
 namespace doppel::plugins::raw {
 
-// The filter made from port/ports/host when no `bpf` is given.
-struct GeneratedFilter {
-  std::vector<std::uint16_t> ports;
-  std::string host;
-  bool requests_only = false;  // packets to the ports only (dst port), for captures without responses
-
-  // The BPF program, e.g. "tcp and (port 80 or port 8080) and host 10.0.0.1 and (...)".
-  std::string expression() const;
-  // As compiled for a link type: on Ethernet, 802.1Q-tagged frames match too.
-  std::string expression_for(int link_type) const;
-  // Its verdict on a frame decoded as IPv4 TCP without a VLAN tag, found without running BPF
-  // (which costs as much as decoding the frame); nullopt for every other frame: BPF decides.
-  std::optional<bool> verdict(int link_type, const CapturedFrame& frame, const TcpSegment& segment) const;
+// Frames set aside for a reason finer than their DecodeStatus (TcpSegment::Skip), per capture thread.
+struct SkipCounts {
+  std::uint64_t unsupported_encapsulation = 0;
+  std::uint64_t too_deep = 0;
+  void add(TcpSegment::Skip skip) {
+    if (skip == TcpSegment::Skip::unsupported_encapsulation) ++unsupported_encapsulation;
+    else if (skip == TcpSegment::Skip::too_deep) ++too_deep;
+  }
 };
 
 struct RawInputConfig {
@@ -59,13 +55,14 @@ class RawInput : public Stage {
 
  private:
   std::string effective_filter(int link_type) const;
+  std::string shown_filter(int link_type) const;  // for the log: the generated filter once, not per encapsulation
   void run_live(std::stop_token stop);
   void run_file(std::stop_token stop);
   // One thread of run_file: reassembles and parses the frames of the connections `shard` owns.
   void extract(std::stop_token stop, FrameSplitter& splitter, OrderedEmitter& emitter, std::size_t shard,
                const std::shared_ptr<ReassemblyBudget>& budget);
   // Publishes the counters of all shards, with `now` for `shard`.
-  void publish(std::size_t shard, const CaptureStats& now);
+  void publish(std::size_t shard, const CaptureStats& now, const SkipCounts& skips);
   void skip_loopback_duplicates(void* handle);  // pcap_t*, live capture only
   void publish_pcap_stats(void* handle);
 
@@ -73,6 +70,8 @@ class RawInput : public Stage {
   std::mutex stats_mutex_;
   std::vector<CaptureStats> shard_stats_;
   CaptureStats published_;
+  std::vector<SkipCounts> shard_skips_;
+  SkipCounts published_skips_;
   std::uint64_t kernel_drops_ = 0, interface_drops_ = 0;
 };
 
