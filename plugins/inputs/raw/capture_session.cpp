@@ -1,6 +1,9 @@
 #include "capture_session.hpp"
 
 #include <algorithm>
+#include <array>
+#include <optional>
+#include <utility>
 #include <deque>
 
 #include "doppel/http.hpp"
@@ -19,6 +22,8 @@ std::string_view drop_reason_name(DropReason reason) {
     case DropReason::unfinished: return "unfinished";
     case DropReason::unmatched_response: return "unmatched_response";
     case DropReason::flow_table_full: return "flow_table_full";
+    case DropReason::ambiguous_response: return "ambiguous_response";
+    case DropReason::ambiguous_framing: return "ambiguous_framing";
   }
   return "unknown";
 }
@@ -35,6 +40,7 @@ CaptureStats& CaptureStats::operator+=(const CaptureStats& o) {
   interim_responses += o.interim_responses;
   upgrades += o.upgrades;
   responses_missing += o.responses_missing;
+  early_responses += o.early_responses;
   incomplete_emitted += o.incomplete_emitted;
   for (std::size_t i = 0; i < kDropReasonCount; ++i) dropped[i] += o.dropped[i];
   reassembly += o.reassembly;
@@ -48,19 +54,40 @@ DropReason reason_from_text(std::string_view text) {
   if (text == "gap") return DropReason::gap;
   if (text == "parse_error") return DropReason::parse_error;
   if (text == "expired") return DropReason::expired;
+  if (text == "ambiguous_framing") return DropReason::ambiguous_framing;
   return DropReason::unfinished;
 }
 
-// A request on its connection, from its first byte until both it and its response are done.
+// What a connection's client or server had received of the other direction when it sent a
+// message's first byte (its segment's acknowledgement number), kept raw and turned into a
+// stream offset when needed: the other direction's sequence space may be learnt later.
+struct Acknowledged {
+  std::uint32_t ack = 0;
+  bool known = false;
+  std::optional<std::uint64_t> offset(const SequenceMap& other) const {
+    if (!known || !other.known) return std::nullopt;
+    return other.offset_of(ack);
+  }
+};
+
+// An entry of a connection's request queue: a request from its first byte until it and its
+// response are done with, or a `lost` marker where the request stream lost sync (a hole, junk,
+// a mid-stream start): it stands for requests that may have been there, in unknown number.
 struct PendingRequest {
   std::string id;
+  bool lost = false;
+  bool junk = false;  // lost: bytes that did not parse as a request (a server may answer them)
   std::uint8_t method = 0;
+  std::uint64_t begin_offset = 0, end_offset = 0;
+  Acknowledged acked;  // of the response direction, at the first byte
   std::int64_t first_byte_ns = 0;
   std::int64_t last_byte_ns = 0;
+  std::uint64_t response_end = 0;  // answered: where its response ended (0 while it runs)
   bool complete = false;
   bool answered = false;
   bool dropped = false;
   DropReason drop_reason = DropReason::unfinished;
+  std::shared_ptr<Message> early_response;  // answered before it was complete: emitted after it
 };
 
 }  // namespace
@@ -71,7 +98,8 @@ class CaptureSession::Impl : public StreamConsumer {
       : config_(std::move(config)), emit_(std::move(emit)), reassembler_(config_.limits, *this, std::move(budget)) {}
 
   void on_open(TcpConnection& connection) override;
-  void on_data(TcpConnection& connection, int direction, std::string_view bytes, std::int64_t ts) override;
+  void on_data(TcpConnection& connection, int direction, std::string_view bytes, std::int64_t ts,
+               const SegmentPosition& position) override;
   void on_hole(TcpConnection& connection, int direction, std::uint64_t length, HoleReason reason,
                std::int64_t ts) override;
   void on_end(TcpConnection& connection, int direction, std::int64_t ts) override;
@@ -90,6 +118,16 @@ namespace {
 
 // The HTTP side of one TCP connection: which endpoint is the client, a parser per direction,
 // and the requests waiting for their responses.
+//
+// Pairing (docs/guide/capture.md, "How a response finds its request"): while the response
+// stream is known to be in step with the request queue, the next response answers the next
+// request, checked against the acknowledgement numbers (the server had received the request's
+// first byte; the client had not received the response when it sent the request). Once a
+// response follows a gap, junk or a mid-stream start, position proves nothing and the numbers
+// must: the response answers request R only if the client had received exactly every response
+// byte before it when it sent R, the server had received R and nothing after it when it began
+// answering, and the connection never pipelined. Otherwise the response is counted
+// (`ambiguous_response`) and skipped: a lost pair is better than a wrong one.
 class HttpConnection : public ConnectionState, public HttpMessageListener {
  public:
   HttpConnection(CaptureSession::Impl& session, TcpConnection& tcp) : session_(session), tcp_(tcp) {
@@ -102,7 +140,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     if (client >= 0) assign_roles(client, tcp.client >= 0);
   }
 
-  void data(int direction, std::string_view bytes, std::int64_t ts) {
+  void data(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
     if (client_ < 0) {
       // Which side speaks first is not enough (pipelined captures start anywhere): look for a
       // status line or a request line.
@@ -111,7 +149,15 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       else if (find_message_start(Side::request, bytes) != std::string_view::npos) assign_roles(direction, false);
       else return;
     }
-    parser_for(direction).feed(bytes, ts);
+    auto& recent = recent_[direction];
+    bool first = recent_next_[direction] == 0;
+    recent[recent_next_[direction]++ % recent.size()] = position;
+    HttpStreamParser& parser = parser_for(direction);
+    // One direction's SYN seen, not this one's (lost, or captured out of order): its bytes may
+    // not begin at a message; find the first one and let pairing treat it as found by seeking.
+    if (first && !tcp_.start_seen[direction] && parser.state() == HttpStreamParser::State::parsing)
+      parser.hole(0, "gap", ts);
+    parser.feed(bytes, ts, position.offset);
   }
 
   void hole(int direction, std::uint64_t length, HoleReason reason, std::int64_t ts) {
@@ -131,20 +177,26 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     responses_->end(ts, cut);
     if (session_.config_.track_response)
       for (auto& p : pending_)
-        if (!p.answered && !p.dropped) ++session_.stats_.responses_missing;
+        if (!p.lost && !p.answered && !p.dropped) ++session_.stats_.responses_missing;
   }
 
   // HttpMessageListener
   void on_message_begin(HttpStreamParser& parser, std::int64_t ts) override {
-    if (parser.side() != HttpStreamParser::Side::request) return;
-    if (!in_response_ && pending_.size() >= session_.config_.max_pending_requests) {
-      if (session_.config_.track_response && !pending_.front().answered) ++session_.stats_.responses_missing;
-      pending_.pop_front();
-      ++front_number_;
+    if (parser.side() == HttpStreamParser::Side::response) {
+      begin_response(parser);
+      return;
     }
+    std::uint64_t begin = parser.message_begin();
+    // Bytes passed over before it (seen, or lost in a hole) may have held requests. What their
+    // sender had received when it sent the last of them tells whether it then waited.
+    if (parser.message_resynchronised()) push_lost(false, begin > 0 ? acknowledged(client_, begin - 1) : Acknowledged{});
+    if (pending_.size() >= session_.config_.max_pending_requests) retire_front();
     PendingRequest p;
     p.id = new_message_id();
     p.first_byte_ns = ts;
+    p.begin_offset = begin;
+    p.acked = acknowledged(client_, begin);
+    note_pipelining(p);
     pending_.push_back(std::move(p));
     current_number_ = front_number_ + pending_.size() - 1;
   }
@@ -155,7 +207,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       return 0;
     }
     if (status / 100 == 1) return 0;
-    PendingRequest* p = first_unanswered();
+    PendingRequest* p = response_target();
     if (p == nullptr) return 0;
     if (p->method == HTTP_HEAD) return 1;
     if (p->method == HTTP_CONNECT && status / 100 == 2) return 2;
@@ -168,15 +220,9 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     if (!in_response_) release_finished();
   }
 
-  void on_unreported_skip(HttpStreamParser& parser, std::uint64_t) override {
-    if (parser.side() != HttpStreamParser::Side::request) return;
-    // Bytes of a request we never saw whole: its response is coming and must not be taken
-    // for the answer to the next request.
-    PendingRequest p;
-    p.complete = true;
-    p.dropped = true;
-    p.drop_reason = DropReason::unmatched_response;
-    pending_.push_back(std::move(p));
+  void on_unreported_skip(HttpStreamParser&, std::uint64_t) override {
+    // Seeking passed over bytes of messages never reported; the message found next is marked
+    // resynchronised, which is where the request queue records the loss (on_message_begin).
   }
 
   void on_upgrade(HttpStreamParser& parser) override {
@@ -191,6 +237,8 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   }
 
  private:
+  static constexpr std::uint64_t kNone = ~std::uint64_t{0};
+
   void assign_roles(int client, bool in_sync) {
     client_ = client;
     bool keep_responses = session_.config_.track_response;
@@ -200,31 +248,165 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
         std::make_unique<HttpStreamParser>(HttpStreamParser::Side::response, *this, in_sync, keep_responses, max);
     client_endpoint_ = {tcp_.address[client].to_string(), tcp_.port[client]};
     server_endpoint_ = {tcp_.address[1 - client].to_string(), tcp_.port[1 - client]};
+    in_step_ = in_sync;
   }
 
-  // Forgets requests done with (complete and answered), and the oldest beyond the bound.
-  void release_finished() {
-    while (!pending_.empty() && pending_.front().complete && pending_.front().answered) {
-      pending_.pop_front();
-      ++front_number_;
+  // What the sender of `direction` had acknowledged when it sent the byte at `offset`: the
+  // acknowledgement of the latest segment starting at or before it (a message start found in
+  // the tail kept while seeking may lie in an earlier segment than the one just fed).
+  Acknowledged acknowledged(int direction, std::uint64_t offset) const {
+    const auto& recent = recent_[direction];
+    std::uint64_t n = recent_next_[direction];
+    for (std::uint64_t k = 0; k < recent.size() && k < n; ++k) {
+      const SegmentPosition& s = recent[(n - 1 - k) % recent.size()];
+      if (s.offset <= offset) return {s.ack, s.has_ack};
     }
-    while (pending_.size() > session_.config_.max_pending_requests) {
-      if (session_.config_.track_response && !pending_.front().answered) ++session_.stats_.responses_missing;
-      pending_.pop_front();
-      ++front_number_;
-    }
+    return {};
+  }
+  std::optional<std::uint64_t> offset_in_responses(const Acknowledged& a) const {
+    return a.offset(tcp_.sequence[1 - client_]);
+  }
+  std::optional<std::uint64_t> offset_in_requests(const Acknowledged& a) const {
+    return a.offset(tcp_.sequence[client_]);
   }
 
+  void push_lost(bool junk, Acknowledged acked) {
+    if (!pending_.empty() && pending_.back().lost && !pending_.back().answered) {
+      pending_.back().junk |= junk;
+      pending_.back().acked = acked;
+      return;
+    }
+    if (pending_.size() >= session_.config_.max_pending_requests) retire_front();
+    PendingRequest lost;
+    lost.lost = true;
+    lost.junk = junk;
+    lost.acked = acked;
+    lost.complete = true;
+    pending_.push_back(std::move(lost));
+  }
+
+  // A client that sends a request before it received the previous one's response pipelines;
+  // on such a connection position is the only pairing rule, and after a gap nothing pairs.
+  void note_pipelining(const PendingRequest& next) {
+    if (pending_.empty() || pipelined_) return;
+    const PendingRequest& previous = pending_.back();
+    if (previous.junk) return;  // junk is not a request waiting for an answer
+    // Raw numbers compare for equality before the other direction's sequence space is known.
+    if (previous.acked.known && next.acked.known && previous.acked.ack == next.acked.ack)
+      pipelined_ = true;  // nothing received between the two
+    auto now = offset_in_responses(next.acked);
+    if (now && previous.answered && previous.response_end != 0 && *now < previous.response_end) pipelined_ = true;
+  }
+
+  const PendingRequest* entry(std::uint64_t number) const {
+    if (number == kNone || number < front_number_ || number - front_number_ >= pending_.size()) return nullptr;
+    return &pending_[number - front_number_];
+  }
+  PendingRequest* entry(std::uint64_t number) {
+    return const_cast<PendingRequest*>(std::as_const(*this).entry(number));
+  }
   HttpStreamParser& parser_for(int direction) { return direction == client_ ? *requests_ : *responses_; }
+  PendingRequest* current_request() { return entry(current_number_); }
+  PendingRequest* response_target() { return entry(response_target_); }
 
-  PendingRequest* current_request() {
-    if (current_number_ < front_number_ || current_number_ - front_number_ >= pending_.size()) return nullptr;
-    return &pending_[current_number_ - front_number_];
+  // The oldest entry leaves the queue (bound reached): a request still waiting is counted.
+  void retire_front() {
+    PendingRequest& front = pending_.front();
+    if (session_.config_.track_response && !front.lost && !front.answered && !front.dropped)
+      ++session_.stats_.responses_missing;
+    if (front.early_response) session_.drop(front.drop_reason);
+    pending_.pop_front();
+    ++front_number_;
+    if (cursor_ < front_number_) cursor_ = front_number_;
   }
-  PendingRequest* first_unanswered() {
-    for (auto& p : pending_)
-      if (!p.answered) return &p;
-    return nullptr;
+
+  // Forgets requests done with (complete and answered, or passed over), from the front.
+  void release_finished() {
+    while (!pending_.empty() && front_number_ < cursor_ && pending_.front().complete &&
+           pending_.front().early_response == nullptr)
+      retire_front();
+    while (pending_.size() > session_.config_.max_pending_requests) retire_front();
+  }
+
+  // Requests from the cursor up to `number` (excluded) will get no response: theirs were lost.
+  void pass_over(std::uint64_t number) {
+    for (; cursor_ < number; ++cursor_) {
+      PendingRequest* p = entry(cursor_);
+      if (p == nullptr || p->answered) continue;
+      p->answered = true;
+      if (!p->lost && !p->dropped && session_.config_.track_response) ++session_.stats_.responses_missing;
+    }
+  }
+
+  // Which request the response beginning now answers (response_target_), or none.
+  void begin_response(HttpStreamParser& parser) {
+    response_target_ = kNone;
+    response_skipped_junk_ = false;
+    response_refused_ = std::nullopt;
+    if (parser.message_resynchronised()) in_step_ = false;
+    std::uint64_t begin = parser.message_begin();
+    std::optional<std::uint64_t> server_acked = offset_in_requests(acknowledged(1 - client_, begin));
+    while (entry(cursor_) != nullptr && entry(cursor_)->answered) ++cursor_;
+    PendingRequest* next = entry(cursor_);
+    if (next == nullptr) {
+      // No request seen that it could answer (its request was lost, or is late in the
+      // capture): the requests that come next no longer line up with the responses.
+      response_refused_ = DropReason::unmatched_response;
+      in_step_ = false;
+      return;
+    }
+    if (in_step_ && !next->lost) {
+      if (could_answer(*next, begin, server_acked)) {
+        response_target_ = cursor_;
+      } else {
+        // It answers something sent before the requests seen (or the numbers contradict the
+        // order): not this request.
+        response_refused_ = DropReason::unmatched_response;
+        in_step_ = false;
+      }
+      return;
+    }
+    std::uint64_t proven = proven_request(begin, server_acked);
+    if (proven == kNone) {
+      response_refused_ = DropReason::ambiguous_response;
+      // It answers the request at the cursor or a later one: the one at the cursor is done.
+      if (!next->lost) pass_over(cursor_ + 1);
+      return;
+    }
+    for (std::uint64_t n = cursor_; n < proven; ++n)
+      if (entry(n)->junk) response_skipped_junk_ = true;
+    pass_over(proven);
+    response_target_ = proven;
+  }
+
+  // Order says the response answers `p`; the acknowledgement numbers must not deny it.
+  bool could_answer(const PendingRequest& p, std::uint64_t begin, std::optional<std::uint64_t> server_acked) const {
+    if (server_acked && *server_acked <= p.begin_offset) return false;  // the server had not seen it
+    auto client_acked = offset_in_responses(p.acked);
+    if (client_acked && *client_acked > begin) return false;  // the client had it before asking
+    return true;
+  }
+
+  // After a loss of step: the request the acknowledgement numbers prove this response answers.
+  std::uint64_t proven_request(std::uint64_t begin, std::optional<std::uint64_t> server_acked) const {
+    if (pipelined_ || !server_acked) return kNone;
+    for (std::uint64_t n = cursor_; entry(n) != nullptr; ++n) {
+      const PendingRequest& p = *entry(n);
+      // Requests never seen whose sender's state is unknown (the very start of a capture on a
+      // running connection): whether the client waited after them cannot be told.
+      if (p.lost && !p.junk && !p.acked.known) return kNone;
+      if (p.lost || p.answered) continue;
+      auto client_acked = offset_in_responses(p.acked);
+      if (!client_acked || *client_acked != begin) continue;
+      // Every response byte before this one had reached the client when it sent `p`: with no
+      // pipelining the response to any earlier request lies before it. The server had received
+      // `p` (its first byte at least: early answers) and nothing after it.
+      if (*server_acked <= p.begin_offset) return kNone;
+      std::uint64_t received_end = p.complete ? p.end_offset : requests_->position();
+      if (*server_acked > received_end) return kNone;
+      return n;
+    }
+    return kNone;
   }
 
   // Why a message cannot be emitted as it is, or nullopt when it can.
@@ -255,13 +437,24 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
 
   void on_request(ParsedMessage&& m) {
     PendingRequest* p = current_request();
-    current_number_ = ~std::uint64_t{0};
+    current_number_ = kNone;
     if (auto reason = refusal(m)) {
       session_.drop(*reason);
       if (p != nullptr) {
         p->complete = true;
+        p->end_offset = m.end_offset;
         p->dropped = true;  // its response, if one comes, goes with it
         p->drop_reason = *reason;
+        // Bytes that never made a request line are junk, not a request: a server may answer
+        // them or not, so the queue no longer knows where it stands.
+        if (*reason == DropReason::parse_error && p->method == 0 && !p->answered) {
+          p->lost = true;
+          p->junk = true;
+        }
+        if (p->early_response) {
+          p->early_response.reset();
+          session_.drop(*reason);  // the response went with its request
+        }
       }
       return;
     }
@@ -271,6 +464,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     if (p != nullptr) {
       p->complete = true;
       p->last_byte_ns = m.last_byte_ns;
+      p->end_offset = m.end_offset;
       if (!session_.config_.responses_seen) p->answered = true;  // nothing to wait for
     }
     auto out = make_message(Kind::request, id, m);
@@ -278,21 +472,38 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       out->payload = http_set_header(out->payload, session_.config_.realip_header, client_endpoint_.address);
     ++session_.stats_.requests;
     session_.emit_(std::move(out));
+    if (p != nullptr && p->early_response) {
+      ++session_.stats_.responses;
+      session_.emit_(std::move(p->early_response));
+      p->early_response.reset();
+    }
   }
 
   void on_response(ParsedMessage&& m) {
     bool interim = m.status / 100 == 1 && m.status != 101;
     if (interim && m.incomplete_reason.empty() && !m.too_large) {
       ++session_.stats_.interim_responses;  // 100 Continue & co: the final response follows
+      if (response_target_ != kNone) in_step_ = true;  // and answers the same request
       return;
     }
-    PendingRequest* p = first_unanswered();
-    // Mid-stream, a response may belong to a request sent before the capture saw anything.
-    if (p == nullptr || m.first_byte_ns < p->first_byte_ns) {
-      session_.drop(DropReason::unmatched_response);
+    if (m.status == 0 && m.incomplete_reason == "parse_error") {
+      in_step_ = false;  // not a response: junk on the server's side
+      session_.drop(DropReason::parse_error);
+      return;
+    }
+    PendingRequest* p = response_target();
+    if (p == nullptr) {
+      session_.drop(response_refused_.value_or(DropReason::unmatched_response));
       return;
     }
     p->answered = true;
+    p->response_end = m.end_offset;
+    cursor_ = response_target_ + 1;
+    in_step_ = true;
+    if (PendingRequest* following = entry(cursor_); following != nullptr && !following->lost && !pipelined_) {
+      auto acked = offset_in_responses(following->acked);
+      if (acked && *acked < m.end_offset) pipelined_ = true;  // sent before this response was whole
+    }
     // Stopping or resuming the request parser below re-enters on_message: `p` must not be
     // released under us (it was, a use-after-free made visible once the id is moved out).
     struct Release {
@@ -309,6 +520,10 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       ++session_.stats_.upgrades;
       requests_->stop();
       responses_->stop();
+    } else if (m.closes && m.incomplete_reason.empty() && p->complete) {
+      // The server closes after answering (nginx's 400 to a refused request): whatever the
+      // client sent after that request, the server never read as a request. Not mined.
+      requests_->stop("unfinished");
     } else if (requests_->state() == HttpStreamParser::State::upgraded) {
       requests_->resume_after_refused_upgrade(m.last_byte_ns);
     }
@@ -317,12 +532,25 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       return;
     }
     if (!session_.config_.track_response) return;
+    if (response_skipped_junk_ && m.status == 400) {
+      // Junk came before the request: this 400 may well be the server's answer to the junk.
+      session_.drop(DropReason::ambiguous_response);
+      return;
+    }
     if (auto reason = refusal(m)) {
       session_.drop(*reason);
       return;
     }
     auto out = make_message(Kind::response, p->id, m);
-    out->latency_ns = p->complete ? std::max<std::int64_t>(0, m.first_byte_ns - p->last_byte_ns) : 0;
+    if (!p->complete) {
+      // Answered before the request was whole (an upload refused early): it goes out after
+      // its request, or with it when the request is dropped.
+      ++session_.stats_.early_responses;
+      out->latency_ns = 0;
+      p->early_response = std::move(out);
+      return;
+    }
+    out->latency_ns = std::max<std::int64_t>(0, m.first_byte_ns - p->last_byte_ns);
     ++session_.stats_.responses;
     session_.emit_(std::move(out));
   }
@@ -332,9 +560,17 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   int client_ = -1;
   std::unique_ptr<HttpStreamParser> requests_, responses_;
   std::deque<PendingRequest> pending_;
-  std::uint64_t front_number_ = 0;  // number of pending_.front() in the connection's requests
-  std::uint64_t current_number_ = ~std::uint64_t{0};  // the request being parsed
+  std::uint64_t front_number_ = 0;       // number of pending_.front() in the connection's requests
+  std::uint64_t current_number_ = kNone;  // the request being parsed
+  std::uint64_t cursor_ = 0;             // the first request the next response may answer
+  std::uint64_t response_target_ = kNone;  // the request the response being parsed answers
+  std::optional<DropReason> response_refused_;  // why the response being parsed has none
+  bool response_skipped_junk_ = false;
+  bool in_step_ = false;    // the response stream is known to be in step with the request queue
+  bool pipelined_ = false;  // a request was sent before the previous response was whole
   bool in_response_ = false;  // on_response runs: requests stay where they are
+  std::array<std::array<SegmentPosition, 8>, 2> recent_{};  // latest segments delivered, per direction
+  std::array<std::uint64_t, 2> recent_next_{};
   Endpoint client_endpoint_, server_endpoint_;
 };
 
@@ -346,8 +582,8 @@ void CaptureSession::Impl::on_open(TcpConnection& connection) {
   connection.state = std::make_unique<HttpConnection>(*this, connection);
 }
 void CaptureSession::Impl::on_data(TcpConnection& connection, int direction, std::string_view bytes,
-                                   std::int64_t ts) {
-  http_of(connection).data(direction, bytes, ts);
+                                   std::int64_t ts, const SegmentPosition& position) {
+  http_of(connection).data(direction, bytes, ts, position);
 }
 void CaptureSession::Impl::on_hole(TcpConnection& connection, int direction, std::uint64_t length,
                                    HoleReason reason, std::int64_t ts) {

@@ -1,8 +1,8 @@
 #pragma once
 // The whole capture path after libpcap: frame -> PacketDecoder -> TcpReassembler ->
-// HttpStreamParser per direction -> request/response messages paired by order on their
-// connection. Knows nothing of pcap handles or the runtime, so tests and fuzzers drive it
-// with frames they build.
+// HttpStreamParser per direction -> request/response messages paired on their connection by
+// order and by the TCP acknowledgement numbers. Knows nothing of pcap handles or the runtime,
+// so tests and fuzzers drive it with frames they build.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -40,8 +40,10 @@ enum class DropReason {
   unfinished,          // its connection closed (or the capture ended) before it finished
   unmatched_response,  // a response with no request seen on its connection
   flow_table_full,     // packets of a connection refused because max_connections were tracked
+  ambiguous_response,  // after a loss of step, the acknowledgement numbers did not prove its request
+  ambiguous_framing,   // a request framed two ways (RFC 9112 6.3: smuggling); its connection's later requests too
 };
-inline constexpr std::size_t kDropReasonCount = 8;
+inline constexpr std::size_t kDropReasonCount = 10;
 std::string_view drop_reason_name(DropReason reason);
 
 struct CaptureStats {
@@ -56,6 +58,7 @@ struct CaptureStats {
   std::uint64_t interim_responses = 0;  // 1xx before the final response, not emitted
   std::uint64_t upgrades = 0;           // connections that left HTTP/1.x (101, CONNECT)
   std::uint64_t responses_missing = 0;  // requests whose response was never seen
+  std::uint64_t early_responses = 0;    // responses begun before their request was whole
   std::uint64_t incomplete_emitted = 0; // messages emitted marked incomplete
   std::uint64_t dropped[kDropReasonCount] = {};
   ReassemblyStats reassembly;

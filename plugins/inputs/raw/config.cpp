@@ -167,6 +167,13 @@ PluginDefinition raw_input_definition() {
       {"dropped.expired", "messages in progress on a connection that went idle for `expire`"},
       {"dropped.unfinished", "messages in progress when their connection closed or the capture ended"},
       {"dropped.unmatched_response", "responses whose request was not seen (capture started mid-connection)"},
+      {"dropped.ambiguous_response",
+       "responses after a gap, junk or a mid-stream start whose request the TCP acknowledgement numbers "
+       "did not prove; never paired with a guess"},
+      {"dropped.ambiguous_framing",
+       "requests whose framing a server may read two ways (Content-Length with Transfer-Encoding, several or "
+       "listed lengths, a final coding not chunked, folded or spaced framing fields: request smuggling), with "
+       "their responses; the rest of their connection's requests is not read"},
       {"dropped.flow_table_full", "packets of new connections refused because max_connections are tracked"},
       {"dropped.kernel", "packets the kernel dropped because the capture buffer was full (pcap_stats)"},
       {"dropped.interface", "packets the interface dropped (pcap_stats)"},
@@ -176,10 +183,17 @@ PluginDefinition raw_input_definition() {
       {"packets.fragment", "IP fragments (TCP over fragmented IP is not reassembled)"},
       {"packets.truncated", "packets whose headers were cut by snaplen"},
       {"packets.malformed", "packets with bogus IP/TCP versions or lengths"},
+      {"packets.unsupported_encapsulation",
+       "part of packets.not_tcp: a tunnel or framing not opened (PPP other than IP, MPLS pseudowires, GRE with "
+       "routing or version 1, MACsec, ...)"},
+      {"packets.too_deep",
+       "part of packets.not_tcp: more than 8 VLAN tags, 8 MPLS labels or 2 tunnels inside each other"},
       {"requests", "requests emitted"},
       {"responses", "responses emitted"},
       {"responses.interim", "1xx interim responses (100 Continue) folded away"},
       {"responses.missing", "requests whose response was never seen (track_response)"},
+      {"responses.early",
+       "responses begun before their request was whole (an upload answered early); emitted after the request"},
       {"messages.incomplete", "messages emitted marked incomplete (allow_incomplete)"},
       {"connections", "TCP connections tracked"},
       {"connections.midstream", "connections whose start was not seen; parsing began at the next message"},

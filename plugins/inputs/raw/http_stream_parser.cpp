@@ -1,7 +1,9 @@
 #include "http_stream_parser.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
+#include <span>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -20,23 +22,59 @@ constexpr std::array<std::string_view, 33> kMethods = {
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 
-// A request line "METHOD SP target SP HTTP/1.x CRLF" anywhere in `s` (a body before it need
-// not end with a newline). Anchored on " HTTP/1.", which is rare in bodies and cheap to find.
-std::size_t find_request_line(std::string_view s) {
+// RFC 9110 tchar: what a header name or a method may be made of.
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool is_token(std::string_view s) {
+  for (char c : s)
+    if (!kTokenChars[static_cast<unsigned char>(c)]) return false;
+  return !s.empty();
+}
+
+bool looks_like_method(std::string_view s) {
+  if (s.empty() || s[0] < 'A' || s[0] > 'Z') return false;
+  for (char c : s)
+    if (!((c >= 'A' && c <= 'Z') || is_digit(c) || c == '-' || c == '_')) return false;
+  return true;
+}
+
+// A request line "METHOD SP target SP HTTP/1.x CRLF" in `s`, at a line start: after a line
+// feed (any method token), or at one of `packets` (where a packet began, which may begin a
+// message) with a common method only, as a packet may also begin inside a token. Never inside
+// a token otherwise: BDELETE is not DELETE. Anchored on " HTTP/1.", rare in bodies.
+std::size_t find_request_line(std::string_view s, std::span<const std::size_t> packets) {
+  constexpr auto npos = std::string_view::npos;
+  // "METHOD SP target" from `line` up to k, the method any token or a common one.
+  auto request_line_at = [&](std::size_t line, std::size_t k, bool common_only) {
+    std::size_t space = s.find(' ', line);
+    if (space >= k || space == line || space + 1 == k) return false;
+    std::string_view method = s.substr(line, space - line), target = s.substr(space + 1, k - space - 1);
+    if (!is_token(method) || target.find_first_of(" \r\n\t") != npos) return false;
+    // Found by seeking, a method must look like one (upper case, digits, '-', '_'): a body
+    // line ending in "xyz" before a pipelined "PUT" would otherwise make "xyzPUT".
+    if (!looks_like_method(method)) return false;
+    if (!common_only) return true;
+    for (auto m : kMethods)
+      if (m == method) return true;
+    return false;
+  };
   std::size_t from = 0;
-  for (std::size_t k; (k = s.find(" HTTP/1.", from)) != std::string_view::npos; from = k + 1) {
+  for (std::size_t k; (k = s.find(" HTTP/1.", from)) != npos; from = k + 1) {
     if (k + 10 > s.size()) break;
     if (!is_digit(s[k + 8]) || (s[k + 9] != '\r' && s[k + 9] != '\n')) continue;
-    if (k == 0) continue;
-    std::size_t space = s.rfind(' ', k - 1);
-    if (space == std::string_view::npos || space + 1 == k || space == 0) continue;
-    std::string_view target = s.substr(space + 1, k - space - 1);
-    if (target.find_first_of("\r\n\t") != std::string_view::npos) continue;
-    for (auto method : kMethods)
-      if (method.size() <= space && s.substr(space - method.size(), method.size()) == method)
-        return space - method.size();
+    std::size_t newline = k == 0 ? npos : s.rfind('\n', k - 1);
+    std::size_t line = newline == npos ? 0 : newline + 1;
+    if (newline != npos && request_line_at(line, k, false)) return line;
+    for (std::size_t packet : packets)
+      if (packet >= line && packet < k && request_line_at(packet, k, true)) return packet;
   }
-  return std::string_view::npos;
+  return npos;
 }
 
 // A status line "HTTP/1.x NNN" anywhere in `s`.
@@ -51,15 +89,6 @@ std::size_t find_status_line(std::string_view s) {
 }
 
 constexpr std::size_t kMaxCarry = 8192;  // a start line cut by a packet boundary
-
-// RFC 9110 tchar: what a header name or a method may be made of.
-constexpr std::array<bool, 256> kTokenChars = [] {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}();
 
 // Field values and reason phrases: HTAB, visible ASCII, SP, obs-text. No CR, LF or other controls.
 constexpr std::array<bool, 256> kFieldChars = [] {
@@ -158,10 +187,126 @@ bool iequal_lower(std::string_view s, std::string_view lower) {
 }
 const char kZeros[16384] = {};
 
+// The methods llhttp frames itself, from its own header (a newer llhttp knows more).
+#define DOPPEL_LLHTTP_METHOD(NUM, NAME, STRING) std::string_view(#STRING),
+constexpr std::string_view kLlhttpMethods[] = {HTTP_METHOD_MAP(DOPPEL_LLHTTP_METHOD)};
+#undef DOPPEL_LLHTTP_METHOD
+// What llhttp is fed in place of a method it does not know: a method of the same shape (any
+// target, body by Content-Length or chunked) and no meaning of its own for the response.
+constexpr std::string_view kStandInMethod = "POST";
+constexpr std::size_t kMaxHead = std::size_t{128} << 10;  // servers refuse far smaller heads
+
+// What the head of a request (request line and header fields) says about its framing.
+struct RequestHead {
+  enum Verdict {
+    need_more,  // consistent so far, not whole yet
+    junk,       // not a request line: bytes to skip
+    ambiguous,  // framing a server may read otherwise (RFC 9112 6.1, 6.3): a smuggling attempt
+    unframable,  // a request line, but not HTTP/1.x (HTTP/2 prior knowledge), or a head over kMaxHead
+    framable,   // llhttp frames it (with a stand-in method when it does not know the token)
+  } verdict = need_more;
+  std::size_t size = 0;         // framable: the head's length; junk: where it stopped being a request line
+  std::size_t method_size = 0;
+  bool known_method = true;     // llhttp knows the method
+};
+
+bool is_framing_field(std::string_view name) {
+  return iequal_lower(name, "content-length") || iequal_lower(name, "transfer-encoding");
+}
+
+// `s` starts at a message start. Judges the request line as soon as it is whole (or cannot
+// become one), the framing once the head is whole.
+RequestHead judge_request_head(std::string_view s) {
+  RequestHead head;
+  auto stop = [&](RequestHead::Verdict v, std::size_t at) {
+    head.verdict = v;
+    head.size = at;
+    return head;
+  };
+  std::size_t i = 0;
+  while (i < s.size() && kTokenChars[static_cast<unsigned char>(s[i])]) ++i;
+  if (i == s.size()) return i > kMaxHead ? stop(RequestHead::junk, i) : head;
+  if (i == 0 || s[i] != ' ') return stop(RequestHead::junk, i);
+  head.method_size = i;
+  std::string_view method = s.substr(0, i);
+  head.known_method = false;
+  for (auto m : kLlhttpMethods) head.known_method = head.known_method || m == method;
+  std::size_t target = ++i;
+  while (i < s.size() && static_cast<unsigned char>(s[i]) > 0x20 && s[i] != 0x7f) ++i;
+  if (i == s.size()) return i > kMaxHead ? stop(RequestHead::junk, i) : head;
+  if (i == target || s[i] != ' ') return stop(RequestHead::junk, i);
+  // " HTTP/d.d" then CRLF or LF, checked as far as it has come.
+  constexpr std::string_view kVersion = "HTTP/0.0\r\n";
+  for (std::size_t k = 0; k < kVersion.size(); ++k) {
+    std::size_t at = i + 1 + k;
+    if (at >= s.size()) return head;
+    char c = s[at];
+    bool ok = kVersion[k] == '0' ? is_digit(c) : c == kVersion[k] || (k == 8 && c == '\n');
+    if (!ok) return stop(RequestHead::junk, at);
+    if (k == 8 && c == '\n') break;
+  }
+  if (s[i + 6] != '1') return stop(RequestHead::unframable, i);  // "PRI * HTTP/2.0": not ours
+  bool http10 = s.substr(i + 1, 8) == "HTTP/1.0";
+  i = s.find('\n', i) + 1;
+  // Header fields up to the empty line.
+  std::size_t lengths = 0, encodings = 0;
+  std::string codings;  // every Transfer-Encoding value, joined
+  bool ambiguous = false, last_framing = false;
+  for (;;) {
+    std::size_t lf = s.find('\n', i);
+    if (lf == std::string_view::npos) return s.size() > kMaxHead ? stop(RequestHead::unframable, s.size()) : head;
+    if (lf > kMaxHead) return stop(RequestHead::unframable, lf);
+    std::string_view line = s.substr(i, lf - i);
+    i = lf + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) break;
+    if (line[0] == ' ' || line[0] == '\t') {
+      // obs-fold, or whitespace before the first field: a framing field read two ways
+      std::string_view folded = trim_ows(line);
+      if (last_framing || is_framing_field(trim_ows(folded.substr(0, folded.find(':'))))) ambiguous = true;
+      continue;
+    }
+    std::size_t colon = line.find(':');
+    std::string_view name = line.substr(0, colon), trimmed = name;
+    while (!trimmed.empty() && (trimmed.back() == ' ' || trimmed.back() == '\t')) trimmed.remove_suffix(1);
+    last_framing = is_framing_field(trimmed);
+    if (!last_framing) continue;
+    if (trimmed.size() != name.size() || colon == std::string_view::npos) ambiguous = true;  // "Transfer-Encoding :"
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = trim_ows(line.substr(colon + 1));
+    if (trimmed.size() == 14) {  // Content-Length: one, of digits only ("0, 49" and "+5" are not)
+      if (value.empty() || value.find_first_not_of("0123456789") != std::string_view::npos) ambiguous = true;
+      if (++lengths > 1) ambiguous = true;  // differing, or even equal: nginx and llhttp refuse both
+    } else {
+      ++encodings;
+      codings.append(",").append(value);
+    }
+  }
+  if (encodings > 0) {
+    // Both framings, HTTP/1.0, or a final coding other than chunked (applied once).
+    if (lengths > 0 || http10) ambiguous = true;
+    std::size_t chunked = 0;
+    std::string_view last;
+    for (std::string_view rest = codings; !rest.empty();) {
+      std::size_t comma = rest.find(',');
+      std::string_view coding = trim_ows(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (coding.empty()) continue;
+      last = coding;
+      if (iequal_lower(coding, "chunked")) ++chunked;
+    }
+    if (chunked != 1 || !iequal_lower(last, "chunked")) ambiguous = true;
+  }
+  return stop(ambiguous ? RequestHead::ambiguous : RequestHead::framable, i);
+}
+
 }  // namespace
 
-std::size_t find_message_start(HttpStreamParser::Side side, std::string_view bytes) {
-  return side == HttpStreamParser::Side::request ? find_request_line(bytes) : find_status_line(bytes);
+std::size_t find_message_start(HttpStreamParser::Side side, std::string_view bytes, bool starts_at_boundary) {
+  std::size_t start = 0;
+  return side == HttpStreamParser::Side::request
+             ? find_request_line(bytes, std::span<const std::size_t>(&start, starts_at_boundary ? 1 : 0))
+             : find_status_line(bytes);
 }
 
 HttpStreamParser::HttpStreamParser(Side side, HttpMessageListener& listener, bool in_sync, bool keep_bytes,
@@ -172,7 +317,8 @@ HttpStreamParser::HttpStreamParser(Side side, HttpMessageListener& listener, boo
       max_message_size_(max_message_size),
       plain_framing_(plain_framing),
       state_(in_sync ? State::parsing : State::seeking),
-      skip_unreported_(!in_sync) {
+      skip_unreported_(!in_sync),
+      seek_from_boundary_(!in_sync) {
   llhttp_settings_init(&settings_);
   settings_.on_headers_complete = &on_headers_complete_cb;
   settings_.on_message_complete = &on_message_complete_cb;
@@ -188,21 +334,23 @@ void HttpStreamParser::restart_parser() {
   // where framing would become ambiguous (chunked + Content-Length stays strict).
   llhttp_set_lenient_headers(&parser_, 1);
   llhttp_set_lenient_keep_alive(&parser_, 1);
-  in_message_ = in_body_ = switching_ = false;
+  in_message_ = in_body_ = switching_ = extension_method_ = false;
+  head_.clear();
 }
 
 int HttpStreamParser::on_headers_complete_cb(llhttp_t* parser) {
   auto* self = static_cast<HttpStreamParser*>(parser->data);
   self->message_.status = parser->status_code;
-  self->message_.method = parser->method;
+  self->message_.method = self->extension_method_ ? kExtensionMethod : parser->method;
   self->in_body_ = true;
-  int answer = self->listener_.on_headers(*self, parser->status_code, parser->method);
+  int answer = self->listener_.on_headers(*self, parser->status_code, self->message_.method);
   if (answer == 2) self->switching_ = true;
   return answer;
 }
 
 int HttpStreamParser::on_message_complete_cb(llhttp_t* parser) {
   auto* self = static_cast<HttpStreamParser*>(parser->data);
+  self->message_.closes = llhttp_should_keep_alive(parser) == 0;
   if (self->finishing_) {
     self->completed_by_finish_ = true;
     return 0;
@@ -212,17 +360,22 @@ int HttpStreamParser::on_message_complete_cb(llhttp_t* parser) {
   return HPE_PAUSED;
 }
 
-void HttpStreamParser::feed(std::string_view bytes, std::int64_t ts) {
+void HttpStreamParser::feed(std::string_view bytes, std::int64_t ts, std::uint64_t offset) {
+  if (offset != position_) carry_.clear();  // not contiguous with the tail kept while seeking
+  position_ = offset + bytes.size();
   switch (state_) {
     case State::parsing:
-      parse(bytes.data(), bytes.size(), ts);
+      parse(bytes.data(), bytes.size(), ts, offset);
       break;
     case State::seeking:
-      seek(bytes, ts);
+      seek(bytes, ts, offset, true);
       break;
     case State::upgraded:
       if (held_.size() + bytes.size() <= max_message_size_) {
-        if (held_.empty()) held_ts_ = ts;
+        if (held_.empty()) {
+          held_ts_ = ts;
+          held_offset_ = offset;
+        }
         held_.append(bytes);
       } else {
         held_lost_ = true;
@@ -233,16 +386,26 @@ void HttpStreamParser::feed(std::string_view bytes, std::int64_t ts) {
   }
 }
 
-void HttpStreamParser::seek(std::string_view bytes, std::int64_t ts) {
+void HttpStreamParser::seek(std::string_view bytes, std::int64_t ts, std::uint64_t offset, bool packet_start) {
   std::string joined;
   std::string_view data = bytes;
+  std::uint64_t data_offset = offset;
+  // Where packets began (a request line may start there, with a common method).
+  std::vector<std::size_t> packets = std::move(carry_packets_);
+  carry_packets_.clear();
   if (!carry_.empty()) {
+    data_offset -= carry_.size();
     joined = std::move(carry_);
     joined.append(bytes);
     data = joined;
+  } else {
+    packets.clear();
+    if (seek_from_boundary_) packets.push_back(0);
   }
+  if (packet_start) packets.push_back(data.size() - bytes.size());
+  seek_from_boundary_ = false;
   carry_.clear();
-  std::size_t start = find_message_start(side_, data);
+  std::size_t start = side_ == Side::request ? find_request_line(data, packets) : find_status_line(data);
   if (start != std::string_view::npos) {
     skipped_bytes_ += start;
     skipped_since_sync_ += start;
@@ -251,14 +414,20 @@ void HttpStreamParser::seek(std::string_view bytes, std::int64_t ts) {
     skip_unreported_ = false;
     restart_parser();
     state_ = State::parsing;
-    parse(data.data() + start, data.size() - start, ts);
+    next_resynchronised_ = true;
+    parse(data.data() + start, data.size() - start, ts, data_offset + start);
     return;
   }
-  // The start of a message may straddle this packet and the next: keep the tail.
+  // The start of a message may straddle this packet and the next: keep the tail, and the packet
+  // starts in it after its last line feed (those before it can no longer lead a request line).
   std::size_t keep = data.size() < kMaxCarry ? data.size() : kMaxCarry;
-  skipped_bytes_ += data.size() - keep;
-  skipped_since_sync_ += data.size() - keep;
-  carry_.assign(data.substr(data.size() - keep));
+  std::size_t cut = data.size() - keep, newline = data.rfind('\n');
+  skipped_bytes_ += cut;
+  skipped_since_sync_ += cut;
+  carry_.assign(data.substr(cut));
+  for (std::size_t packet : packets)
+    if (packet >= cut && (newline == std::string_view::npos || packet > newline)) carry_packets_.push_back(packet - cut);
+  if (carry_packets_.size() > 8) carry_packets_.erase(carry_packets_.begin(), carry_packets_.end() - 8);
 }
 
 void HttpStreamParser::append(const char* begin, const char* end, std::int64_t ts) {
@@ -274,7 +443,9 @@ void HttpStreamParser::append(const char* begin, const char* end, std::int64_t t
   message_.bytes.append(begin, n);
 }
 
-void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts) {
+void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts, std::uint64_t offset) {
+  base_ = p;
+  base_offset_ = offset;
   const char* end = p + size;
   while (p < end && state_ == State::parsing) {
     if (!in_message_) {
@@ -282,21 +453,27 @@ void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts) {
       if (p == end) break;
       in_message_ = true;
       in_body_ = false;
-      llhttp_in_message_ = false;
+      llhttp_in_message_ = extension_method_ = false;
+      head_.clear();
       message_ = ParsedMessage{};
       message_.first_byte_ns = message_.last_byte_ns = ts;
+      message_.begin_offset = offset_at(p);
+      message_.resynchronised = next_resynchronised_;
+      next_resynchronised_ = false;
       listener_.on_message_begin(*this, ts);
     }
-    if (!llhttp_in_message_ && plain_framing_) {
+    if (!llhttp_in_message_ && plain_framing_ && head_.empty()) {
       if (std::size_t n = frame_plain_message(p, static_cast<std::size_t>(end - p))) {
         // The whole message is here (within max_message_size): the listener reads it in place.
         message_.last_byte_ns = ts;
+        message_.end_offset = offset_at(p + n);
         if (keep_bytes_) message_.in_place = std::string_view(p, n);
         complete(ts);
         p += n;
         continue;
       }
     }
+    if (!llhttp_in_message_ && side_ == Side::request && !gate_request_head(p, end, ts)) return;
     llhttp_in_message_ = true;
     llhttp_errno_t err = llhttp_execute(&parser_, p, static_cast<std::size_t>(end - p));
     if (err == HPE_OK) {
@@ -308,30 +485,113 @@ void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts) {
     if (err == HPE_PAUSED) {
       append(p, pos, ts);
       llhttp_resume(&parser_);
+      message_.end_offset = offset_at(pos);
       complete(ts);
       p = pos;
       continue;
     }
     if (err == HPE_PAUSED_UPGRADE) {
       append(p, pos, ts);
+      message_.end_offset = offset_at(pos);
+      std::uint64_t held_offset = offset_at(pos);
       if (in_message_) complete(ts);
       if (state_ != State::parsing) return;  // the listener already stopped this stream
       state_ = State::upgraded;
       held_.assign(pos, end);
       held_ts_ = ts;
+      held_offset_ = held_offset;
       listener_.on_upgrade(*this);
       return;
     }
-    // Not HTTP (any more): drop what was gathered and look for the next message start.
-    ++parse_errors_;
-    skip_unreported_ = !in_message_;
-    skipped_since_sync_ = 0;
-    abandon("parse_error", ts);
-    state_ = State::seeking;
+    // Not HTTP (any more). Requests: llhttp saw a request line the gate passed.
     const char* resume = pos > p ? pos : p + 1;
-    seek(std::string_view(resume, static_cast<std::size_t>(end - resume)), ts);
+    fail(offset_at(pos), std::string_view(resume, static_cast<std::size_t>(end - resume)), offset_at(resume), ts,
+         side_ == Side::request);
     return;
   }
+}
+
+// Drops the message in progress as a parse error. After the request line of a request whose start
+// was known (not found by seeking), the stream stops: that request is the client's own, the server
+// refused it too (400 and close, mostly), and its body may hide a request that no server ever
+// read (request smuggling). Otherwise it was junk, or the resynchronisation was wrong: look for
+// the next message start in `rest`.
+void HttpStreamParser::fail(std::uint64_t at, std::string_view rest, std::uint64_t rest_offset, std::int64_t ts,
+                            bool after_request_line) {
+  ++parse_errors_;
+  skip_unreported_ = !in_message_;
+  skipped_since_sync_ = 0;
+  bool known_start = in_message_ && !message_.resynchronised;
+  if (in_message_) message_.end_offset = at;
+  abandon("parse_error", ts);
+  head_.clear();
+  if (after_request_line && known_start) {
+    state_ = State::stopped;
+    carry_.clear();
+    return;
+  }
+  state_ = State::seeking;
+  seek_from_boundary_ = false;
+  seek(rest, ts, rest_offset, false);
+}
+
+// Requests: llhttp sees a request only once its head is whole and judged (judge_request_head),
+// with a stand-in for a method it does not know; the wire bytes stay as they were. Returns false
+// when this buffer is done with (kept until the head is whole, skipped as junk, or refused).
+bool HttpStreamParser::gate_request_head(const char*& p, const char* end, std::int64_t ts) {
+  std::string_view here(p, static_cast<std::size_t>(end - p));
+  std::string joined;  // the head's bytes from earlier packets, then this one's
+  std::string_view view = here;
+  if (!head_.empty()) {
+    joined = head_;
+    joined.append(here);
+    view = joined;
+  }
+  RequestHead head = judge_request_head(view);
+  std::uint64_t begin = message_.begin_offset;
+  switch (head.verdict) {
+    case RequestHead::need_more:
+      head_.append(here);
+      append(p, end, ts);
+      return false;
+    case RequestHead::junk: {
+      // Not a request line: look for one after where it stopped being one (earlier packets too).
+      std::size_t resume = head.size > 0 ? head.size : 1;
+      fail(begin + head.size, view.substr(resume), begin + resume, ts, false);
+      return false;
+    }
+    case RequestHead::unframable:
+      fail(begin + head.size, here, offset_at(p), ts, true);
+      return false;
+    case RequestHead::ambiguous:
+      // Framing a server may read otherwise (RFC 9112 6.3): what follows on this connection is
+      // never mined for requests, whatever it looks like.
+      head_.clear();
+      message_.end_offset = begin + head.size;
+      abandon("ambiguous_framing", ts);
+      state_ = State::stopped;
+      carry_.clear();
+      return false;
+    case RequestHead::framable:
+      break;
+  }
+  llhttp_in_message_ = true;
+  extension_method_ = !head.known_method;
+  std::string gathered = std::move(head_);
+  head_.clear();
+  std::size_t skip = extension_method_ ? head.method_size : 0;  // wire bytes llhttp is not fed
+  llhttp_errno_t err = HPE_OK;
+  if (extension_method_) err = llhttp_execute(&parser_, kStandInMethod.data(), kStandInMethod.size());
+  if (err == HPE_OK && skip < gathered.size())
+    err = llhttp_execute(&parser_, gathered.data() + skip, gathered.size() - skip);
+  if (err != HPE_OK) {
+    fail(begin, here, offset_at(p), ts, true);
+    return false;
+  }
+  std::size_t in_here = skip > gathered.size() ? skip - gathered.size() : 0;
+  append(p, p + in_here, ts);
+  p += in_here;
+  return true;
 }
 
 // The common case without llhttp (it was a fifth of the capture's CPU): a whole message in
@@ -352,6 +612,7 @@ std::size_t HttpStreamParser::frame_plain_message(const char* data, std::size_t 
   };
   int status = 0;
   std::uint8_t method = 0;
+  bool http11 = false;
   if (side_ == Side::request) {
     i = skip_token(b, 0, size);
     std::string_view name(data, i);
@@ -364,10 +625,12 @@ std::size_t HttpStreamParser::frame_plain_message(const char* data, std::size_t 
     i = skip_allowed<false>(b, i, size);
     std::string_view version = std::string_view(data, size).substr(i, 9);
     if (version != " HTTP/1.1" && version != " HTTP/1.0") return 0;
+    http11 = version[8] == '1';
     i += 9;
   } else {
     std::string_view line(data, size < 12 ? size : 12);
     if (line.size() < 12 || (!line.starts_with("HTTP/1.1 ") && !line.starts_with("HTTP/1.0 "))) return 0;
+    http11 = line[7] == '1';
     char d0 = line[9], d1 = line[10], d2 = line[11];
     if (d0 < '2' || d0 > '5' || !is_digit(d1) || !is_digit(d2)) return 0;  // 1xx: llhttp
     status = (d0 - '0') * 100 + (d1 - '0') * 10 + (d2 - '0');
@@ -381,6 +644,7 @@ std::size_t HttpStreamParser::frame_plain_message(const char* data, std::size_t 
   // Header lines up to the empty line.
   std::uint64_t content_length = 0;
   bool has_length = false;
+  bool close = false, keep_alive = false;  // Connection tokens, as llhttp_should_keep_alive reads them
   for (;;) {
     if (i < size && b[i] == '\r') {
       if (!crlf()) return 0;
@@ -401,7 +665,9 @@ std::size_t HttpStreamParser::frame_plain_message(const char* data, std::size_t 
       case 10:  // Connection: an "upgrade" token is llhttp's to judge
         if (iequal_lower(field, "connection")) {
           std::string_view v = trim_ows(value);
-          if (!iequal_lower(v, "keep-alive") && !iequal_lower(v, "close")) return 0;
+          if (iequal_lower(v, "close")) close = true;
+          else if (iequal_lower(v, "keep-alive")) keep_alive = true;
+          else return 0;
         }
         break;
       case 14:  // Content-Length
@@ -439,6 +705,7 @@ std::size_t HttpStreamParser::frame_plain_message(const char* data, std::size_t 
   if (body > size - head_end || head_end + body > max_message_size_) return 0;
   message_.status = status;
   message_.method = method;
+  message_.closes = http11 ? close : !keep_alive;
   return head_end + static_cast<std::size_t>(body);
 }
 
@@ -459,6 +726,8 @@ void HttpStreamParser::abandon(std::string_view reason, std::int64_t ts) {
 }
 
 void HttpStreamParser::hole(std::uint64_t length, std::string_view reason, std::int64_t ts) {
+  std::uint64_t at = position_;  // where the hole begins
+  position_ += length;
   if (state_ == State::stopped) return;
   if (state_ == State::upgraded) {
     held_lost_ = true;
@@ -474,11 +743,15 @@ void HttpStreamParser::hole(std::uint64_t length, std::string_view reason, std::
       length -= n;
       if (err == HPE_PAUSED) {
         llhttp_resume(&parser_);
+        const char* pos = llhttp_get_error_pos(&parser_);
+        message_.end_offset = at + (pos != nullptr && pos >= kZeros && pos <= kZeros + n ? pos - kZeros : n);
         complete(ts);
       } else if (err != HPE_OK) {
+        message_.end_offset = at;
         abandon(reason, ts);
         break;
       }
+      at += n;
     }
     if (length == 0 && state_ == State::parsing && !parse_failed()) return;
   }
@@ -486,10 +759,13 @@ void HttpStreamParser::hole(std::uint64_t length, std::string_view reason, std::
     skip_unreported_ = !in_message_;
     skipped_since_sync_ = 0;
   }
+  if (in_message_) message_.end_offset = at;
   abandon(reason, ts);
   if (state_ == State::parsing || state_ == State::seeking) {
     state_ = State::seeking;
     carry_.clear();
+    head_.clear();
+    seek_from_boundary_ = true;  // the next byte may begin a message (a packet after the hole)
   }
 }
 
@@ -504,6 +780,7 @@ void HttpStreamParser::end(std::int64_t ts, std::string_view reason_if_cut) {
     completed_by_finish_ = false;
     llhttp_errno_t err = llhttp_finish(&parser_);
     finishing_ = false;
+    message_.end_offset = position_;
     if (err == HPE_OK && completed_by_finish_) complete(ts);
     else abandon(reason_if_cut, ts);
   }
@@ -512,9 +789,11 @@ void HttpStreamParser::end(std::int64_t ts, std::string_view reason_if_cut) {
   held_.clear();
 }
 
-void HttpStreamParser::stop() {
-  abandon("upgraded", 0);
+void HttpStreamParser::stop(std::string_view reason) {
+  message_.end_offset = position_;
+  abandon(reason, 0);
   state_ = State::stopped;
+  head_.clear();
   held_.clear();
   carry_.clear();
 }
@@ -531,7 +810,7 @@ void HttpStreamParser::resume_after_refused_upgrade(std::int64_t ts) {
   llhttp_resume_after_upgrade(&parser_);
   state_ = State::parsing;
   in_message_ = in_body_ = switching_ = false;
-  if (!held.empty()) parse(held.data(), held.size(), held_ts_ ? held_ts_ : ts);
+  if (!held.empty()) parse(held.data(), held.size(), held_ts_ ? held_ts_ : ts, held_offset_);
 }
 
 }  // namespace doppel::plugins::raw

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace doppel::plugins::raw {
 
@@ -19,19 +20,28 @@ struct ParsedMessage {
   std::int64_t first_byte_ns = 0;
   std::int64_t last_byte_ns = 0;
   std::string_view incomplete_reason; // "" when every byte was seen and parsed
+  std::uint64_t begin_offset = 0;     // stream offsets (see HttpStreamParser::feed) of the first byte
+  std::uint64_t end_offset = 0;       //   and of the byte after the last one framed
+  bool resynchronised = false;        // found by seeking after a hole, an error or a mid-stream start
   int status = 0;                     // responses
-  std::uint8_t method = 0;            // requests: llhttp_method
+  std::uint8_t method = 0;            // requests: llhttp_method, or kExtensionMethod
+  bool closes = false;                // the sender closes after it (Connection: close, HTTP/1.0, close-delimited)
   bool too_large = false;             // bytes beyond max_message_size were not kept
 
   std::string_view wire() const { return in_place.data() != nullptr ? in_place : std::string_view(bytes); }
 };
+
+// The method of a request whose method llhttp does not know (RFC 9110 allows any token, e.g.
+// WebDAV's BDELETE or QUERY): framed like any other, with no semantics of its own.
+inline constexpr std::uint8_t kExtensionMethod = 255;
 
 class HttpStreamParser;
 
 class HttpMessageListener {
  public:
   virtual ~HttpMessageListener() = default;
-  // A message's first byte was seen (requests: the connection queues it for pairing).
+  // A message's first byte was seen (requests: the connection queues it for pairing). Its
+  // offset and whether it was found by seeking: parser.message_begin(), message_resynchronised().
   virtual void on_message_begin(HttpStreamParser& parser, std::int64_t timestamp_ns) = 0;
   // Headers parsed. For responses, return what the body looks like given the request:
   //   0 normal, 1 no body (answer to HEAD), 2 no body and the protocol switches (CONNECT 2xx).
@@ -64,13 +74,17 @@ class HttpStreamParser {
   HttpStreamParser(const HttpStreamParser&) = delete;
   HttpStreamParser& operator=(const HttpStreamParser&) = delete;
 
-  void feed(std::string_view bytes, std::int64_t timestamp_ns);
+  // `offset`: where `bytes` start in the stream (the reassembler's offsets; holes count). Without
+  // it the bytes follow the last ones fed.
+  void feed(std::string_view bytes, std::int64_t timestamp_ns, std::uint64_t offset);
+  void feed(std::string_view bytes, std::int64_t timestamp_ns) { feed(bytes, timestamp_ns, position_); }
   // `length` bytes that will never be seen, because of `reason` ("gap", "truncated").
   void hole(std::uint64_t length, std::string_view reason, std::int64_t timestamp_ns);
   // The sender closed: completes a close-delimited message; a message cut short is abandoned.
   void end(std::int64_t timestamp_ns, std::string_view reason_if_cut);
-  // After `upgraded`: the switch happened (stop) or was refused (parse the held bytes).
-  void stop();
+  // After `upgraded`: the switch happened (stop) or was refused (parse the held bytes). Also
+  // ends a stream whose receiver closed: a message in progress is abandoned with `reason`.
+  void stop(std::string_view reason = "upgraded");
   void resume_after_refused_upgrade(std::int64_t timestamp_ns);
 
   Side side() const { return side_; }
@@ -78,19 +92,26 @@ class HttpStreamParser {
   bool in_message() const { return in_message_; }
   std::uint64_t parse_errors() const { return parse_errors_; }
   std::uint64_t skipped_bytes() const { return skipped_bytes_; }  // passed over while seeking
+  // The message being parsed (valid from on_message_begin to on_message).
+  std::uint64_t message_begin() const { return message_.begin_offset; }
+  bool message_resynchronised() const { return message_.resynchronised; }
+  std::uint64_t position() const { return position_; }  // offset of the next byte to come
 
  private:
   static int on_headers_complete_cb(llhttp_t* parser);
   static int on_message_complete_cb(llhttp_t* parser);
 
-  void parse(const char* data, std::size_t size, std::int64_t ts);
+  void parse(const char* data, std::size_t size, std::int64_t ts, std::uint64_t offset);
+  std::uint64_t offset_at(const char* p) const { return base_offset_ + static_cast<std::uint64_t>(p - base_); }
   std::size_t frame_plain_message(const char* data, std::size_t size);
-  void seek(std::string_view bytes, std::int64_t ts);
+  void seek(std::string_view bytes, std::int64_t ts, std::uint64_t offset, bool packet_start);
   void append(const char* begin, const char* end, std::int64_t ts);
   void complete(std::int64_t ts);
   void abandon(std::string_view reason, std::int64_t ts);
   void restart_parser();
   bool parse_failed() const;
+  bool gate_request_head(const char*& p, const char* end, std::int64_t ts);
+  void fail(std::uint64_t at, std::string_view rest, std::uint64_t rest_offset, std::int64_t ts, bool after_request_line);
 
   Side side_;
   HttpMessageListener& listener_;
@@ -114,11 +135,23 @@ class HttpStreamParser {
   std::string carry_;  // seeking: the tail of the last chunk (a message start may straddle two)
   std::string held_;   // upgraded: bytes after the upgrade request, until the answer is known
   std::int64_t held_ts_ = 0;
+  std::uint64_t held_offset_ = 0;
   std::uint64_t parse_errors_ = 0;
+  std::uint64_t position_ = 0;        // stream offset after the last byte fed or lost
+  const char* base_ = nullptr;         // parse(): the buffer being parsed, and its stream offset
+  std::uint64_t base_offset_ = 0;
+  bool next_resynchronised_ = false;  // seek found the start the next message begins at
+  bool seek_from_boundary_ = false;   // the next byte seek sees follows a hole or starts the capture
+  std::vector<std::size_t> carry_packets_;  // where packets began in carry_
+  std::string head_;                  // requests: the head so far, while it straddles packets
+  bool extension_method_ = false;     // llhttp parses the current request with a stand-in method
 };
 
-// Where the first complete request line (or status line) in `bytes` starts;
-// npos when there is none. Used to tell client from server when a connection's SYN was not seen.
-std::size_t find_message_start(HttpStreamParser::Side side, std::string_view bytes);
+// Where the first complete request line (or status line) in `bytes` starts; npos when there is
+// none. A request line counts only at a line start: after a line feed, or at the start of `bytes`
+// with a common method when `bytes` may begin a message (a packet after a hole or a mid-stream
+// start), never inside a token (BDELETE is not DELETE). Used to tell client from server when a
+// connection's SYN was not seen.
+std::size_t find_message_start(HttpStreamParser::Side side, std::string_view bytes, bool starts_at_boundary = true);
 
 }  // namespace doppel::plugins::raw

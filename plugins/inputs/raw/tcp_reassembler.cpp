@@ -16,6 +16,8 @@ struct Pending {
   std::string bytes;
   std::uint32_t missing = 0;  // bytes after `bytes` cut off by snaplen
   std::int64_t ts = 0;
+  std::uint32_t ack = 0;  // the segment's acknowledgement number
+  bool has_ack = false;
   std::uint64_t end(std::uint64_t begin) const { return begin + bytes.size() + missing; }
 };
 
@@ -52,6 +54,7 @@ struct TcpReassembler::Flow {
   struct Direction {
     bool synced = false;
     bool syn_seen = false;
+    std::uint32_t syn_acknowledged = 0;  // a SYN-ACK's acknowledgement: the peer's ISN + 1
     bool fin_seen = false;
     bool ended = false;
     std::uint32_t isn = 0;
@@ -60,6 +63,7 @@ struct TcpReassembler::Flow {
     std::uint64_t fin_offset = 0;
     std::map<std::uint64_t, Pending> pending;  // out-of-order segments by offset
     std::size_t pending_bytes = 0;
+    std::uint64_t peer_acked = 0;  // the highest offset the receiver acknowledged (0: none yet)
 
     std::uint64_t offset_of(std::uint32_t seq) const {
       return next_offset + static_cast<std::int64_t>(static_cast<std::int32_t>(seq - next_seq));
@@ -68,6 +72,7 @@ struct TcpReassembler::Flow {
       next_seq += static_cast<std::uint32_t>(offset - next_offset);
       next_offset = offset;
     }
+    SequenceMap map() const { return {true, next_seq, next_offset}; }
   };
   TcpConnection connection;
   Direction direction[2];
@@ -199,7 +204,11 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
   if (it != flows_.end()) {
     Flow& existing = *it->second;
     int d = existing.connection.address[0] == seg.source && existing.connection.port[0] == seg.source_port ? 0 : 1;
-    bool new_connection = syn && !(seg.flags & tcp_flag::ack) &&
+    const Flow::Direction& peer = existing.direction[1 - d];
+    // A SYN captured after the SYN-ACK that answers it belongs to that connection.
+    bool answered_syn = !existing.closed && !existing.direction[d].syn_seen && peer.syn_seen &&
+                        peer.syn_acknowledged == seg.seq + 1;
+    bool new_connection = syn && !(seg.flags & tcp_flag::ack) && !answered_syn &&
                           (existing.closed || !existing.direction[d].syn_seen || existing.direction[d].isn != seg.seq);
     if (new_connection) {  // the 4-tuple is reused by a new connection
       if (!existing.closed) close(existing, CloseReason::closed, ts);
@@ -251,6 +260,9 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
       dir.synced = dir.syn_seen = true;
       dir.isn = seg.seq;
       dir.next_seq = seg.seq + 1;
+      if (seg.flags & tcp_flag::ack) dir.syn_acknowledged = seg.ack;
+      flow.connection.sequence[d] = dir.map();
+      flow.connection.start_seen[d] = true;
     }
     if (flow.connection.client < 0) flow.connection.client = (seg.flags & tcp_flag::ack) ? 1 - d : d;
   }
@@ -259,6 +271,16 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
     if (length == 0 && !fin) return;
     dir.synced = true;
     dir.next_seq = data_seq;  // mid-stream: this segment is where the stream starts for us
+    flow.connection.sequence[d] = dir.map();
+  }
+  bool has_ack = (seg.flags & tcp_flag::ack) != 0;
+  Flow::Direction& other = flow.direction[1 - d];
+  if (has_ack && other.synced && !other.ended) {
+    std::uint64_t acked = other.offset_of(seg.ack);
+    if (acked > other.peer_acked) {
+      other.peer_acked = acked;
+      skip_acknowledged_hole(flow, 1 - d, ts);  // before this segment's bytes: they answer those
+    }
   }
 
   if (length > 0 && !dir.ended) {
@@ -267,7 +289,7 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
     if (end <= dir.next_offset) {
       ++stats_.duplicate_segments;
     } else if (begin <= dir.next_offset) {
-      deliver(flow, d, begin, seg.payload, seg.missing, ts);
+      deliver(flow, d, begin, seg.payload, seg.missing, ts, seg.ack, has_ack);
       drain(flow, d);
     } else {
       // Out of order: hold it, within the bounds; past them, give up on the hole before it.
@@ -283,7 +305,7 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
       }
       begin = dir.offset_of(data_seq);
       if (begin <= dir.next_offset) {
-        deliver(flow, d, begin, seg.payload, seg.missing, ts);
+        deliver(flow, d, begin, seg.payload, seg.missing, ts, seg.ack, has_ack);
         drain(flow, d);
       } else {
         while (!dir.pending.empty() && (dir.pending_bytes + seg.payload.size() > limits_.max_connection_buffer ||
@@ -291,13 +313,14 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
           skip_to_buffered(flow, d, ts);
         begin = dir.offset_of(data_seq);
         if (begin <= dir.next_offset) {
-          deliver(flow, d, begin, seg.payload, seg.missing, ts);
+          deliver(flow, d, begin, seg.payload, seg.missing, ts, seg.ack, has_ack);
           drain(flow, d);
         } else if (total_held() + seg.payload.size() > limits_.max_total_buffer) {
           // Every other connection holds the budget: this segment becomes a hole later.
           ++stats_.segments_over_budget;  // its bytes show up as a gap when the hole is skipped
         } else {
           auto [slot, inserted] = dir.pending.try_emplace(begin);
+
           Pending& p = slot->second;
           if (inserted || seg.payload.size() + seg.missing > p.bytes.size() + p.missing) {
             dir.pending_bytes -= p.bytes.size();
@@ -305,11 +328,14 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
             p.bytes.assign(seg.payload);
             p.missing = seg.missing;
             p.ts = ts;
+            p.ack = seg.ack;
+            p.has_ack = has_ack;
             dir.pending_bytes += p.bytes.size();
             hold(p.bytes.size());
           } else {
             ++stats_.duplicate_segments;
           }
+          skip_acknowledged_hole(flow, d, ts);  // held past what the receiver already has
         }
       }
     }
@@ -323,7 +349,7 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
 }
 
 void TcpReassembler::deliver(Flow& flow, int d, std::uint64_t begin, std::string_view bytes, std::uint32_t missing,
-                             std::int64_t ts) {
+                             std::int64_t ts, std::uint32_t ack, bool has_ack) {
   Flow::Direction& dir = flow.direction[d];
   std::uint64_t overlap = dir.next_offset - begin;  // begin <= next_offset
   if (overlap > 0) {
@@ -334,11 +360,14 @@ void TcpReassembler::deliver(Flow& flow, int d, std::uint64_t begin, std::string
     missing -= static_cast<std::uint32_t>(overlap < missing ? overlap : missing);
   }
   if (!bytes.empty()) {
+    SegmentPosition position{dir.next_offset, ack, has_ack};
     dir.advance_to(dir.next_offset + bytes.size());
-    consumer_.on_data(flow.connection, d, bytes, ts);
+    flow.connection.sequence[d] = dir.map();
+    consumer_.on_data(flow.connection, d, bytes, ts, position);
   }
   if (missing > 0) {
     dir.advance_to(dir.next_offset + missing);
+    flow.connection.sequence[d] = dir.map();
     stats_.truncated_bytes += missing;
     consumer_.on_hole(flow.connection, d, missing, HoleReason::truncated, ts);
   }
@@ -358,7 +387,7 @@ void TcpReassembler::drain(Flow& flow, int d) {
       ++stats_.duplicate_segments;
       continue;
     }
-    deliver(flow, d, begin, p.bytes, p.missing, p.ts);
+    deliver(flow, d, begin, p.bytes, p.missing, p.ts, p.ack, p.has_ack);
   }
 }
 
@@ -374,6 +403,16 @@ void TcpReassembler::skip_to_buffered(Flow& flow, int d, std::int64_t ts) {
     dir.advance_to(begin);
   }
   drain(flow, d);
+}
+
+// The receiver acknowledged bytes past a hole: it has them and they will not be sent again,
+// so the capture lost them. Waiting for gap_timeout would only hold back what follows (and
+// the answers to it would arrive before it).
+void TcpReassembler::skip_acknowledged_hole(Flow& flow, int d, std::int64_t ts) {
+  Flow::Direction& dir = flow.direction[d];
+  if (dir.pending.empty() || dir.pending.begin()->first > dir.peer_acked) return;
+  skip_to_buffered(flow, d, ts);
+  maybe_end(flow, d, ts);
 }
 
 void TcpReassembler::flush_buffered(Flow& flow, int d, std::int64_t ts) {

@@ -2,8 +2,8 @@
 // TCP reassembly: turns decoded segments into each connection's two in-order byte streams.
 // Handles reordering, retransmissions and overlaps (first copy wins), sequence wrap-around,
 // SYN/FIN/RST, connections whose start was not seen, and bounded buffering: when a hole
-// does not fill (lost packet, buffer bound, timeout) it is reported and skipped, never waited
-// on forever.
+// does not fill (the receiver acknowledged past it, buffer bound, timeout) it is reported and
+// skipped, never waited on forever.
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -65,6 +65,26 @@ class ConnectionState {
   virtual ~ConnectionState() = default;
 };
 
+// How a direction's 32-bit sequence numbers map to its 64-bit stream offsets, kept current by
+// the reassembler: a sequence number within 2 GiB of `seq` is at `offset + (seq - this.seq)`.
+struct SequenceMap {
+  bool known = false;  // the direction's sequence space was seen
+  std::uint32_t seq = 0;
+  std::uint64_t offset = 0;
+  // The stream offset of `value`; only meaningful when `known`.
+  std::uint64_t offset_of(std::uint32_t value) const {
+    return offset + static_cast<std::uint64_t>(static_cast<std::int64_t>(static_cast<std::int32_t>(value - seq)));
+  }
+};
+
+// Where delivered bytes sit, and what the segment carrying them acknowledged of the other
+// direction: the evidence that ties a response to the request bytes it follows.
+struct SegmentPosition {
+  std::uint64_t offset = 0;  // stream offset of the first delivered byte
+  std::uint32_t ack = 0;     // the segment's acknowledgement number (raw), when has_ack
+  bool has_ack = false;
+};
+
 struct TcpConnection {
   std::uint64_t id = 0;
   // Direction d carries bytes from endpoint d to endpoint 1 - d. Endpoint 0 sent the first
@@ -72,6 +92,8 @@ struct TcpConnection {
   IpAddress address[2];
   std::uint16_t port[2] = {0, 0};
   int client = -1;  // endpoint that sent the SYN; -1 when the start was not seen
+  SequenceMap sequence[2];  // per direction
+  bool start_seen[2] = {false, false};  // the direction's SYN was seen: its first byte is a start
   std::unique_ptr<ConnectionState> state;
 };
 
@@ -81,7 +103,7 @@ class StreamConsumer {
   virtual void on_open(TcpConnection& connection) = 0;
   // In-order bytes of one direction; `timestamp_ns` is the capture time of their packet.
   virtual void on_data(TcpConnection& connection, int direction, std::string_view bytes,
-                       std::int64_t timestamp_ns) = 0;
+                       std::int64_t timestamp_ns, const SegmentPosition& position) = 0;
   // `length` bytes of one direction will never be seen.
   virtual void on_hole(TcpConnection& connection, int direction, std::uint64_t length, HoleReason reason,
                        std::int64_t timestamp_ns) = 0;
@@ -150,9 +172,10 @@ class TcpReassembler {
 
  private:
   void deliver(Flow& flow, int direction, std::uint64_t offset, std::string_view bytes, std::uint32_t missing,
-               std::int64_t ts);
+               std::int64_t ts, std::uint32_t ack, bool has_ack);
   void drain(Flow& flow, int direction);
   void skip_to_buffered(Flow& flow, int direction, std::int64_t ts);
+  void skip_acknowledged_hole(Flow& flow, int direction, std::int64_t ts);
   void flush_buffered(Flow& flow, int direction, std::int64_t ts);
   void maybe_end(Flow& flow, int direction, std::int64_t ts);
   void close(Flow& flow, CloseReason reason, std::int64_t ts);

@@ -37,7 +37,9 @@ struct Recorder : StreamConsumer {
   std::string stream[2];
   std::vector<std::string> events;
   void on_open(TcpConnection&) override { events.push_back("open"); }
-  void on_data(TcpConnection&, int d, std::string_view bytes, std::int64_t) override { stream[d] += bytes; }
+  void on_data(TcpConnection&, int d, std::string_view bytes, std::int64_t, const SegmentPosition&) override {
+    stream[d] += bytes;
+  }
   void on_hole(TcpConnection&, int d, std::uint64_t n, HoleReason r, std::int64_t) override {
     stream[d] += "[" + std::string(r == HoleReason::gap ? "gap" : "cut") + std::to_string(n) + "]";
   }

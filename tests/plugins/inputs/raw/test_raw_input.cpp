@@ -58,7 +58,7 @@ Result run_file(const std::string& path, Value::Table options) {
   Result r;
   r.messages = h.emitted();
   r.drops = h.drops();
-  for (const char* name : {"packets", "requests", "responses", "responses.interim", "responses.missing",
+  for (const char* name : {"packets", "requests", "responses", "responses.interim", "responses.missing", "responses.early",
                            "segments.duplicate", "bytes.overlap", "bytes.gap", "bytes.truncated", "packets.malformed",
                            "packets.truncated", "packets.not_tcp", "connections", "connections.midstream",
                            "connections.upgraded", "connections.expired", "messages.incomplete", "packets.fragment"})
@@ -308,7 +308,9 @@ TEST_CASE("sequence numbers wrapping around 2^32 inside a message") {
 }
 
 TEST_CASE("a connection seen mid-stream starts at the next message boundary") {
-  const std::string first = "POST /p HTTP/1.1\r\nHost: s\r\nContent-Length: 20\r\n\r\n01234567890123456789";
+  // The body ends with a line feed: a request line is only found at a line start (or a packet
+  // start), never inside a token ("...789GET" could be an extension method; issue 14.3).
+  const std::string first = "POST /p HTTP/1.1\r\nHost: s\r\nContent-Length: 20\r\n\r\n0123456789012345678\n";
   const std::string second = "GET /next HTTP/1.1\r\nHost: s\r\n\r\n";
   const std::string resp1 = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none";
   const std::string resp2 = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo";
@@ -323,12 +325,11 @@ TEST_CASE("a connection seen mid-stream starts at the next message boundary") {
   auto requests = r.of(Kind::request);
   REQUIRE(requests.size() == 1);
   CHECK(requests[0]->payload == second);
-  // resp1 answers the request that was not seen; it must not be paired with /next.
-  auto responses = r.of(Kind::response);
-  REQUIRE(responses.size() == 1);
-  CHECK(responses[0]->payload == resp2);
-  CHECK(responses[0]->id == requests[0]->id);
-  CHECK(r.drop("unmatched_response") == 1);
+  // The client sent /next in the segment holding the tail of the unseen request, before any
+  // answer: it pipelines, and how many requests went unseen is unknown. resp1 must not be
+  // paired with /next; neither may resp2 be, on a guess. Both are counted.
+  CHECK(r.of(Kind::response).empty());
+  CHECK(r.drop("ambiguous_response") == 2);
   CHECK(r.counter("connections.midstream") == 1);
 }
 
@@ -780,4 +781,198 @@ TEST_CASE("configuration errors name the option") {
                        doctest::Contains("not a TCP port"), ConfigError);
   CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"interface", "lo"}, {"threads", 2}})),
                        doctest::Contains("applies to a capture `file`"), ConfigError);
+}
+
+// ---- Pairing by sequence/acknowledgement evidence (docs/guide/capture.md) ----
+
+namespace {
+
+// A keep-alive client that waits for each response: request i is `GET /i`, its response's
+// body is `i`, so every emitted pair can be checked directly.
+std::string numbered_request(int i) { return "GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: s\r\n\r\n"; }
+std::string numbered_head(int i) {
+  return "HTTP/1.1 200 OK\r\nX-Echo: " + std::to_string(i) + "\r\nContent-Length: " +
+         std::to_string(std::to_string(i).size()) + "\r\n\r\n";
+}
+std::string numbered_response(int i) { return numbered_head(i) + std::to_string(i); }
+
+struct PairCheck {
+  std::size_t right = 0, wrong = 0, orphans = 0;
+};
+// Every response's id must be the id of the request it answers (same number).
+PairCheck check_pairs(const Result& r) {
+  std::map<std::string, std::string> request_number;
+  for (auto& m : r.of(Kind::request)) {
+    auto p = m->payload.find(' ');
+    request_number[m->id] = m->payload.substr(p + 2, m->payload.find(' ', p + 1) - p - 2);
+  }
+  PairCheck c;
+  for (auto& m : r.of(Kind::response)) {
+    auto it = request_number.find(m->id);
+    if (it == request_number.end()) {
+      ++c.orphans;
+      continue;
+    }
+    std::string body = m->payload.substr(m->payload.find("\r\n\r\n") + 4);
+    (body == it->second ? c.right : c.wrong) += 1;
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("a response lost in a capture gap: later pairs stay right, its request is counted missing") {
+  Capture c;
+  Conversation conv(kClient, 41001, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  for (int i = 1; i <= 3; ++i) {
+    Segment req = conv.client(numbered_request(i));
+    Segment resp = conv.server(numbered_response(i));
+    add_all(c, {req}, t);
+    if (i != 1) add_all(c, {resp}, t);  // /1's response was never captured
+  }
+  Result r = run_capture(c, {{"track_response", true}});
+  CHECK(r.of(Kind::request).size() == 3);
+  PairCheck p = check_pairs(r);
+  CHECK(p.right == 2);
+  CHECK(p.wrong == 0);
+  CHECK(p.orphans == 0);
+  CHECK(r.counter("responses.missing") == 1);
+}
+
+TEST_CASE("1,000 keep-alive exchanges, one response's header packet missing: 999 pairs right, none wrong") {
+  Capture c;
+  Conversation conv(kClient, 41002, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  for (int i = 0; i < 1000; ++i) {
+    add_all(c, {conv.client(numbered_request(i))}, t, 10'000);
+    Segment head = conv.server(numbered_head(i));
+    Segment body = conv.server(std::to_string(i));
+    if (i == 500) add_all(c, {body}, t, 10'000);
+    else add_all(c, {head, body}, t, 10'000);
+  }
+  Result r = run_capture(c, {{"track_response", true}});
+  CHECK(r.of(Kind::request).size() == 1000);
+  PairCheck p = check_pairs(r);
+  CHECK(p.right == 999);
+  CHECK(p.wrong == 0);
+  CHECK(p.orphans == 0);
+  CHECK(r.counter("responses.missing") == 1);
+}
+
+TEST_CASE("a request lost in a capture gap: the receiver's acknowledgement skips the hole at once") {
+  Capture c;
+  Conversation conv(kClient, 41003, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  for (int i = 1; i <= 4; ++i) {
+    Segment req = conv.client(numbered_request(i));
+    if (i != 2) add_all(c, {req}, t);  // /2 was never captured (the server got it)
+    add_all(c, {conv.server(numbered_response(i))}, t);
+  }
+  Result r = run_capture(c, {{"track_response", true}});
+  CHECK(r.of(Kind::request).size() == 3);
+  PairCheck p = check_pairs(r);
+  CHECK(p.wrong == 0);
+  CHECK(p.orphans == 0);
+  CHECK(p.right == 3);  // /1, and /3 and /4 once the evidence proves them
+  CHECK(r.counter("bytes.gap") == numbered_request(2).size());
+}
+
+TEST_CASE("capture started mid-connection: after the first exchange seen, every exchange is paired") {
+  // The tail of an earlier request and the tail of its response, then clean exchanges.
+  const std::string earlier = "POST /earlier HTTP/1.1\r\nHost: s\r\nContent-Length: 20\r\n\r\n01234567890123456789";
+  const std::string earlier_response = "HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n" + std::string(30, 'e');
+  Capture c;
+  Conversation conv(kClient, 41004, kServer, 16888);
+  std::int64_t t = kT0;
+  conv.handshake();
+  conv.client(earlier.substr(0, 40));  // before the capture
+  add_all(c, {conv.client(earlier.substr(40))}, t);
+  conv.server(earlier_response.substr(0, 20));  // before the capture
+  add_all(c, {conv.server(earlier_response.substr(20))}, t);
+  for (int i = 1; i <= 5; ++i) add_all(c, {conv.client(numbered_request(i)), conv.server(numbered_response(i))}, t);
+  Result r = run_capture(c, {{"track_response", true}, {"port", 16888}});
+  CHECK(r.of(Kind::request).size() == 5);
+  PairCheck p = check_pairs(r);
+  CHECK(p.right == 5);
+  CHECK(p.wrong == 0);
+  CHECK(p.orphans == 0);
+}
+
+TEST_CASE("an upload answered early: the response follows its request with its id; a cut request takes its response") {
+  const std::string head = "PUT /up HTTP/1.1\r\nHost: s\r\nContent-Length: 4000\r\n\r\n";
+  const std::string refused = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  SUBCASE("the request completes after the answer") {
+    Capture c;
+    Conversation conv(kClient, 41005, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(head + std::string(1000, 'a')), conv.server(refused)}, t);
+    add_all(c, {conv.client(std::string(3000, 'b'))}, t);
+    Result r = run_capture(c, {{"track_response", true}});
+    REQUIRE(r.messages.size() == 2);
+    CHECK(r.messages[0]->kind == Kind::request);
+    CHECK(r.messages[1]->kind == Kind::response);
+    CHECK(r.messages[1]->id == r.messages[0]->id);
+    CHECK(r.messages[1]->payload == refused);
+    CHECK(r.counter("responses.early") == 1);
+  }
+  SUBCASE("the capture ends before the request is whole: neither is written") {
+    Capture c;
+    Conversation conv(kClient, 41006, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client(head + std::string(1000, 'a')), conv.server(refused)}, t);
+    Result r = run_capture(c, {{"track_response", true}});
+    CHECK(r.messages.empty());
+    CHECK(r.drop("unfinished") == 2);
+  }
+}
+
+TEST_CASE("junk before a request line: the request is paired with its response; a 400 after junk is not") {
+  SUBCASE("the server answered the request") {
+    Capture c;
+    Conversation conv(kClient, 41007, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client("\x01\x02junk\r\n" + numbered_request(1)), conv.server(numbered_response(1))}, t);
+    add_all(c, {conv.client(numbered_request(2)), conv.server(numbered_response(2))}, t);
+    Result r = run_capture(c, {{"track_response", true}});
+    CHECK(r.of(Kind::request).size() == 2);
+    PairCheck p = check_pairs(r);
+    CHECK(p.right == 2);
+    CHECK(p.wrong == 0);
+    CHECK(r.counter("responses.missing") == 0);
+  }
+  SUBCASE("the server answered the junk with 400") {
+    Capture c;
+    Conversation conv(kClient, 41008, kServer, 80);
+    std::int64_t t = kT0;
+    add_all(c, conv.handshake(), t);
+    add_all(c, {conv.client("\x01\x02junk\r\n" + numbered_request(1)),
+                conv.server("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")},
+            t);
+    Result r = run_capture(c, {{"track_response", true}});
+    CHECK(r.of(Kind::request).size() == 1);
+    CHECK(r.of(Kind::response).empty());
+    CHECK(r.drop("ambiguous_response") == 1);
+  }
+}
+
+TEST_CASE("pipelined requests with a lost response: nothing is paired on a guess") {
+  Capture c;
+  Conversation conv(kClient, 41009, kServer, 80);
+  std::int64_t t = kT0;
+  add_all(c, conv.handshake(), t);
+  add_all(c, {conv.client(numbered_request(1) + numbered_request(2) + numbered_request(3))}, t);
+  conv.server(numbered_response(1));  // lost
+  add_all(c, {conv.server(numbered_response(2)), conv.server(numbered_response(3))}, t);
+  Result r = run_capture(c, {{"track_response", true}});
+  PairCheck p = check_pairs(r);
+  CHECK(p.wrong == 0);
+  CHECK(p.orphans == 0);
+  CHECK(r.of(Kind::request).size() == 3);
 }
