@@ -13,7 +13,7 @@ build_packages=(
 )
 test_packages=(
   nginx-light tcpdump wrk curl iproute2 procps psmisc python3 clang libclang-rt-14-dev
-  nodejs npm chromium nats-server libnginx-mod-http-echo xxd
+  nodejs npm chromium nats-server libnginx-mod-http-echo xxd tshark
 )
 
 packages=("${build_packages[@]}")
