@@ -8,6 +8,12 @@
 # a fixed cost of about 0.1-0.2 CPU s on a virtual machine, whatever the traffic.
 # wrk alone, wrk beside doppel and wrk beside tcpdump take turns, ROUNDS times (default 3, DURATION s each):
 # machines are noisy, and a burst of load from elsewhere then hits both sides; medians are compared.
+# Then a round into a `file` output (FILE_ROUND=0 skips it): track_response on, wrk -t1 -c8 at
+# full rate, and, unless HOG=0, two bounded busy loops keeping both cores loaded as other work
+# would. It prints the requests and responses in the .gor against nginx's access log and wrk's
+# count, and what the file output dropped (queue_full) with its reason.
+# TRACK=1 captures the main rounds with track_response (responses parsed and paired too): the
+# cost of pairing; the default is the input's default (requests only).
 # Usage: bench/capture_live.sh [BUILD_DIR]   (root; needs nginx, wrk)
 set -euo pipefail
 build=${1:-build}
@@ -32,6 +38,7 @@ name = "bench-live"
 plugin = "raw"
 interface = "lo"
 port = $port
+$([ "${TRACK:-0}" = 1 ] && echo "track_response = true")
 [outputs.sink]
 plugin = "null"
 from = ["capture"]
@@ -99,3 +106,55 @@ print(f"doppel CPU in all (start and ring allocation included): {cpu:.2f} s, "
 PY
 echo "last round's summary:"
 cat "$work/summary.txt"
+
+[ "${FILE_ROUND:-1}" = 1 ] || exit 0
+echo
+echo "== capture with track_response into a file output (wrk -t1 -c8, ${DURATION}s$([ "${HOG:-1}" = 1 ] && echo ", both cores loaded by busy loops"))"
+cat > "$work/file.toml" <<TOML
+[pipeline]
+name = "bench-live-file"
+stats_interval = "0s"
+[inputs.capture]
+plugin = "raw"
+interface = "lo"
+port = $port
+track_response = true
+[outputs.gor]
+plugin = "file"
+from = ["capture"]
+path = "$work/live.gor"
+TOML
+sleep 1
+: > "$work/access.log"; kill -USR1 "$(cat "$work/nginx.pid")"; sleep 0.2
+"$doppel" run "$work/file.toml" > "$work/file-summary.txt" 2>&1 &
+dpid=$!
+sleep 1.5
+hogs=()
+if [ "${HOG:-1}" = 1 ]; then
+  # Bounded: each loop ends on its own after the traffic, even if this script is killed.
+  for _ in 1 2; do timeout $((DURATION + 3)) sh -c 'while :; do :; done' & hogs+=($!); done
+fi
+wrk -t1 -c8 -d"${DURATION}s" "http://127.0.0.1:$port/" > "$work/wrk-file.txt"
+for h in "${hogs[@]}"; do kill "$h" 2>/dev/null || true; wait "$h" 2>/dev/null || true; done
+sleep 1
+kill -INT $dpid; wait $dpid || true
+served=$(wc -l < "$work/access.log")
+wrk_requests=$(awk '/requests in/ {print $1}' "$work/wrk-file.txt")
+python3 - "$work/live.gor" "$served" "$wrk_requests" "$work/file-summary.txt" <<'PY'
+import re, sys
+sep = "\n\U0001F435\U0001F648\U0001F649\n".encode()
+counts = {b"1": 0, b"2": 0}
+with open(sys.argv[1], "rb") as f:
+    for record in f.read().split(sep):
+        kind = record[:1]
+        if kind in counts:
+            counts[kind] += 1
+served, wrk = int(sys.argv[2]), int(sys.argv[3])
+summary = open(sys.argv[4]).read()
+queue_full = sum(int(n) for n in re.findall(r"dropped queue_full: (\d+)", summary))
+print(f"wrk sent {wrk} requests; nginx served {served}")
+print(f".gor: {counts[b'1']} requests ({counts[b'1'] * 100 / max(served, 1):.3f}% of served), "
+      f"{counts[b'2']} responses ({counts[b'2'] * 100 / max(served, 1):.3f}%)")
+print(f"dropped as queue_full anywhere: {queue_full}")
+PY
+grep -E "WARNING|dropped|^  (capture|gor) " "$work/file-summary.txt" || true

@@ -37,9 +37,19 @@ const std::vector<GorFlag>& gor_flags() {
       {"input-file-loop", Arity::flag, "Read the files again from the start when they end"},
       {"input-file-max-wait", Arity::value, "Longest wait between two messages (e.g. 1s)"},
       {"input-file-dry-run", Arity::flag, "Print what the files hold (count, span, duration) and exit"},
+      {"input-file-read-depth", Arity::value,
+       "Accepted, not needed: doppel reads ahead as far as the next stage's queue allows (queue_bytes)"},
       {"output-http", Arity::repeated, "Replay requests to URL; \"URL|10\" at most 10 req/s, \"URL|10%\" a 10% share"},
       {"output-http-workers", Arity::value, "Concurrent requests per HTTP output"},
       {"output-http-timeout", Arity::value, "Time a replayed request may take (e.g. 5s)"},
+      {"output-http-queue-len", Arity::value, "Requests waiting for a free connection (queue_size)"},
+      {"output-http-workers-min", Arity::value, "Accepted, not needed: doppel opens up to --output-http-workers as needed"},
+      {"output-http-worker-timeout", Arity::value, "Accepted, not needed: idle keep-alive connections stay open"},
+      {"output-http-response-buffer", Arity::value,
+       "Accepted, not needed: doppel keeps whole responses up to max_response_size (64MiB)"},
+      {"output-http-compatibility-mode", Arity::flag, "Accepted, not needed: doppel has one HTTP client"},
+      {"output-http-debug", Arity::flag, "Log at debug level"},
+      {"output-http-stats-ms", Arity::value, "Interval of --stats / --output-http-stats in milliseconds"},
       {"output-http-track-response", Arity::flag, "Emit the replayed responses (type 3)"},
       {"output-http-skip-verify", Arity::flag, "Do not verify the target's TLS certificate"},
       {"output-http-redirects", Arity::value, "Redirects to follow (doppel: only 0 is accepted; see the guide)"},
@@ -68,6 +78,8 @@ const std::vector<GorFlag>& gor_flags() {
       {"split-output", Arity::flag, "Split requests between the outputs instead of copying them to each"},
       {"exit-after", Arity::value, "Stop (and drain) after this long (e.g. 30s)"},
       {"stats", Arity::flag, "Print the stats line every 5 seconds"},
+      {"copy-buffer-size", Arity::value, "Accepted, not needed: doppel keeps whole messages (raw: snaplen)"},
+      {"debug", Arity::flag, "Log at debug level"},
       {"verbose", Arity::value, "Log more (0-3); a bare --verbose means 1"},
       {"print-pipeline", Arity::flag, "doppel: print the equivalent pipeline TOML instead of running it"},
   };
@@ -236,6 +248,34 @@ GorTranslation translate_gor_command_line(const std::vector<std::string>& args) 
     int level = std::stoi(positive_int("verbose", one("verbose")));
     result.log_level = level >= 2 ? "trace" : level == 1 ? "debug" : "";
   }
+  if ((has("debug") || has("output-http-debug")) && result.log_level.empty()) result.log_level = "debug";
+  // Flags GoReplay needs for its own machinery and doppel does not: accepted (a command line
+  // copied from a GoReplay runbook runs), checked, and said once at start.
+  if (values.count("input-file-read-depth")) {
+    positive_int("input-file-read-depth", one("input-file-read-depth"));
+    result.notes.push_back("--input-file-read-depth: not needed; doppel reads ahead as far as the next stage's queue "
+                           "allows and waits for it (nothing read from a file is dropped)");
+  }
+  if (values.count("output-http-workers-min")) {
+    positive_int("output-http-workers-min", one("output-http-workers-min"));
+    result.notes.push_back("--output-http-workers-min: not needed; doppel opens up to `workers` keep-alive "
+                           "connections as requests need them");
+  }
+  if (values.count("output-http-worker-timeout")) {
+    duration_value("output-http-worker-timeout", one("output-http-worker-timeout"));
+    result.notes.push_back("--output-http-worker-timeout: not needed; idle keep-alive connections stay open");
+  }
+  if (values.count("output-http-response-buffer")) {
+    size_value("output-http-response-buffer", one("output-http-response-buffer"));
+    result.notes.push_back("--output-http-response-buffer: not needed; doppel keeps whole responses up to the http "
+                           "output's max_response_size (64MiB) and counts larger ones as response_too_large");
+  }
+  if (has("output-http-compatibility-mode"))
+    result.notes.push_back("--output-http-compatibility-mode: not needed; doppel has one HTTP/1.1 client");
+  if (values.count("copy-buffer-size")) {
+    size_value("copy-buffer-size", one("copy-buffer-size"));
+    result.notes.push_back("--copy-buffer-size: not needed; doppel keeps whole messages (a capture: up to its snaplen)");
+  }
   if (all("input-raw").empty() && all("input-file").empty())
     throw GorUsageError("no input: give --input-raw or --input-file");
   bool any_output = !all("output-http").empty() || !all("output-file").empty() || has("output-stdout") ||
@@ -253,7 +293,10 @@ GorTranslation translate_gor_command_line(const std::vector<std::string>& args) 
   p.table("pipeline");
   p.set("name", "gor");
   // GoReplay is quiet unless --stats is given; so is `doppel gor`.
-  p.set("stats_interval", has("stats") || has("output-http-stats") ? "5s" : "0s");
+  std::string stats_every = "5s";
+  if (values.count("output-http-stats-ms"))
+    stats_every = positive_int("output-http-stats-ms", one("output-http-stats-ms")) + "ms";
+  p.set("stats_interval", has("stats") || has("output-http-stats") ? stats_every : "0s");
   if (values.count("exit-after")) p.set("exit_after", duration_value("exit-after", one("exit-after")));
 
   std::vector<std::string> sources;  // stages producing the captured/read messages
@@ -477,6 +520,8 @@ GorTranslation translate_gor_command_line(const std::vector<std::string>& args) 
       p.set("workers", as_int(positive_int("output-http-workers", one("output-http-workers"))));
     if (values.count("output-http-timeout"))
       p.set("timeout", duration_value("output-http-timeout", one("output-http-timeout")));
+    if (values.count("output-http-queue-len"))
+      p.set("queue_size", as_int(positive_int("output-http-queue-len", one("output-http-queue-len"))));
     if (tracking) p.set("track_response", true);
     if (has("output-http-skip-verify")) p.set("tls_skip_verify", true);
     if (has("http-original-host")) p.set("original_host", true);

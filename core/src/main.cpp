@@ -121,6 +121,9 @@ int cmd_validate(const std::string& file, const PluginOptions& opts) {
   if (!loaded.graph) return exit_code::config_invalid;
   std::printf("%s: valid (%zu stages, %zu comparators)\n", file.c_str(), loaded.graph->stages.size(),
               loaded.graph->comparators.size());
+  std::vector<std::string> warnings;
+  std::printf("%s", describe_overflow(*loaded.graph, warnings).c_str());
+  for (const auto& w : warnings) std::fprintf(stderr, "%s\n", w.c_str());
   return exit_code::ok;
 }
 
@@ -173,6 +176,7 @@ int run_graph(PipelineGraph& graph, bool dry_run, const std::string& stats_inter
   runtime.drain_and_stop();
   std::fflush(stdout);
   std::fprintf(stderr, "%s", runtime.summary().c_str());
+  std::fprintf(stderr, "%s", runtime.loss_warnings().c_str());
   if (!runtime.goals_missed().empty()) {
     for (const auto& g : runtime.goals_missed()) std::fprintf(stderr, "goal missed: %s\n", g.c_str());
     return exit_code::goal_missed;
@@ -186,7 +190,35 @@ int cmd_run(const std::string& file, const PluginOptions& opts, bool dry_run, co
   return run_graph(*loaded.graph, dry_run, stats_interval);
 }
 
-int cmd_gor(const std::vector<std::string>& args, const PluginOptions& opts) {
+// `doppel gor` takes everything after it as GoReplay flags; doppel's global options may sit
+// among them (GoReplay has none of these names) and are taken out first.
+std::vector<std::string> take_global_options(const std::vector<std::string>& args, PluginOptions& opts) {
+  std::vector<std::string> rest;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value_of = [&](const std::string& flag) -> std::optional<std::string> {
+      if (a == flag && i + 1 < args.size()) return args[++i];
+      if (a.starts_with(flag + "=")) return a.substr(flag.size() + 1);
+      return std::nullopt;
+    };
+    if (auto dir = value_of("--plugin-dir")) opts.dirs.push_back(*dir);
+    else if (auto level = value_of("--log-level")) {
+      static const std::vector<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
+      if (std::find(levels.begin(), levels.end(), *level) == levels.end())
+        throw GorUsageError("--log-level: " + *level + " not in {trace,debug,info,warn,error,off}");
+      spdlog::set_level(spdlog::level::from_str(*level));
+    } else rest.push_back(a);
+  }
+  return rest;
+}
+
+int cmd_gor(std::vector<std::string> args, PluginOptions opts) {
+  try {
+    args = take_global_options(args, opts);
+  } catch (const GorUsageError& e) {
+    std::fprintf(stderr, "doppel gor: %s\n", e.what());
+    return exit_code::usage;
+  }
   if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end() ||
       args.empty()) {
     std::printf("%s", gor_flags_help().c_str());
@@ -347,11 +379,17 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("doppel ") + kSdkVersion + " (plugin ABI " +
                                         std::to_string(kAbiVersion) + ")");
   app.require_subcommand(1);
+  // Global options are taken before or after the subcommand (`doppel plugins --plugin-dir D`):
+  // what a subcommand does not know falls through to here. Set before the subcommands are
+  // added, which inherit it.
+  app.fallthrough();
   PluginOptions plugins;
   std::string log_level = "info";
   app.add_option("--plugin-dir", plugins.dirs, "Load plugin libraries from DIR too (repeatable)")->type_name("DIR");
+  // Applied as soon as it is parsed: the subcommand runs inside parse().
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->each([](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); });
   app.footer(
       "Exit codes: 0 ok, 1 runtime error, 2 usage, 3 a goal (fail_if) was missed, 4 tests failed, "
       "78 invalid configuration, 130 interrupted twice.");
@@ -396,6 +434,7 @@ int main(int argc, char** argv) {
 
   auto* gor = app.add_subcommand("gor", "Run a GoReplay command line (doppel gor --help lists the flags)");
   gor->prefix_command();
+  gor->fallthrough(false);  // everything after `gor` is its own; cmd_gor takes out doppel's global options
   gor->set_help_flag();  // --help belongs to the GoReplay flags: they are listed by cmd_gor
   gor->callback([&] { code = cmd_gor(gor->remaining(), plugins); });
 
@@ -405,6 +444,5 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : exit_code::usage;
   }
-  spdlog::set_level(spdlog::level::from_str(log_level));
   return code;
 }

@@ -4,11 +4,13 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "doppel/units.hpp"
+
 namespace doppel::core {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& reserved_stage_keys() {
-  static const std::vector<std::string> keys = {"plugin", "from", "queue_capacity"};
+  static const std::vector<std::string> keys = {"plugin", "from", "queue_capacity", "queue_bytes"};
   return keys;
 }
 
@@ -19,9 +21,13 @@ const std::vector<OptionSpec>& pipeline_settings_schema() {
              "Extra directories to load plugin libraries from, relative to this file")
           .default_value(Value::array({})),
       option("queue_capacity", OptionType::integer,
-             "Messages each stage's input queue holds; a full queue makes live inputs drop (counted) and file "
-             "inputs wait")
-          .default_value(4096),
+             "Messages each stage's input queue holds at most; a full queue makes live inputs drop (counted as "
+             "queue_full) and file inputs wait. `queue_bytes` is usually the bound that is reached first")
+          .default_value(1000000),
+      option("queue_bytes", OptionType::size,
+             "Bytes (payloads plus a few hundred per message) each stage's input queue holds at most: what lets a "
+             "stage stall for a few hundred milliseconds behind a live capture before anything is dropped")
+          .default_value("64MiB"),
       option("stats_interval", OptionType::duration, "How often the stats line is printed on stderr; \"0s\" disables")
           .default_value("5s"),
       option("drain_timeout", OptionType::duration,
@@ -136,6 +142,18 @@ void read_stage(const std::string& name, const Value& table, Role role, Pipeline
       errors.emplace_back(q->position, where + ".queue_capacity", "`queue_capacity` must be a positive integer");
     else stage.queue_capacity = static_cast<std::size_t>(q->as_integer());
   }
+  if (const Value* q = table.find("queue_bytes")) {
+    std::optional<std::uint64_t> bytes;
+    try {
+      if (q->is_integer() && q->as_integer() > 0) bytes = static_cast<std::uint64_t>(q->as_integer());
+      else if (q->is_string()) bytes = parse_size(q->as_string());
+    } catch (const std::invalid_argument&) {
+    }
+    if (!bytes || *bytes == 0)
+      errors.emplace_back(q->position, where + ".queue_bytes",
+                          "`queue_bytes` must be a positive size such as \"64MiB\" or a number of bytes");
+    else stage.queue_bytes = *bytes;
+  }
   if (role == Role::comparator) spec.comparators.push_back(std::move(stage));
   else spec.stages.push_back(std::move(stage));
 }
@@ -162,6 +180,9 @@ std::optional<PipelineSpec> convert_document(const toml::table& doc, const std::
       if (settings.integer("queue_capacity") <= 0)
         errors.emplace_back(settings.position("queue_capacity"), "queue_capacity", "`queue_capacity` must be positive");
       else s.queue_capacity = static_cast<std::size_t>(settings.integer("queue_capacity"));
+      if (settings.size("queue_bytes") == 0)
+        errors.emplace_back(settings.position("queue_bytes"), "queue_bytes", "`queue_bytes` must be positive");
+      else s.queue_bytes = settings.size("queue_bytes");
       s.stats_interval = settings.duration("stats_interval");
       s.drain_timeout = settings.duration("drain_timeout");
       s.decision_ttl = settings.duration("decision_ttl");

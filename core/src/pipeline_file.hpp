@@ -31,12 +31,14 @@ struct StageSpec {
   SourcePosition from_position;
   Value options;  // the whole table, reserved keys included
   std::size_t queue_capacity = 0;  // 0: the pipeline default
+  std::uint64_t queue_bytes = 0;   // 0: the pipeline default
 };
 
 struct PipelineSettings {
   std::string name;
   std::vector<std::filesystem::path> plugin_dirs;  // resolved against the file's directory
-  std::size_t queue_capacity = 4096;
+  std::size_t queue_capacity = 1'000'000;
+  std::uint64_t queue_bytes = std::uint64_t{64} << 20;
   std::chrono::nanoseconds stats_interval = std::chrono::seconds(5);
   std::chrono::nanoseconds drain_timeout = std::chrono::seconds(30);
   std::chrono::nanoseconds decision_ttl = std::chrono::minutes(2);

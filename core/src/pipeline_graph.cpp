@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <sstream>
 
 namespace doppel::core {
 namespace {
@@ -335,7 +336,81 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
   for (std::size_t i = 0; i < nodes.size(); ++i)
     for (auto& e : nodes[i].downstream)
       e.closes_loop = nodes[e.to].component == nodes[i].component && e.to < static_cast<int>(i);
+
+  // Overflow follows what feeds a stage: everything a live input reaches drops rather than
+  // stall it; what only files and NATS reach waits (they can be paused without loss).
+  for (std::size_t i = 0; i < nodes.size(); ++i) {
+    if (nodes[i].spec->role != Role::input) continue;
+    bool live = nodes[i].stage->overflow_policy() == OverflowPolicy::drop;
+    std::vector<bool> seen(nodes.size(), false);
+    std::vector<int> todo{static_cast<int>(i)};
+    seen[i] = true;
+    while (!todo.empty()) {
+      int v = todo.back();
+      todo.pop_back();
+      nodes[v].fed_by.push_back(static_cast<int>(i));
+      if (live) nodes[v].overflow = OverflowPolicy::drop;
+      for (const auto& e : nodes[v].downstream)
+        if (!seen[e.to]) {
+          seen[e.to] = true;
+          todo.push_back(e.to);
+        }
+    }
+  }
   return graph;
+}
+
+namespace {
+
+// Whether the stage's plugin has an `overflow` option (a queue of its own).
+bool has_overflow_option(const StageNode& node) {
+  return std::any_of(node.definition->options.begin(), node.definition->options.end(),
+                     [](const OptionSpec& o) { return o.name == "overflow"; });
+}
+
+std::string input_names(const PipelineGraph& graph, const StageNode& node, bool live) {
+  std::string out;
+  for (int i : node.fed_by) {
+    if ((graph.stages[i].overflow == OverflowPolicy::drop) != live) continue;
+    out += (out.empty() ? "" : ", ") + graph.stages[i].spec->name;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string describe_overflow(const PipelineGraph& graph, std::vector<std::string>& warnings) {
+  std::ostringstream out;
+  out << "when a stage cannot keep up (wait = back-pressure, nothing lost; drop = counted as queue_full):\n";
+  for (const auto& n : graph.stages) {
+    for (const auto& e : n.downstream) {
+      const auto& to = graph.stages[e.to];
+      bool live_input = n.spec->role == Role::input && n.overflow == OverflowPolicy::drop;
+      const char* policy = live_input || e.closes_loop ? "drop" : "wait";
+      std::string why = live_input ? "live input" : e.closes_loop ? "edge closing a loop" : "";
+      out << "  " << n.spec->name << " -> " << to.spec->name << ": " << policy << (why.empty() ? "" : " (" + why + ")")
+          << "\n";
+    }
+  }
+  for (const auto& n : graph.stages) {
+    if (n.spec->role == Role::input || !has_overflow_option(n)) continue;
+    const Value* written = n.spec->options.find("overflow");
+    std::string live = input_names(graph, n, true), waiting = input_names(graph, n, false);
+    out << "  " << n.spec->name << " (" << n.definition->name << " queue): ";
+    if (written && written->is_string() && written->as_string() != "auto") {
+      out << written->as_string() << " (set in the file)\n";
+      if (written->as_string() == "drop" && live.empty() && !waiting.empty())
+        warnings.push_back(written->position.to_string() + ": warning: [" + std::string(role_section(n.spec->role)) +
+                           "." + n.spec->name + "] overflow = \"drop\" but only inputs that can wait feed it (" +
+                           waiting + "): messages will be dropped whenever it falls behind; remove the line to "
+                           "wait instead");
+      continue;
+    }
+    if (n.overflow == OverflowPolicy::drop) out << "drop (default: fed by live input " << live << ")\n";
+    else if (!waiting.empty()) out << "wait (default: fed by " << waiting << ", which can wait)\n";
+    else out << "wait (default)\n";
+  }
+  return out.str();
 }
 
 }  // namespace doppel::core

@@ -37,6 +37,11 @@ struct StageNode {
   std::vector<int> upstream;
   std::vector<StageEdge> downstream;
   int component = -1;  // strongly connected component, in topological order
+  // The inputs whose messages reach this stage (through any path), and the overflow policy
+  // that follows from them: `drop` when one of them is live, `block` otherwise. An input's
+  // is its own. What a stage with an `overflow` option does when the option is left out.
+  std::vector<int> fed_by;
+  OverflowPolicy overflow = OverflowPolicy::block;
 };
 
 struct PipelineGraph {
@@ -58,5 +63,11 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
                                            std::vector<ConfigError>& errors, BuildMode mode = BuildMode::run);
 
 void sort_errors(std::vector<ConfigError>& errors);
+
+// How a checked graph behaves when a stage cannot keep up, for `doppel validate`: one line
+// per edge (wait for room, or drop and count) and per stage with an `overflow` option (the
+// value in force and why). A stage explicitly set to drop while only inputs that can wait
+// feed it adds a warning (`file:line:col: warning: ...`).
+std::string describe_overflow(const PipelineGraph& graph, std::vector<std::string>& warnings);
 
 }  // namespace doppel::core

@@ -149,7 +149,7 @@ std::vector<std::pair<std::string, std::string>> reference_documents(const Plugi
   pipeline << banner << "# The [pipeline] table\n\n| option | type | default | description |\n|---|---|---|---|\n";
   options_markdown(pipeline, pipeline_settings_schema(), "");
   pipeline << "\nEvery stage table also takes `plugin` (required), `from` (required except for inputs: the stages "
-              "it reads) and `queue_capacity` (overrides the pipeline's for this stage).\n";
+              "it reads), `queue_capacity` and `queue_bytes` (override the pipeline's for this stage).\n";
   docs.emplace_back("pipeline.md", pipeline.str());
   return docs;
 }

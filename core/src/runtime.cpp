@@ -29,6 +29,23 @@ std::string human(std::uint64_t n) {
   return buf;
 }
 
+// 179503 -> "179,503"
+std::string grouped(std::uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// Drop reasons that are losses wherever they are counted: the message could have been
+// delivered had there been room or time. Other reasons on filters and middleware are their
+// decisions (a URL not allowed, a sample not taken); on inputs and outputs every drop is a loss.
+bool loss_anywhere(std::string_view reason) {
+  return reason == "queue_full" || reason == "shutdown" || reason == "buffer_full" || reason == "lost_in_restart";
+}
+
 std::string prometheus_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -52,9 +69,9 @@ std::string metric_name(std::string s) {
 
 // ---------------------------------------------------------------- StageRunner
 
-StageRunner::StageRunner(Runtime& runtime, StageNode& node, std::size_t queue_capacity)
+StageRunner::StageRunner(Runtime& runtime, StageNode& node, std::size_t queue_capacity, std::uint64_t queue_bytes)
     : runtime_(runtime), node_(node), logger_(spdlog::default_logger()->clone(node.spec->name)) {
-  if (node.spec->role != Role::input) queue_ = std::make_unique<BoundedQueue>(queue_capacity);
+  if (node.spec->role != Role::input) queue_ = std::make_unique<BoundedQueue>(queue_capacity, queue_bytes);
   if (node.definition->requests_only)
     decisions_ = std::make_unique<DecisionMemory>(runtime.graph_.spec.settings.decision_ttl.count(),
                                                   runtime.graph_.spec.settings.decision_capacity);
@@ -303,8 +320,10 @@ StageRunner::Snapshot StageRunner::snapshot() const {
 
 Runtime::Runtime(PipelineGraph& graph, RuntimeOptions options) : graph_(graph), options_(std::move(options)) {
   for (auto& node : graph_.stages) {
-    std::size_t capacity = node.spec->queue_capacity ? node.spec->queue_capacity : graph_.spec.settings.queue_capacity;
-    runners_.push_back(std::make_unique<StageRunner>(*this, node, capacity));
+    const auto& settings = graph_.spec.settings;
+    std::size_t capacity = node.spec->queue_capacity ? node.spec->queue_capacity : settings.queue_capacity;
+    std::uint64_t bytes = node.spec->queue_bytes ? node.spec->queue_bytes : settings.queue_bytes;
+    runners_.push_back(std::make_unique<StageRunner>(*this, node, capacity, bytes));
   }
   last_out_.assign(runners_.size(), 0);
 }
@@ -551,6 +570,33 @@ std::string Runtime::summary() const {
     for (const auto& [k, v] : s.gauges) out << "      " << k << ": " << v << "\n";
   }
   return out.str();
+}
+
+std::string Runtime::loss_warnings() const {
+  auto snaps = snapshots();
+  std::uint64_t read = 0;
+  for (const auto& s : snaps)
+    if (s.role == "input") read += s.out;
+  std::string out;
+  for (const auto& s : snaps) {
+    bool edge_stage = s.role == "input" || s.role == "output";
+    for (const auto& [reason, count] : s.drops) {
+      if (count == 0 || !(edge_stage || loss_anywhere(reason))) continue;
+      char line[256];
+      if (s.role == "input" || read == 0)
+        std::snprintf(line, sizeof line, "WARNING: %s dropped at %s: %s\n", grouped(count).c_str(), s.name.c_str(),
+                      reason.c_str());
+      else
+        std::snprintf(line, sizeof line, "WARNING: %s of %s messages (%.1f%%) dropped at %s: %s\n",
+                      grouped(count).c_str(), grouped(read).c_str(), 100.0 * static_cast<double>(count) / static_cast<double>(read),
+                      s.name.c_str(), reason.c_str());
+      out += line;
+    }
+  }
+  if (!out.empty())
+    out += "WARNING: the run lost messages (see the summary above; docs/guide/replay.md \"Defaults\" says what "
+           "waits and what drops)\n";
+  return out;
 }
 
 std::string Runtime::prometheus_metrics() const {

@@ -29,7 +29,7 @@ class Runtime;
 // A stage as the runtime runs it; also the StageContext the stage sees.
 class StageRunner : public StageContext {
  public:
-  StageRunner(Runtime& runtime, StageNode& node, std::size_t queue_capacity);
+  StageRunner(Runtime& runtime, StageNode& node, std::size_t queue_capacity, std::uint64_t queue_bytes);
 
   // StageContext
   const std::string& stage_name() const override { return node_.spec->name; }
@@ -43,6 +43,8 @@ class StageRunner : public StageContext {
   bool stopping() const override;
   const Comparator* comparator(std::string_view name) override;
   void goal_missed(std::string message) override;
+  KindSet input_kinds() const override { return node_.in; }
+  OverflowPolicy overflow_policy() const override { return node_.overflow; }
 
   struct Snapshot {
     std::string name, plugin, role;
@@ -115,6 +117,10 @@ class Runtime {
   std::vector<StageRunner::Snapshot> snapshots() const;
   std::string stats_line();  // one line, rates since the previous call
   std::string summary() const;
+  // What the run lost, for the end of the summary: one line per stage and reason, e.g.
+  // "WARNING: 179,503 of 200,000 messages (89.8%) dropped at candidate: queue_full".
+  // Empty when nothing was lost. Deliberate drops (a filter's decision) are not losses.
+  std::string loss_warnings() const;
   std::string prometheus_metrics() const;
   const std::vector<std::string>& goals_missed() const { return goals_missed_; }
   std::uint64_t total_dropped() const;

@@ -81,6 +81,31 @@ for sub in run validate graph plugins inspect test docs; do
 done
 "$DOPPEL" --version | grep -q "^doppel 0.1.0" || fail "--version"
 
+# Global options before or after the subcommand (and among `doppel gor`'s GoReplay flags).
+(
+  unset DOPPEL_PLUGIN_PATH
+  tp="$DOPPEL_BUILD_DIR/test-plugins" refused="$DOPPEL_BUILD_DIR/test-plugins-refused"
+  "$DOPPEL" plugins --plugin-dir "$tp" | grep -q "^keep *filter" || fail "plugins --plugin-dir DIR"
+  "$DOPPEL" --plugin-dir "$tp" plugins | grep -q "^keep *filter" || fail "--plugin-dir DIR plugins"
+  "$DOPPEL" validate "$work/ok.toml" --plugin-dir="$tp" | grep -q "valid (3 stages" || fail "validate FILE --plugin-dir=DIR"
+  "$DOPPEL" inspect keep --plugin-dir "$tp" | grep -q "contains  string, required" || fail "inspect NAME --plugin-dir"
+  "$DOPPEL" run "$work/ok.toml" --plugin-dir "$tp" --log-level warn 2> /dev/null || fail "run FILE --plugin-dir --log-level"
+  # --log-level takes effect wherever it is: the refused libraries are warned about at
+  # level warn, not at level error.
+  "$DOPPEL" plugins --plugin-dir "$refused" 2>&1 >/dev/null | grep -q "ABI mismatch" || fail "refused library not warned"
+  for args in "--log-level error plugins --plugin-dir $refused" "plugins --plugin-dir $refused --log-level error"; do
+    # shellcheck disable=SC2086
+    out=$("$DOPPEL" $args 2>&1 >/dev/null)
+    [ -z "$out" ] || fail "doppel $args still logs: $out"
+  done
+  set +e; "$DOPPEL" plugins --log-level loud 2>/dev/null; rc=$?; set -e
+  [ "$rc" = 2 ] || fail "bad --log-level after the subcommand: exit $rc"
+  "$DOPPEL" gor --plugin-dir "$tp" --input-file x.gor --output-stdout --log-level warn --print-pipeline |
+    grep -q 'plugin = "file"' || fail "gor with global options among its flags"
+  set +e; "$DOPPEL" gor --input-file x.gor --output-stdout --log-level loud --print-pipeline 2>/dev/null; rc=$?; set -e
+  [ "$rc" = 2 ] || fail "bad --log-level among gor's flags: exit $rc"
+)
+
 # The options reference in docs/ is generated from the schemas and must be current.
 unset DOPPEL_PLUGIN_PATH
 "$DOPPEL" docs --check --output "$DOPPEL_SOURCE_DIR/docs/reference" || fail "docs/reference is stale"

@@ -55,6 +55,20 @@ TOML
 "$DOPPEL" run "$work/readback.toml" 2>/dev/null
 cmp "$work/in.gor" "$work/back.gor" || fail "doppel run does not read what doppel gor wrote"
 
+echo "== 1b. GoReplay's file replay flags are accepted (mapped, or noted as not needed)"
+"$DOPPEL" gor --input-file "$work/x.gor" --input-file-read-depth 100 --input-file-loop --input-file-max-wait 1s \
+  --output-http http://127.0.0.1:1 --output-http-workers 8 --output-http-workers-min 2 --output-http-timeout 3s \
+  --output-http-queue-len 500 --output-http-worker-timeout 2s --output-http-response-buffer 1mb \
+  --output-http-compatibility-mode --output-http-stats --output-http-stats-ms 2000 --copy-buffer-size 5mb \
+  --stats --exit-after 30s --print-pipeline > "$work/flags.toml" || fail "file replay flags refused"
+for line in 'loop = true' 'max_wait = "1s"' 'workers = 8' 'timeout = "3s"' 'queue_size = 500' \
+  'stats_interval = "2000ms"' 'exit_after = "30s"'; do
+  grep -qF "$line" "$work/flags.toml" || fail "--print-pipeline lacks $line: $(cat "$work/flags.toml")"
+done
+grep -q "overflow" "$work/flags.toml" && fail "the translation must leave overflow to its default"
+set +e; "$DOPPEL" gor --input-file x.gor --input-file-read-depth lots --output-null 2> "$work/err.txt"; rc=$?; set -e
+[ "$rc" = 2 ] && grep -q "input-file-read-depth: expected a number" "$work/err.txt" || fail "read-depth value check"
+
 echo "== 2. --print-pipeline runs to the same messages"
 flags=(--input-file "$work/in.gor" --input-file-max-wait 1ms --http-allow-url "^/" --http-disallow-url "/2\b" --output-file "$work/direct.gor" --output-file-append)
 "$DOPPEL" gor "${flags[@]}" 2>/dev/null

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdio>
 
 #include "core_test_support.hpp"
 #include "runtime.hpp"
@@ -266,4 +267,130 @@ path = ")" + everything + R"("
   CHECK(value_of(src.counters, "unread_verdict") == (kinds.size() == 3 ? 0 : 50));
   CHECK(snapshot_of(r, "all").in == 50 * kinds.size());
   CHECK(r.total_dropped() == 0);
+}
+
+TEST_CASE("a stage's overflow policy follows the inputs that feed it: drop behind a live one, wait behind the rest") {
+  auto make = [](const std::string& inputs, const std::string& from) {
+    return build(R"([pipeline]
+stats_interval = "0s"
+)" + inputs + R"(
+[filters.keep]
+plugin = "keep"
+from = )" + from + R"(
+contains = "/"
+[outputs.out]
+plugin = "collect"
+from = ["keep"]
+path = "/dev/null"
+)");
+  };
+  const std::string file_input = R"([inputs.file]
+plugin = "canned"
+messages = [ { payload = "GET / HTTP/1.1\r\n\r\n" } ]
+)";
+  const std::string live_input = R"([inputs.live]
+plugin = "canned"
+live = true
+messages = [ { payload = "GET / HTTP/1.1\r\n\r\n" } ]
+)";
+  auto policy = [](const testing::Built& b, const std::string& stage) {
+    return b.graph->stages[b.graph->find(stage)].overflow;
+  };
+  SUBCASE("only an input that can wait") {
+    auto b = make(file_input, R"(["file"])");
+    REQUIRE_MESSAGE(b.graph, b.error_text());
+    CHECK(policy(b, "file") == OverflowPolicy::block);
+    CHECK(policy(b, "keep") == OverflowPolicy::block);
+    CHECK(policy(b, "out") == OverflowPolicy::block);
+  }
+  SUBCASE("a live input, two stages upstream") {
+    auto b = make(live_input, R"(["live"])");
+    REQUIRE_MESSAGE(b.graph, b.error_text());
+    CHECK(policy(b, "live") == OverflowPolicy::drop);
+    CHECK(policy(b, "keep") == OverflowPolicy::drop);
+    CHECK(policy(b, "out") == OverflowPolicy::drop);
+  }
+  SUBCASE("both: the live one decides") {
+    auto b = make(file_input + live_input, R"(["file", "live"])");
+    REQUIRE_MESSAGE(b.graph, b.error_text());
+    CHECK(policy(b, "file") == OverflowPolicy::block);
+    CHECK(policy(b, "out") == OverflowPolicy::drop);
+    CHECK(b.graph->stages[b.graph->find("out")].fed_by.size() == 2);
+  }
+}
+
+TEST_CASE("a run that lost messages says so at exit: how many, of how many, where and why") {
+  auto b = build(R"([pipeline]
+stats_interval = "0s"
+queue_capacity = 1
+[inputs.src]
+plugin = "canned"
+repeat = 20000
+live = true
+messages = [ { id = "m", payload = "GET /a HTTP/1.1\r\n\r\n" } ]
+[filters.keep]
+plugin = "keep"
+from = ["src"]
+contains = "/nothing-matches"
+[middleware.slow]
+plugin = "relay"
+from = ["src"]
+[outputs.out]
+plugin = "collect"
+from = ["slow", "keep"]
+path = "/dev/null"
+)");
+  REQUIRE_MESSAGE(b.graph, b.error_text());
+  Runtime r(*b.graph);
+  run_to_end(r);
+  auto slow = snapshot_of(r, "slow");
+  std::uint64_t lost = value_of(slow.drops, "queue_full");
+  REQUIRE(lost > 0);
+  char share[32];
+  std::snprintf(share, sizeof share, "(%.1f%%)", 100.0 * static_cast<double>(lost) / 20000.0);
+  std::string warnings = r.loss_warnings();
+  INFO(warnings);
+  CHECK(warnings.find(" of 20,000 messages " + std::string(share) + " dropped at slow: queue_full\n") !=
+        std::string::npos);
+  CHECK(warnings.rfind("WARNING: ", 0) == 0);
+  // The filter's decision is not a loss.
+  CHECK(warnings.find("dropped at keep: not_kept") == std::string::npos);
+
+  auto clean = build(R"([pipeline]
+stats_interval = "0s"
+[inputs.src]
+plugin = "canned"
+repeat = 100
+messages = [ { payload = "GET /a HTTP/1.1\r\n\r\n" } ]
+[filters.keep]
+plugin = "keep"
+from = ["src"]
+contains = "/nothing-matches"
+[outputs.out]
+plugin = "collect"
+from = ["keep"]
+path = "/dev/null"
+)");
+  REQUIRE_MESSAGE(clean.graph, clean.error_text());
+  Runtime quiet(*clean.graph);
+  run_to_end(quiet);
+  CHECK(quiet.loss_warnings().empty());
+}
+
+TEST_CASE("a queue bounded in bytes takes as many messages as fit, whatever their number") {
+  const std::atomic<bool> no_abort{false};
+  std::string body(1000, 'x');
+  std::uint64_t per = body.size() + BoundedQueue::kMessageOverhead;
+  BoundedQueue queue(1000000, per * 10);
+  int pushed = 0;
+  while (queue.push(share(Message(Kind::request, "m", 0, body)), false, no_abort) == BoundedQueue::Push::ok) ++pushed;
+  CHECK(pushed == 10);
+  CHECK(queue.bytes() == per * 10);
+  std::vector<MessagePtr> out;
+  REQUIRE(queue.pop_batch(out, 4));
+  CHECK(queue.bytes() == per * 6);
+  // One message larger than the whole bound still goes through an empty queue.
+  BoundedQueue small(100, 10);
+  CHECK(small.push(share(Message(Kind::request, "big", 0, body)), false, no_abort) == BoundedQueue::Push::ok);
+  CHECK(small.push(share(Message(Kind::request, "next", 0, "")), false, no_abort) == BoundedQueue::Push::full);
 }

@@ -38,6 +38,19 @@ PluginDefinition process_middleware_definition() {
              "After this long with nothing sent to or written back by the program, messages it did not write back "
              "count as dropped (not_returned)")
           .default_value("2s"),
+      option("order", OptionType::string,
+             "What order the program gets each id's messages in. per_id: request, then original response, then "
+             "replays (GoReplay middleware registers an id's replay callback when it sees the original response); "
+             "one that comes early is held. arrival: as they come. auto: per_id when original responses can reach "
+             "this stage (an input with track_response), else arrival")
+          .default_value("auto")
+          .choices({"auto", "per_id", "arrival"}),
+      option("hold_max", OptionType::integer,
+             "per_id: most messages held at once; when full, the oldest goes on out of order (held_overflow)")
+          .default_value(10000),
+      option("hold_timeout", OptionType::duration,
+             "per_id: longest a message waits for its id's earlier messages; then it goes on anyway (held_expired)")
+          .default_value("5s"),
   };
   def.metrics = {
       {"sent", "messages written to the program"},
@@ -49,6 +62,11 @@ PluginDefinition process_middleware_definition() {
       {"dropped.shutdown", "messages that arrived while stopping"},
       {"failed.bad_line", "lines written back that are not hex of a valid message"},
       {"failed.line_too_long", "lines written back longer than max_line"},
+      {"held", "messages held back until their id's earlier messages had gone to the program (order = per_id)"},
+      {"held_expired", "held messages given to the program after hold_timeout without their id's earlier ones"},
+      {"held_overflow", "held messages given to the program early because hold_max messages were held"},
+      {"held_flushed", "held messages given to the program while draining (their earlier ones never came)"},
+      {"holding", "messages held now (gauge)"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     ProcessMiddlewareConfig config;
@@ -70,6 +88,14 @@ PluginDefinition process_middleware_definition() {
     config.max_line = options.size("max_line");
     config.return_timeout = options.duration("return_timeout");
     if (config.return_timeout.count() <= 0) options.fail("return_timeout", "return_timeout must be positive");
+    auto order = options.string("order");
+    using Order = ProcessMiddlewareConfig::Order;
+    config.order = order == "per_id" ? Order::per_id : order == "arrival" ? Order::arrival : Order::automatic;
+    auto hold_max = options.integer("hold_max");
+    if (hold_max < 1) options.fail("hold_max", "hold_max must be at least 1");
+    config.hold_max = static_cast<std::size_t>(hold_max);
+    config.hold_timeout = options.duration("hold_timeout");
+    if (config.hold_timeout.count() <= 0) options.fail("hold_timeout", "hold_timeout must be positive");
     return std::make_unique<ProcessMiddleware>(std::move(config));
   };
   return def;

@@ -52,6 +52,25 @@ void ProcessMiddleware::start(StageContext& context) {
   }
   context.log().info("middleware `{}` started (pid {})", command_text_, child.pid);
   supervisor_ = std::thread([this] { supervise(); });
+
+  held_counter_ = &context.counter("held");
+  held_expired_ = &context.counter("held_expired");
+  held_overflow_ = &context.counter("held_overflow");
+  held_flushed_ = &context.counter("held_flushed");
+  holding_ = &context.gauge("holding");
+  KindSet arriving = context.input_kinds() & KindSet::http();
+  using Order = ProcessMiddlewareConfig::Order;
+  bool hold = config_.order == Order::per_id ||
+              (config_.order == Order::automatic && arriving.contains(Kind::response));
+  if (!hold) return;
+  KindSet expected = config_.order == Order::per_id ? KindSet::http() : arriving;
+  order_.emplace(ExchangeOrderConfig{expected, config_.hold_max, config_.hold_timeout});
+  expiry_ = std::thread([this] { release_expired(); });
+  context.log().info("middleware `{}` gets each id's messages in the order {} (one that comes early is held, up to "
+                     "{}ms and {} messages)",
+                     command_text_, expected.to_string(),
+                     std::chrono::duration_cast<std::chrono::milliseconds>(config_.hold_timeout).count(),
+                     config_.hold_max);
 }
 
 ProcessMiddleware::Child ProcessMiddleware::spawn() {
@@ -264,6 +283,59 @@ int ProcessMiddleware::wait_child(pid_t pid) {
 }
 
 void ProcessMiddleware::process(const MessagePtr& message) {
+  if (!order_) {
+    send(message);
+    return;
+  }
+  std::vector<MessagePtr> ready;
+  std::lock_guard lock(order_mutex_);
+  bool was_empty = order_->held() == 0;
+  order_->accept(message, std::chrono::steady_clock::now(), ready);
+  send_released(ready);
+  // Later holds expire later: the expiry thread needs waking only when it waits for nothing.
+  if (was_empty && order_->held() > 0) order_changed_.notify_one();
+}
+
+void ProcessMiddleware::send_released(std::vector<MessagePtr>& ready) {
+  for (const auto& m : ready) send(m);
+  ready.clear();
+  const auto& counts = order_->counts();
+  held_counter_->add(counts.held - reported_.held);
+  held_expired_->add(counts.expired - reported_.expired);
+  held_overflow_->add(counts.overflow - reported_.overflow);
+  held_flushed_->add(counts.flushed - reported_.flushed);
+  reported_ = counts;
+  held_now_.store(order_->held());
+  holding_->set(static_cast<std::int64_t>(order_->held()));
+}
+
+void ProcessMiddleware::release_expired() {
+  std::unique_lock lock(order_mutex_);
+  while (!order_stopping_) {
+    if (auto deadline = order_->next_deadline()) order_changed_.wait_until(lock, *deadline);
+    else order_changed_.wait(lock);
+    if (order_stopping_) break;
+    std::vector<MessagePtr> ready;
+    order_->expire(std::chrono::steady_clock::now(), ready);
+    send_released(ready);
+  }
+}
+
+void ProcessMiddleware::stop_holding() {
+  if (!expiry_.joinable()) return;
+  std::vector<MessagePtr> left;
+  {
+    std::lock_guard lock(order_mutex_);
+    order_stopping_ = true;
+    order_->release_all(left);  // flush() releases everything; this is only after a hard stop
+    held_now_.store(0);
+  }
+  order_changed_.notify_all();
+  expiry_.join();
+  if (!left.empty()) context().drop("shutdown", left.size());
+}
+
+void ProcessMiddleware::send(const MessagePtr& message) {
   std::string line;
   append_hex_line(line, *message);
   std::unique_lock write_lock(write_mutex_);
@@ -352,12 +424,19 @@ void ProcessMiddleware::release_leases(bool all, std::vector<std::shared_ptr<con
 }
 
 std::size_t ProcessMiddleware::pending() const {
+  std::size_t held = held_now_.load();
   std::lock_guard lock(mutex_);
-  if (!alive_ || std::chrono::steady_clock::now() - last_activity_ >= config_.return_timeout) return 0;
-  return sent_ > returned_ + written_off_ ? static_cast<std::size_t>(sent_ - returned_ - written_off_) : 0;
+  if (!alive_ || std::chrono::steady_clock::now() - last_activity_ >= config_.return_timeout) return held;
+  return held + (sent_ > returned_ + written_off_ ? static_cast<std::size_t>(sent_ - returned_ - written_off_) : 0);
 }
 
 void ProcessMiddleware::flush() {
+  if (order_) {  // draining: what held messages wait for will not come any more
+    std::vector<MessagePtr> ready;
+    std::lock_guard lock(order_mutex_);
+    order_->release_all(ready);
+    send_released(ready);
+  }
   // Waits until everything sent was written back, or the program was quiet for
   // return_timeout; what is still missing then was dropped by the program.
   for (;;) {
@@ -391,6 +470,7 @@ void ProcessMiddleware::stop() {
   lock.unlock();
   supervisor_.join();
   write_off_unreturned(true);
+  stop_holding();
 }
 
 }  // namespace doppel::plugins

@@ -4,12 +4,14 @@
 // what it does not is dropped and counted. Restarted when it exits, if so configured.
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -17,6 +19,7 @@
 #include <vector>
 
 #include "doppel/stage.hpp"
+#include "exchange_order.hpp"
 
 namespace doppel::plugins {
 
@@ -28,6 +31,15 @@ struct ProcessMiddlewareConfig {
   std::size_t max_line = std::size_t{256} << 20;  // hex bytes of one line written back
   // After this long with nothing sent or written back, messages not written back count as dropped.
   std::chrono::nanoseconds return_timeout = std::chrono::seconds(2);
+  // Per-id order (request, original response, replay) of what the program is given.
+  enum class Order {
+    automatic,  // per_id when original responses can reach the stage, else arrival
+    per_id,
+    arrival,
+  };
+  Order order = Order::automatic;
+  std::size_t hold_max = 10000;
+  std::chrono::nanoseconds hold_timeout = std::chrono::seconds(5);
 };
 
 class ProcessMiddleware : public Stage {
@@ -36,7 +48,7 @@ class ProcessMiddleware : public Stage {
   ~ProcessMiddleware() override;
 
   void start(StageContext& context) override;
-  void process(const MessagePtr& message) override;
+  void process(const MessagePtr& message) override;  // in per-id order, when holding
   void flush() override;
   void stop() override;
   std::size_t pending() const override;
@@ -49,6 +61,12 @@ class ProcessMiddleware : public Stage {
     int stderr_fd = -1;
   };
   Child spawn();  // throws std::runtime_error when the program cannot be started
+  void send(const MessagePtr& message);  // writes one message to the program
+  // Holding (see ExchangeOrder): sends what became ready, with order_mutex_ held so that
+  // messages reach the program in the order they were released; updates the counters.
+  void send_released(std::vector<MessagePtr>& ready);
+  void release_expired();  // the expiry thread
+  void stop_holding();     // stops the expiry thread; what is still held is dropped (shutdown)
   void supervise();
   void read_stdout(int fd);
   void handle_line(std::string_view line);
@@ -87,6 +105,19 @@ class ProcessMiddleware : public Stage {
   std::chrono::steady_clock::time_point answered_up_to_{};
   std::chrono::steady_clock::time_point last_activity_;
   std::thread supervisor_;
+
+  std::optional<ExchangeOrder> order_;  // engaged when holding
+  std::mutex order_mutex_;              // guards order_; held while sending what it released
+  std::condition_variable order_changed_;
+  bool order_stopping_ = false;
+  std::atomic<std::size_t> held_now_{0};
+  std::thread expiry_;
+  Counter* held_counter_ = nullptr;
+  Counter* held_expired_ = nullptr;
+  Counter* held_overflow_ = nullptr;
+  Counter* held_flushed_ = nullptr;
+  Gauge* holding_ = nullptr;
+  ExchangeOrder::Counts reported_;  // counts already added to the counters above
   Counter* sent_counter_ = nullptr;
   Counter* returned_counter_ = nullptr;
   Counter* restarts_ = nullptr;

@@ -44,7 +44,8 @@ class Gauge {
   std::atomic<std::int64_t> value_{0};
 };
 
-// What happens when a stage emits into a full queue downstream.
+// What happens when a queue is full: downstream of an input, or inside a stage (an output's
+// own queue of requests waiting for a connection).
 enum class OverflowPolicy {
   block,  // wait for room (file inputs: back-pressure, nothing lost)
   drop,   // drop the message and count it as `queue_full` (live inputs never stall capture)
@@ -86,6 +87,15 @@ class StageContext {
   // A goal of the run was missed (e.g. a report's `fail_if`); `doppel run` exits with code 3
   // after draining, and prints `message` in its summary.
   virtual void goal_missed(std::string message) = 0;
+  // The overflow policy of what feeds this stage, for a stage with a queue of its own whose
+  // `overflow` option was left to its default: `drop` when a live input (capture) reaches it
+  // through any path, `block` when only inputs that can wait (files, NATS) do. Resolved by
+  // the runtime from the graph before start(); an input gets its own policy.
+  virtual OverflowPolicy overflow_policy() const { return OverflowPolicy::block; }
+  // The kinds that can reach this stage through its `from` edges, as the pipeline graph
+  // computed them before start() (e.g. no `response` unless an input tracks responses).
+  // Every kind when unknown.
+  virtual KindSet input_kinds() const { return KindSet::all(); }
 };
 
 // A name a stage refers to (a comparator), with where it was written, checked at validation.
@@ -115,7 +125,9 @@ class Stage {
   // The kinds this configured instance produces, when narrower than its plugin declares
   // (e.g. an HTTP output emits `replay` only with track_response = true).
   virtual std::optional<KindSet> produces() const { return std::nullopt; }
-  // Inputs: the policy for a full queue downstream.
+  // Inputs: the policy for a full queue downstream; `drop` for a live source (it cannot be
+  // paused without losing data elsewhere), `block` for one that can wait (a file). Asked
+  // after configuration, before start(); the stages it feeds follow it by default.
   virtual OverflowPolicy overflow_policy() const { return OverflowPolicy::block; }
   // Comparator names this stage will ask the context for; validated before anything starts.
   virtual std::vector<Reference> comparator_references() const { return {}; }

@@ -141,8 +141,16 @@ class StageHarness : public StageContext {
     auto it = comparators_.find(std::string(name));
     return it == comparators_.end() ? nullptr : it->second.get();
   }
+  // What feeds the stage under test: a live capture (drop) or a file (block, the default).
+  void set_overflow_policy(OverflowPolicy policy) { overflow_ = policy; }
+  OverflowPolicy overflow_policy() const override { return overflow_; }
+  // The kinds the stage under test can receive (every kind unless set).
+  void set_input_kinds(KindSet kinds) { input_kinds_ = kinds; }
+  KindSet input_kinds() const override { return input_kinds_; }
 
  private:
+  OverflowPolicy overflow_ = OverflowPolicy::block;
+  KindSet input_kinds_ = KindSet::all();
   std::string name_;
   std::shared_ptr<spdlog::logger> logger_;
   std::unique_ptr<Stage> stage_;
