@@ -31,10 +31,11 @@ PluginDefinition http_output_definition() {
              "is slow or down. GoReplay: --output-http-queue-len")
           .default_value(10000),
       option("overflow", OptionType::string,
-             "When the queue is full: drop the request (counted as queue_full; live traffic) or wait for room "
-             "(back-pressure; file replay at max speed)")
-          .default_value("drop")
-          .choices({"drop", "wait"}),
+             "When the queue is full: \"wait\" for room (back-pressure, nothing lost) or \"drop\" the request "
+             "(counted as queue_full). \"auto\" follows what feeds the stage: wait behind file and NATS inputs, "
+             "drop behind a live capture")
+          .default_value("auto")
+          .choices({"auto", "wait", "drop"}),
       option("timeout", OptionType::duration,
              "Longest wait for a response, from sending the request to its last byte. GoReplay: "
              "--output-http-timeout")
@@ -53,15 +54,38 @@ PluginDefinition http_output_definition() {
       option("max_response_size", OptionType::size,
              "Largest response kept; a larger one is an error (response_too_large)")
           .default_value("64MiB"),
+      option("session", OptionType::string,
+             "Session-aware replay: \"connection\" (the captured TCP connection), \"header:NAME\", "
+             "\"cookie:NAME\" or \"param:NAME\" (a query parameter). A session's requests go out in captured "
+             "order on one connection, each after the previous response; sessions run in parallel, at most "
+             "`workers` at once. Unset: every request replays freely over the pool"),
+      option("max_sessions", OptionType::integer,
+             "Sessions tracked at once; a new one beyond it takes the place of the one idle the longest "
+             "(sessions.evicted), or waits/drops as `overflow` says when none is idle (session_limit)")
+          .default_value(10000),
+      option("session_idle_timeout", OptionType::duration,
+             "A session without a request for this long is forgotten and its connection closed (sessions.expired)")
+          .default_value("60s"),
   };
   def.metrics = {
       {"sent", "requests handed to a connection"},
       {"responses", "complete responses received"},
       {"in_flight", "requests on a connection now (gauge)"},
       {"queued", "requests waiting for a connection (gauge)"},
-      {"dropped.queue_full", "requests dropped because the queue was full (overflow = \"drop\")"},
+      {"dropped.queue_full",
+       "requests dropped because the queue was full (overflow = \"drop\", or \"auto\" behind a live capture)"},
       {"dropped.unparseable_request", "messages that are not a parseable HTTP request"},
       {"dropped.shutdown", "requests abandoned when the stage stopped"},
+      {"dropped.session_limit", "requests of a new session while max_sessions were all busy (overflow = \"drop\")"},
+      {"sessions.started", "sessions begun (session set)"},
+      {"sessions.expired", "sessions forgotten after session_idle_timeout without a request"},
+      {"sessions.evicted", "idle sessions forgotten early to make room for a new one (max_sessions)"},
+      {"sessions.reconnects",
+       "a session's requests moved to a new connection (it broke, the target closed it, or it was handed to a "
+       "waiting session)"},
+      {"sessions.no_key", "requests without a session key (header absent, no connection id), replayed freely"},
+      {"sessions", "sessions tracked now (gauge)"},
+      {"sessions.active", "sessions with a request on their connection now (gauge)"},
       {"failed.refused", "the target refused the connection"},
       {"failed.timeout", "no connection within connect_timeout or no complete response within timeout"},
       {"failed.reset", "the connection broke while the request or response was on it"},
@@ -84,6 +108,7 @@ PluginDefinition http_output_definition() {
     auto queue = options.integer("queue_size");
     if (queue < 0) options.fail("queue_size", "queue_size must not be negative");
     config.queue_size = static_cast<std::size_t>(queue);
+    config.overflow_follows_input = options.string("overflow") == "auto";
     config.wait_when_full = options.string("overflow") == "wait";
     config.timeout = options.duration("timeout");
     config.connect_timeout = options.duration("connect_timeout");
@@ -95,6 +120,17 @@ PluginDefinition http_output_definition() {
     auto io_threads = options.integer("io_threads");
     if (io_threads < 1 || io_threads > 64) options.fail("io_threads", "io_threads must be between 1 and 64");
     config.io_threads = static_cast<std::size_t>(io_threads);
+    if (options.has("session")) {
+      auto session = parse_session_key(options.string("session"), &error);
+      if (!session) options.fail("session", error);
+      config.session = std::move(*session);
+    }
+    auto max_sessions = options.integer("max_sessions");
+    if (max_sessions < 1) options.fail("max_sessions", "max_sessions must be at least 1");
+    config.max_sessions = static_cast<std::size_t>(max_sessions);
+    config.session_idle_timeout = options.duration("session_idle_timeout");
+    if (config.session_idle_timeout.count() <= 0)
+      options.fail("session_idle_timeout", "session_idle_timeout must be positive");
     return std::make_unique<HttpOutput>(std::move(config));
   };
   return def;

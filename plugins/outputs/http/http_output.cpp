@@ -26,6 +26,7 @@ HttpOutput::~HttpOutput() {
 
 void HttpOutput::start(StageContext& context) {
   Stage::start(context);
+  if (config_.overflow_follows_input) config_.wait_when_full = context.overflow_policy() == OverflowPolicy::block;
   started_ = true;
   work_.emplace(io_.get_executor());
   for (std::size_t i = 0; i < config_.io_threads; ++i) io_threads_.emplace_back([this] { io_.run(); });
@@ -33,6 +34,15 @@ void HttpOutput::start(StageContext& context) {
   queued_gauge_ = &context.gauge("queued");
   sent_ = &context.counter("sent");
   responses_ = &context.counter("responses");
+  if (config_.session) {
+    sessions_started_ = &context.counter("sessions.started");
+    sessions_expired_ = &context.counter("sessions.expired");
+    sessions_evicted_ = &context.counter("sessions.evicted");
+    session_reconnects_ = &context.counter("sessions.reconnects");
+    session_no_key_ = &context.counter("sessions.no_key");
+    sessions_gauge_ = &context.gauge("sessions");
+    sessions_active_gauge_ = &context.gauge("sessions.active");
+  }
 }
 
 std::optional<KindSet> HttpOutput::produces() const {
@@ -41,12 +51,13 @@ std::optional<KindSet> HttpOutput::produces() const {
 
 std::size_t HttpOutput::pending() const {
   std::lock_guard lock(mutex_);
-  return queue_.size() + in_flight_;
+  return queue_.size() + session_queued_ + in_flight_;
 }
 
-void HttpOutput::dispatch(std::shared_ptr<ReplayConnection> connection, ReplayJob job) {
+void HttpOutput::dispatch(std::shared_ptr<ReplayConnection> connection, ReplayJob job, bool fresh) {
   sent_->add();
-  asio::post(connection->executor(), [connection, job = std::move(job)]() mutable { connection->run(std::move(job)); });
+  asio::post(connection->executor(),
+             [connection, job = std::move(job), fresh]() mutable { connection->run(std::move(job), fresh); });
 }
 
 void HttpOutput::process(const MessagePtr& message) {
@@ -55,8 +66,9 @@ void HttpOutput::process(const MessagePtr& message) {
     context().drop("unparseable_request");
     return;
   }
-  ReplayJob job{message, std::move(*outgoing)};
+  ReplayJob job{message, std::move(*outgoing), nullptr};
   std::unique_lock lock(mutex_);
+  if (config_.session) return process_in_session(std::move(job), lock);
   for (;;) {
     if (stopping_) {
       lock.unlock();
@@ -96,8 +108,10 @@ void HttpOutput::process(const MessagePtr& message) {
   }
 }
 
-void HttpOutput::job_done(const std::shared_ptr<ReplayConnection>& connection) {
+void HttpOutput::job_done(const std::shared_ptr<ReplayConnection>& connection,
+                          const std::shared_ptr<ReplaySession>& session) {
   std::unique_lock lock(mutex_);
+  if (config_.session) return session_job_done(connection, session, lock);
   ++finished_;
   if (!queue_.empty() && !stopping_) {
     ReplayJob job = std::move(queue_.front());
@@ -154,10 +168,11 @@ void HttpOutput::flush() {
   std::unique_lock lock(mutex_);
   std::uint64_t seen = finished_;
   auto deadline = std::chrono::steady_clock::now() + window;
-  while (queue_.size() + in_flight_ > 0) {
+  while (queue_.size() + session_queued_ + in_flight_ > 0) {
     if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
       if (finished_ == seen) {
-        context().log().warn("{} request(s) still in flight after {}ms without progress", queue_.size() + in_flight_,
+        context().log().warn("{} request(s) still in flight after {}ms without progress",
+                             queue_.size() + session_queued_ + in_flight_,
                              std::chrono::duration_cast<std::chrono::milliseconds>(window).count());
         return;
       }
@@ -173,8 +188,11 @@ void HttpOutput::stop() {
   std::unique_lock lock(mutex_);
   if (stopping_) return;
   stopping_ = true;
-  std::size_t abandoned = queue_.size();
+  std::size_t abandoned = queue_.size() + session_queued_;
   queue_.clear();
+  waiting_.clear();
+  for (auto& [key, session] : sessions_) session->jobs.clear();
+  session_queued_ = 0;
   auto connections = connections_;
   lock.unlock();
   changed_.notify_all();
@@ -186,6 +204,10 @@ void HttpOutput::stop() {
   changed_.wait_for(lock, std::chrono::seconds(5), [&] { return in_flight_ == 0; });
   idle_.clear();
   connections_.clear();
+  idle_sessions_.clear();
+  parked_sessions_.clear();
+  for (auto& [key, session] : sessions_) session->connection.reset();
+  sessions_.clear();
   lock.unlock();
   work_.reset();
   io_.stop();

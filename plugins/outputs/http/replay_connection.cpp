@@ -33,9 +33,10 @@ ReplayConnection::ReplayConnection(HttpOutput& output, asio::io_context& io, boo
   read_buffer_.resize(kReadChunk);
 }
 
-void ReplayConnection::run(ReplayJob job) {
+void ReplayConnection::run(ReplayJob job, bool fresh) {
   job_ = std::move(job);
   retried_ = false;
+  if (fresh) close();
   if (connected_) send();
   else connect();
 }
@@ -124,6 +125,10 @@ void ReplayConnection::connect() {
 
 void ReplayConnection::on_connected() {
   connected_ = true;
+  if (job_.session) {
+    if (job_.session->ever_connected) output_.session_reconnected();
+    job_.session->ever_connected = true;
+  }
   requests_on_connection_ = 0;
   send();
 }
@@ -216,8 +221,9 @@ void ReplayConnection::finish_error(std::string_view reason) {
   abort();
   response_.clear();
   output_.report_error(job_, reason, latency);
+  auto session = std::move(job_.session);
   job_ = {};
-  output_.job_done(shared_from_this());
+  output_.job_done(shared_from_this(), session);
 }
 
 void ReplayConnection::finish() {
@@ -228,8 +234,9 @@ void ReplayConnection::finish() {
   if (!framer_.keep_alive() || job_.outgoing.close) close();
   output_.report_response(job_, std::move(response_), latency);
   response_ = std::string();
+  auto session = std::move(job_.session);
   job_ = {};
-  output_.job_done(shared_from_this());
+  output_.job_done(shared_from_this(), session);
 }
 
 }  // namespace doppel::plugins

@@ -21,8 +21,9 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
  public:
   ReplayConnection(HttpOutput& output, boost::asio::io_context& io, bool own_strand);
 
-  // Runs `job` on this connection; call through post(executor(), ...).
-  void run(ReplayJob job);
+  // Runs `job` on this connection; call through post(executor(), ...). `fresh`: not on the
+  // connection as it is (another session's, or an idle pool one) but on a new one.
+  void run(ReplayJob job, bool fresh = false);
   // Closes the socket (shutdown, or the target closed it).
   void close();
   // Stops whatever is pending (shutdown): cancels the timer and the resolver, closes.

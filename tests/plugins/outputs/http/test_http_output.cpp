@@ -143,12 +143,13 @@ TEST_CASE("timeout, reset and bad_response are told apart") {
   CHECK(replies.at("slow")->latency_ns >= 300'000'000);
 }
 
-TEST_CASE("a slow target: the queue is bounded and the excess is dropped as queue_full") {
+TEST_CASE("behind a live capture, a slow target's excess is dropped as queue_full (the default there)") {
   ScriptedServer server([](const std::string&) { return ScriptedReply{kOk, false, 200ms}; });
   testing::StageHarness h(http_plugin(), Value::table({{"url", server.url()},
                                                        {"workers", 1},
                                                        {"queue_size", 2},
                                                        {"track_response", true}}));
+  h.set_overflow_policy(OverflowPolicy::drop);  // what the runtime says when a live input feeds the stage
   for (int i = 0; i < 10; ++i) h.process(get("/x"));
   CHECK(h.dropped("queue_full") == 7);  // one in flight, two waiting
   CHECK(h.stage().pending() == 3);
@@ -168,6 +169,26 @@ TEST_CASE("overflow = wait holds the caller back instead of dropping") {
   h.flush();
   CHECK(h.drops().empty());
   CHECK(h.emitted().size() == 12);
+}
+
+TEST_CASE("by default, behind inputs that can wait, a slow target holds the caller back; overflow = drop overrides") {
+  ScriptedServer server([](const std::string&) { return ScriptedReply{kOk, false, 20ms}; });
+  testing::StageHarness waits(http_plugin(), Value::table({{"url", server.url()},
+                                                           {"workers", 1},
+                                                           {"queue_size", 1},
+                                                           {"track_response", true}}));  // harness: fed by a file
+  for (int i = 0; i < 8; ++i) waits.process(get("/x"));
+  waits.flush();
+  CHECK(waits.drops().empty());
+  CHECK(waits.emitted().size() == 8);
+  testing::StageHarness drops(http_plugin(), Value::table({{"url", server.url()},
+                                                           {"workers", 1},
+                                                           {"queue_size", 1},
+                                                           {"track_response", true},
+                                                           {"overflow", "drop"}}));
+  for (int i = 0; i < 8; ++i) drops.process(get("/x"));
+  drops.flush();
+  CHECK(drops.dropped("queue_full") == 6);  // one in flight, one waiting
 }
 
 TEST_CASE("a kept-alive connection the target closed while idle is retried on a fresh one") {
