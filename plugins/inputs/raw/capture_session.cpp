@@ -390,21 +390,32 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   // After a loss of step: the request the acknowledgement numbers prove this response answers.
   std::uint64_t proven_request(std::uint64_t begin, std::optional<std::uint64_t> server_acked) const {
     if (pipelined_ || !server_acked) return kNone;
+    // Requests never seen, sent by a client whose state then is unknown (the start of a capture
+    // on a running connection): whether it waited after them cannot be told from the first
+    // request after them. A later one can: the client received response bytes between the two.
+    bool after_unknown = false;
+    bool previous_known = false;      // the request before has a known acknowledgement:
+    std::uint64_t previous_acked = 0;  // this one
     for (std::uint64_t n = cursor_; entry(n) != nullptr; ++n) {
       const PendingRequest& p = *entry(n);
-      // Requests never seen whose sender's state is unknown (the very start of a capture on a
-      // running connection): whether the client waited after them cannot be told.
-      if (p.lost && !p.junk && !p.acked.known) return kNone;
-      if (p.lost || p.answered) continue;
+      if (p.lost) {
+        if (!p.junk && !p.acked.known) after_unknown = true;
+        if (!p.junk) previous_known = false;
+        continue;
+      }
       auto client_acked = offset_in_responses(p.acked);
-      if (!client_acked || *client_acked != begin) continue;
-      // Every response byte before this one had reached the client when it sent `p`: with no
-      // pipelining the response to any earlier request lies before it. The server had received
-      // `p` (its first byte at least: early answers) and nothing after it.
-      if (*server_acked <= p.begin_offset) return kNone;
-      std::uint64_t received_end = p.complete ? p.end_offset : requests_->position();
-      if (*server_acked > received_end) return kNone;
-      return n;
+      if (!p.answered && client_acked && *client_acked == begin) {
+        if (after_unknown && !(previous_known && previous_acked < *client_acked)) return kNone;
+        // Every response byte before this one had reached the client when it sent `p`: with no
+        // pipelining the response to any earlier request lies before it. The server had
+        // received `p` (its first byte at least: early answers) and nothing after it.
+        if (*server_acked <= p.begin_offset) return kNone;
+        std::uint64_t received_end = p.complete ? p.end_offset : requests_->position();
+        if (*server_acked > received_end) return kNone;
+        return n;
+      }
+      previous_known = client_acked.has_value();
+      previous_acked = client_acked.value_or(0);
     }
     return kNone;
   }

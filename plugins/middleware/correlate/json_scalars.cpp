@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <vector>
 
+#include "doppel/json_text.hpp"
+
 namespace doppel::plugins {
 namespace {
 
@@ -137,26 +139,8 @@ bool scan_json_scalars(std::string_view text,
 }
 
 std::string json_escape(std::string_view value) {
-  std::string out;
-  out.reserve(value.size());
-  for (char c : value) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  return out;
+  std::string literal = json::quoted(value);  // the SDK's escaping, quotes stripped
+  return literal.substr(1, literal.size() - 2);
 }
 
 bool is_json_number(std::string_view t) {

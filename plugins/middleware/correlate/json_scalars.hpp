@@ -24,7 +24,8 @@ bool scan_json_scalars(std::string_view text,
                        const std::function<void(const json::ConcretePath&, const JsonScalar&)>& visit,
                        std::size_t max_depth = 256);
 
-// `value` as the inside of a JSON string (quotes, backslashes and control characters escaped).
+// `value` as the inside of a JSON string (quotes, backslashes and control characters escaped;
+// invalid UTF-8 becomes U+FFFD, so the body stays valid JSON).
 std::string json_escape(std::string_view value);
 // A JSON number as written in a document ("-12", "3.5e2")?
 bool is_json_number(std::string_view text);
