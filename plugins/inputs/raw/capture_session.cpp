@@ -320,9 +320,11 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     if (cursor_ < front_number_) cursor_ = front_number_;
   }
 
-  // Forgets requests done with (complete and answered, or passed over), from the front.
+  // Forgets requests done with (complete and answered, or passed over), from the front. Every
+  // entry before the cursor is answered; without responses in the capture a request is
+  // answered as soon as it is whole.
   void release_finished() {
-    while (!pending_.empty() && front_number_ < cursor_ && pending_.front().complete &&
+    while (!pending_.empty() && pending_.front().answered && pending_.front().complete &&
            pending_.front().early_response == nullptr)
       retire_front();
     while (pending_.size() > session_.config_.max_pending_requests) retire_front();
