@@ -4,6 +4,8 @@
 #   bench/comparator_throughput.sh [BUILD_DIR] [PAIRS] [SECONDS]
 # Both sides are single-threaded. The pairs are generated (seeded, reproducible): robot-API
 # style responses, a third of them with a few changed, missing or reordered values.
+# DUMP=FILE also writes every pair's differences to FILE (one line per pair), so that two
+# builds can be shown to judge the pairs identically: `cmp` their dumps.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-${DOPPEL_BUILD_DIR:-$here/build}}"
@@ -55,8 +57,9 @@ with open(path, "wb") as out:
     print("pairs: %d, original body size min/median/max: %d/%d/%d bytes" % (n, sizes[0], sizes[n // 2], sizes[-1]), file=sys.stderr)
 PY
 
-doppel_out="$("$driver" "$work/pairs.bin" "$seconds")"
-doppel_rate="$(awk '/verdicts_per_second/ {print $2}' <<<"$doppel_out")"
+doppel_out="$("$driver" "$work/pairs.bin" "$seconds" ${DUMP:+--dump "$DUMP"})"
+doppel_rate="$(awk '/^verdicts_per_second/ {print $2}' <<<"$doppel_out")"
+doppel_cpu_rate="$(awk '/^cpu_verdicts_per_second/ {print $2}' <<<"$doppel_out")"
 doppel_diff="$(awk '/^differing/ {print $2}' <<<"$doppel_out")"
 
 python_out="$(python3 -c '
@@ -84,6 +87,6 @@ print("%.0f %d" % (verdicts / elapsed, differing * len(pairs) // verdicts))
 python_rate="${python_out% *}"
 python_diff="${python_out#* }"
 
-echo "doppel json comparator:        ${doppel_rate} verdicts/s  (${doppel_diff}/${pairs} pairs differ; structural diff with paths)"
+echo "doppel json comparator:        ${doppel_rate} verdicts/s  (${doppel_diff}/${pairs} pairs differ; structural diff with paths; ${doppel_cpu_rate} per CPU second)"
 echo "python3 json.loads + ==:       ${python_rate} verdicts/s  (${python_diff}/${pairs} pairs differ; equality only)"
 awk -v d="$doppel_rate" -v p="$python_rate" 'BEGIN { printf "ratio doppel/python:           %.2fx\n", d / p }'

@@ -12,7 +12,7 @@ build_packages=(
   libre2-dev libsimdjson-dev zlib1g-dev libssl-dev libcli11-dev libnats-dev libjemalloc-dev
 )
 test_packages=(
-  nginx-light tcpdump wrk curl iproute2 procps psmisc python3 clang libclang-rt-14-dev
+  nginx-light tcpdump wrk curl iproute2 procps psmisc python3 clang-16 libclang-rt-16-dev ccache
   nodejs npm chromium nats-server libnginx-mod-http-echo xxd tshark
 )
 

@@ -58,7 +58,8 @@ const std::vector<GorFlag>& gor_flags() {
       {"output-file", Arity::repeated, "Write .gor records to FILE (%Y%m%d... patterns, .gz)"},
       {"output-file-size-limit", Arity::value, "Largest chunk file (default 32mb, as GoReplay)"},
       {"output-file-queue-limit", Arity::value, "Records per chunk file (default 256, as GoReplay)"},
-      {"output-file-append", Arity::flag, "Append everything to FILE instead of writing numbered chunks"},
+      {"output-file-append", Arity::flag,
+       "Write everything to FILE instead of numbered chunks; like GoReplay, an existing FILE is replaced"},
       {"output-file-flush-interval", Arity::value, "How often the file output flushes (e.g. 1s)"},
       {"output-stdout", Arity::flag, "Write .gor records to stdout"},
       {"output-null", Arity::flag, "Count and discard"},
@@ -537,10 +538,11 @@ GorTranslation translate_gor_command_line(const std::vector<std::string>& args) 
     p.set("plugin", "file");
     p.set("from", from(reads));
     p.set("path", path);
-    // GoReplay writes numbered chunks (FILE_0, FILE_1, ...) of at most 256 records or 32mb
-    // unless told to append everything to FILE.
+    // GoReplay writes numbered chunks (FILE_0, FILE_1, ...) of at most 256 records or 32mb,
+    // starting after the highest existing index, unless told to "append" everything to one
+    // FILE, which it opens with O_TRUNC: an existing FILE is replaced, so say overwrite.
     if (has("output-file-append")) {
-      p.set("append", true);
+      p.set("overwrite", true);
     } else {
       p.set("size_limit", values.count("output-file-size-limit")
                               ? size_value("output-file-size-limit", one("output-file-size-limit"))

@@ -177,10 +177,14 @@ int run_graph(PipelineGraph& graph, bool dry_run, const std::string& stats_inter
   std::fflush(stdout);
   std::fprintf(stderr, "%s", runtime.summary().c_str());
   std::fprintf(stderr, "%s", runtime.loss_warnings().c_str());
-  if (!runtime.goals_missed().empty()) {
-    for (const auto& g : runtime.goals_missed()) std::fprintf(stderr, "goal missed: %s\n", g.c_str());
-    return exit_code::goal_missed;
-  }
+  // The worst outcome decides the exit code: an input that could not read its source, then
+  // a missed goal, then messages lost on the way (docs/user-guide.md "Exit codes").
+  auto input_errors = runtime.input_errors();
+  for (const auto& e : input_errors) std::fprintf(stderr, "error: input %s\n", e.c_str());
+  for (const auto& g : runtime.goals_missed()) std::fprintf(stderr, "goal missed: %s\n", g.c_str());
+  if (!input_errors.empty()) return exit_code::input_failed;
+  if (!runtime.goals_missed().empty()) return exit_code::goal_missed;
+  if (runtime.lost_messages() > 0) return exit_code::messages_lost;
   return exit_code::ok;
 }
 
@@ -392,6 +396,7 @@ int main(int argc, char** argv) {
       ->each([](const std::string& level) { spdlog::set_level(spdlog::level::from_str(level)); });
   app.footer(
       "Exit codes: 0 ok, 1 runtime error, 2 usage, 3 a goal (fail_if) was missed, 4 tests failed, "
+      "5 messages lost (an output could not deliver, a queue overflowed), 65 an input could not read its source, "
       "78 invalid configuration, 130 interrupted twice.");
 
   std::string file, name, junit, output = "docs/reference", stats_interval;

@@ -25,7 +25,7 @@ std::string stage_label(const StageSpec& s) { return std::string(role_section(s.
 const LoadedPlugin* resolve_plugin(const StageSpec& s, const PluginRegistry& registry, std::vector<ConfigError>& errors) {
   if (s.plugin.empty()) return nullptr;  // already reported
   if (auto* p = registry.find(s.role, s.plugin)) return p;
-  std::string msg = "unknown " + std::string(role_name(s.role)) + " plugin \"" + s.plugin + "\"";
+  std::string msg = "unknown " + std::string(role_name(s.role)) + " plugin " + quote_for_message(s.plugin);
   auto names = registry.names(s.role);
   auto close = closest_names(s.plugin, names);
   if (!close.empty()) msg += "; did you mean " + quoted(close) + "?";
@@ -147,14 +147,26 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
   graph->spec = std::move(spec);
   const std::size_t errors_before = errors.size();
 
+  if (const auto& stages = graph->spec.stages; stages.size() > kMaxStages) {
+    const StageSpec& first_over = stages[kMaxStages];
+    errors.emplace_back(first_over.position, stage_label(first_over),
+                        "[" + excerpt_for_message(stage_label(first_over)) + "] is stage " +
+                            std::to_string(kMaxStages + 1) + " of " + std::to_string(stages.size()) +
+                            "; a pipeline has at most " + std::to_string(kMaxStages) +
+                            " stages (each runs on a thread of its own)");
+    sort_errors(errors);
+    return nullptr;
+  }
+
   // Stage names are unique across sections: `from` refers to them by name alone.
   std::map<std::string, const StageSpec*> by_name;
   for (const auto& s : graph->spec.stages) {
     auto [it, inserted] = by_name.emplace(s.name, &s);
     if (!inserted)
       errors.emplace_back(s.position, stage_label(s),
-                          "stage name \"" + s.name + "\" is already used by [" + stage_label(*it->second) +
-                              "] at " + it->second->position.to_string() + "; stage names must be unique");
+                          "stage name " + quote_for_message(s.name) + " is already used by [" +
+                              stage_label(*it->second) + "] at " + it->second->position.to_string() +
+                              "; stage names must be unique");
   }
 
   // Plugins, options, factories.
@@ -183,7 +195,7 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
                           "[" + stage_label(s) + "] needs `from = [\"STAGE\", ...]` naming the stages it reads");
     for (const auto& f : s.from) {
       if (by_name.count(f.stage)) continue;
-      std::string msg = "`from` names \"" + f.stage + "\", which is not a stage";
+      std::string msg = "`from` names " + quote_for_message(f.stage) + ", which is not a stage";
       auto close = closest_names(f.stage, all_names);
       if (!close.empty()) msg += "; did you mean " + quoted(close) + "?";
       msg += " (stages: " + list_names(all_names) + ")";

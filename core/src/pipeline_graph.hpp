@@ -53,6 +53,12 @@ struct PipelineGraph {
   int find(std::string_view stage_name) const;
 };
 
+// Most stages a pipeline may have. Each stage runs on a thread of its own behind a queue of
+// its own (runtime.hpp), so the number of stages is the number of threads; real pipelines
+// have a handful to a few dozen. A file of thousands is refused at validation, before any
+// stage is configured, rather than starting thousands of threads.
+inline constexpr std::size_t kMaxStages = 256;
+
 enum class BuildMode {
   run,   // every stage
   test,  // inputs and outputs are left out: `doppel test` injects and observes in between

@@ -2,16 +2,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/streambuf.hpp>
-#include <boost/asio/write.hpp>
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <sstream>
 
 #include "doppel/units.hpp"
+#include "metrics_server.hpp"
 
 namespace doppel::core {
 namespace {
@@ -44,6 +41,13 @@ std::string grouped(std::uint64_t n) {
 // decisions (a URL not allowed, a sample not taken); on inputs and outputs every drop is a loss.
 bool loss_anywhere(std::string_view reason) {
   return reason == "queue_full" || reason == "shutdown" || reason == "buffer_full" || reason == "lost_in_restart";
+}
+
+// An input's drops are warnings (an unpaired capture, a record not selected), except where
+// the source itself lost messages: a cut or damaged file, a record over the size bound.
+bool input_source_loss(std::string_view reason) {
+  return reason == "truncated_input" || reason == "corrupt_input" || reason == "unreadable_file" ||
+         reason == "record_too_large" || reason == "corrupt_record";
 }
 
 std::string prometheus_escape(const std::string& s) {
@@ -340,6 +344,20 @@ void Runtime::start() {
   started_at_ = last_stats_at_ = std::chrono::steady_clock::now();
   io_work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
       io_.get_executor());
+  // Bound before any stage starts: an address in use fails the run while nothing runs yet.
+  if (graph_.spec.settings.metrics) {
+    try {
+      metrics_server_ =
+          std::make_unique<MetricsServer>(io_, *graph_.spec.settings.metrics, [this] { return prometheus_metrics(); });
+    } catch (const std::exception&) {
+      io_work_.reset();
+      stopped_ = true;
+      throw;
+    }
+    const auto& address = *graph_.spec.settings.metrics;
+    if (address.host.empty()) spdlog::info("serving metrics on port {} of every interface, at /metrics", address.port);
+    else spdlog::info("serving metrics on http://{}/metrics", address.text);
+  }
   io_threads_.emplace_back([this] { io_.run(); });  // serves /metrics
 
   // Start downstream stages first, so nothing is emitted into a stage that is not ready.
@@ -364,6 +382,7 @@ void Runtime::start() {
     io_.stop();
     for (auto& t : io_threads_) t.join();
     io_threads_.clear();
+    metrics_server_.reset();
     stopped_ = true;
     throw;
   }
@@ -382,6 +401,8 @@ void Runtime::start() {
       } catch (const std::exception& e) {
         r->logger_->error("input stopped with an error: {}", e.what());
         r->fail("exception");
+        std::lock_guard lock(inputs_mutex_);
+        input_errors_.push_back(r->node_.spec->name + ": " + e.what());
       }
       std::lock_guard lock(inputs_mutex_);
       r->finished_ = true;
@@ -390,7 +411,6 @@ void Runtime::start() {
     });
   }
   if (options_.print_stats && graph_.spec.settings.stats_interval.count() > 0) start_stats_thread();
-  if (!graph_.spec.settings.metrics_address.empty()) start_metrics_server();
 }
 
 void Runtime::request_stop() {
@@ -494,6 +514,7 @@ void Runtime::drain_and_stop() {
   io_.stop();
   for (auto& t : io_threads_) t.join();
   io_threads_.clear();
+  metrics_server_.reset();
   stopped_ = true;
 }
 
@@ -501,6 +522,20 @@ std::vector<StageRunner::Snapshot> Runtime::snapshots() const {
   std::vector<StageRunner::Snapshot> out;
   for (const auto& r : runners_) out.push_back(r->snapshot());
   return out;
+}
+
+std::vector<std::string> Runtime::input_errors() const {
+  std::lock_guard lock(inputs_mutex_);
+  return input_errors_;
+}
+
+std::uint64_t Runtime::lost_messages() const {
+  std::uint64_t lost = 0;
+  for (const auto& s : snapshots())
+    for (const auto& [reason, count] : s.drops)
+      if (s.role == "output" || loss_anywhere(reason) || (s.role == "input" && input_source_loss(reason)))
+        lost += count;
+  return lost;
 }
 
 std::uint64_t Runtime::total_dropped() const {
@@ -630,41 +665,6 @@ std::string Runtime::prometheus_metrics() const {
           << "\"} " << v << "\n";
   }
   return out.str();
-}
-
-void Runtime::start_metrics_server() {
-  using boost::asio::ip::tcp;
-  const std::string& address = graph_.spec.settings.metrics_address;
-  auto colon = address.rfind(':');
-  std::string host = colon == std::string::npos ? "127.0.0.1" : address.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
-  unsigned short port = static_cast<unsigned short>(std::stoi(address.substr(colon + 1)));
-  auto acceptor = std::make_shared<tcp::acceptor>(io_, tcp::endpoint(boost::asio::ip::make_address(host), port));
-  metrics_acceptor_ = acceptor;
-  spdlog::info("serving metrics on http://{}/metrics", address);
-  accept_metrics();
-}
-
-void Runtime::accept_metrics() {
-  using boost::asio::ip::tcp;
-  auto acceptor = std::static_pointer_cast<tcp::acceptor>(metrics_acceptor_);
-  acceptor->async_accept([this](boost::system::error_code ec, tcp::socket socket) {
-    if (ec) return;
-    auto sock = std::make_shared<tcp::socket>(std::move(socket));
-    auto buf = std::make_shared<boost::asio::streambuf>(64 * 1024);
-    boost::asio::async_read_until(*sock, *buf, "\r\n\r\n", [this, sock, buf](boost::system::error_code, std::size_t) {
-      std::string body = prometheus_metrics();
-      auto response = std::make_shared<std::string>(
-          "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nConnection: close\r\nContent-Length: " +
-          std::to_string(body.size()) + "\r\n\r\n" + body);
-      boost::asio::async_write(*sock, boost::asio::buffer(*response),
-                               [sock, response](boost::system::error_code, std::size_t) {
-                                 boost::system::error_code ignored;
-                                 sock->shutdown(tcp::socket::shutdown_both, ignored);
-                               });
-    });
-    accept_metrics();
-  });
 }
 
 }  // namespace doppel::core

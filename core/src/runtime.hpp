@@ -1,7 +1,8 @@
 #pragma once
 // Runs a checked PipelineGraph: one worker thread per stage behind a bounded queue, one
-// thread per input, a shared Asio I/O context, the stats line, /metrics, draining and the
-// exit summary.
+// thread per input, a shared Asio I/O context, the stats line, /metrics (metrics_server.hpp),
+// draining and the exit summary. A thread per stage keeps back-pressure simple (a producer
+// blocks on a full queue, as stages expect of emit()); kMaxStages bounds how many that is.
 #include <array>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
@@ -25,6 +26,7 @@ class logger;
 namespace doppel::core {
 
 class Runtime;
+class MetricsServer;
 
 // A stage as the runtime runs it; also the StageContext the stage sees.
 class StageRunner : public StageContext {
@@ -123,13 +125,18 @@ class Runtime {
   std::string loss_warnings() const;
   std::string prometheus_metrics() const;
   const std::vector<std::string>& goals_missed() const { return goals_missed_; }
+  // Inputs whose run() ended with an error, as "<stage>: <what>".
+  std::vector<std::string> input_errors() const;
+  // Messages lost on the way, as opposed to decided against or skipped as unreadable: every
+  // drop at an output (it could not deliver), every overflow/shutdown drop anywhere, and what
+  // an input's source lost (a cut or damaged file). An input's own skips (unpaired capture,
+  // ambiguous framing, a kind not selected) are warnings, not losses of the run.
+  std::uint64_t lost_messages() const;
   std::uint64_t total_dropped() const;
 
  private:
   friend class StageRunner;
   void start_stats_thread();
-  void start_metrics_server();
-  void accept_metrics();
   void flush_stage(StageRunner& runner, std::chrono::steady_clock::time_point deadline);
   bool wait_idle(StageRunner& runner, std::chrono::steady_clock::time_point deadline);
 
@@ -142,7 +149,7 @@ class Runtime {
   std::stop_source input_stop_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> hard_stop_{false};
-  std::mutex inputs_mutex_;
+  mutable std::mutex inputs_mutex_;
   std::condition_variable inputs_done_;
   std::size_t inputs_running_ = 0;
   std::thread stats_thread_;
@@ -153,7 +160,8 @@ class Runtime {
   std::vector<std::uint64_t> last_out_;
   std::mutex goals_mutex_;
   std::vector<std::string> goals_missed_;
-  std::shared_ptr<void> metrics_acceptor_;  // boost::asio::ip::tcp::acceptor, when /metrics is on
+  std::vector<std::string> input_errors_;  // guarded by inputs_mutex_
+  std::unique_ptr<MetricsServer> metrics_server_;  // when /metrics is on; after io_, so destroyed before it
   bool started_ = false, stopped_ = false;
 };
 

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -10,10 +11,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <system_error>
 #include <tuple>
+#include <utility>
 
 namespace doppel::gor {
 namespace {
@@ -48,22 +52,33 @@ std::pair<std::string_view, std::optional<std::uint64_t>> split_index(std::strin
   return {stem.substr(0, underscore), index};
 }
 
-void write_all(int fd, const char* data, std::size_t size, const std::string& path) {
-  while (size > 0) {
-    ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw errno_error("write " + path);
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Reading
+
+namespace {
+
+// How much of a skipped record's start is kept to show where it was.
+constexpr std::size_t kSkippedStart = 64;
+
+// `bytes` as text for a message: printable ASCII as is, the rest as \xNN, at most `max` bytes.
+std::string printable(std::string_view bytes, std::size_t max) {
+  std::string out;
+  for (unsigned char c : bytes.substr(0, max)) {
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  if (bytes.size() > max) out += "...";
+  return out;
+}
+
+}  // namespace
 
 class RecordReader::Source {
  public:
@@ -85,15 +100,21 @@ class RecordReader::Source {
   }
   bool gzip() const { return gz_ != nullptr; }
 
-  // Bytes read, 0 at the end, -1 on error (with `error` set).
-  long read(char* into, std::size_t size, std::string& error) {
+  // Bytes read, 0 at the end, -1 on error (with `error` and `failure` set).
+  long read(char* into, std::size_t size, std::string& error, Failure& failure) {
     if (gz_ != nullptr) {
       int n = gzread(gz_, into, static_cast<unsigned>(std::min<std::size_t>(size, 1u << 30)));
       int code = Z_OK;
       const char* message = gzerror(gz_, &code);
       if (n <= 0 && code != Z_OK) {
-        // zlib reports a cut-off stream as Z_BUF_ERROR "unexpected end of file".
-        error = std::string("gzip: ") + (message != nullptr ? message : "error");
+        std::string_view text = message != nullptr ? message : "error";
+        // zlib names the stream "<fd:N>: " when opened with gzdopen: the caller names the file.
+        if (text.starts_with("<fd:") && text.find(">: ") != std::string_view::npos)
+          text.remove_prefix(text.find(">: ") + 3);
+        error = "gzip: " + std::string(text);
+        // zlib reports a cut-off stream as Z_BUF_ERROR "unexpected end of file", a failed
+        // read() as Z_ERRNO; anything else is data it cannot decompress.
+        failure = code == Z_BUF_ERROR ? Failure::cut : code == Z_ERRNO ? Failure::io : Failure::damaged;
         return -1;
       }
       return n;
@@ -103,6 +124,7 @@ class RecordReader::Source {
       if (n >= 0) return static_cast<long>(n);
       if (errno == EINTR) continue;
       error = std::strerror(errno);
+      failure = Failure::io;
       return -1;
     }
   }
@@ -112,7 +134,8 @@ class RecordReader::Source {
   gzFile gz_ = nullptr;
 };
 
-RecordReader::RecordReader(const std::string& path, std::size_t buffer_size) : path_(path) {
+RecordReader::RecordReader(const std::string& path, std::size_t buffer_size, std::size_t max_payload_size)
+    : path_(path), max_payload_size_(max_payload_size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw errno_error("open " + path);
   unsigned char magic[2] = {0, 0};
@@ -120,24 +143,39 @@ RecordReader::RecordReader(const std::string& path, std::size_t buffer_size) : p
   bool gzip = got == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   source_ = std::make_unique<Source>(fd, gzip);
-  buffer_.resize(std::max<std::size_t>(buffer_size, 4096));
+  capacity_ = std::max<std::size_t>(buffer_size, 4096);
+  // A record longer than this cannot be kept whatever its header line: it is skipped as soon
+  // as that many bytes of it have been seen without a separator (saturating: no overflow).
+  constexpr std::size_t kLargest = std::numeric_limits<std::size_t>::max() - kMaxHeaderLine - kSeparator.size();
+  record_limit_ = std::min(max_payload_size, kLargest) + kMaxHeaderLine;
+  buffer_limit_ = std::max(capacity_, record_limit_ + kSeparator.size());
+  // Address space only (MAP_NORESERVE): memory is used as bytes are read into it.
+  void* map =
+      ::mmap(nullptr, buffer_limit_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (map == MAP_FAILED)
+    throw errno_error("reserve " + std::to_string(buffer_limit_) + " bytes to read records of " + path);
+  buffer_ = static_cast<char*>(map);
 }
 
-RecordReader::~RecordReader() = default;
+RecordReader::~RecordReader() { ::munmap(buffer_, buffer_limit_); }
 
 bool RecordReader::compressed() const { return source_->gzip(); }
 
 bool RecordReader::fill() {
   if (eof_) return false;
-  if (begin_ > 0 && (end_ == buffer_.size() || begin_ >= buffer_.size() / 2)) {
+  if (begin_ > 0 && (end_ == capacity_ || begin_ >= capacity_ / 2)) {
     // Move the unfinished record to the front before reading more.
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+    std::memmove(buffer_, buffer_ + begin_, end_ - begin_);
     scanned_ -= begin_;
     end_ -= begin_;
     begin_ = 0;
   }
-  if (end_ == buffer_.size()) buffer_.resize(buffer_.size() * 2);  // one record larger than the buffer
-  long n = source_->read(buffer_.data() + end_, buffer_.size() - end_, error_);
+  if (end_ == capacity_) {
+    // One record larger than the buffer: grow, but never past the limit (next() skips a record
+    // that would need more before asking for more bytes).
+    capacity_ = std::min(capacity_ * 2, buffer_limit_);
+  }
+  long n = source_->read(buffer_ + end_, capacity_ - end_, error_, failure_);
   if (n <= 0) {
     eof_ = true;
     return false;
@@ -146,31 +184,121 @@ bool RecordReader::fill() {
   return true;
 }
 
+std::string_view RecordReader::peek(std::size_t size) {
+  while (end_ - begin_ < size && fill()) {
+  }
+  return {buffer_ + begin_, std::min(size, end_ - begin_)};
+}
+
 RecordReader::Status RecordReader::next(Record& out) {
   for (;;) {
     if (scanned_ < begin_) scanned_ = begin_;
-    const char* base = buffer_.data();
+    const char* base = buffer_;
     const void* hit = ::memmem(base + scanned_, end_ - scanned_, kSeparator.data(), kSeparator.size());
     if (hit != nullptr) {
       std::size_t at = static_cast<std::size_t>(static_cast<const char*>(hit) - base);
-      out.bytes = std::string_view(base + begin_, at - begin_);
+      std::size_t start = begin_, after = at + kSeparator.size();
       out.offset = consumed_;
-      std::size_t after = at + kSeparator.size();
-      consumed_ += after - begin_;
+      out.size = skipped_ + (at - begin_);
+      bool too_large = skipping_;
+      if (!too_large && at - start > max_payload_size_) {
+        // Larger than the bound as a whole: measure its payload, after the header line.
+        const void* newline = std::memchr(base + start, '\n', std::min(at - start, kMaxHeaderLine + 1));
+        std::size_t payload_start =
+            newline != nullptr ? static_cast<std::size_t>(static_cast<const char*>(newline) - base) + 1 : start;
+        too_large = at - payload_start > max_payload_size_;
+        if (too_large) skipped_start_.assign(base + start, std::min(at - start, kSkippedStart));
+      }
+      consumed_ += out.size + kSeparator.size();
       begin_ = scanned_ = after;
+      if (too_large) {
+        out.bytes = skipped_start_;
+        skipping_ = false;
+        skipped_ = 0;
+        return Status::too_large;
+      }
+      out.bytes = std::string_view(base + start, at - start);
       return Status::record;
     }
     // The separator may straddle the end of what we have: rescan its possible start next time.
-    scanned_ = end_ >= begin_ + kSeparator.size() ? end_ - (kSeparator.size() - 1) : begin_;
-    if (!fill()) {
-      out.offset = consumed_;
-      out.bytes = std::string_view(buffer_.data() + begin_, end_ - begin_);
-      consumed_ += end_ - begin_;
-      begin_ = scanned_ = end_;
-      if (!error_.empty()) return Status::error;
-      return out.bytes.empty() ? Status::end : Status::truncated;
+    std::size_t keep = std::min(end_ - begin_, kSeparator.size() - 1);
+    scanned_ = end_ - keep;
+    if (skipping_ || end_ - begin_ - keep > record_limit_) {
+      // Over the bound: only the bytes that may begin a separator are kept, the rest is
+      // counted and let go, so memory stays bounded however long the record runs.
+      if (!skipping_) {
+        skipping_ = true;
+        skipped_ = 0;
+        skipped_start_.assign(base + begin_, kSkippedStart);
+      }
+      skipped_ += end_ - keep - begin_;
+      begin_ = scanned_;
     }
+    if (!fill()) return finish(out);
   }
+}
+
+RecordReader::Status RecordReader::finish(Record& out) {
+  std::size_t left = end_ - begin_;
+  out.offset = consumed_;
+  out.size = skipped_ + left;
+  out.bytes = skipping_ ? std::string_view(skipped_start_) : std::string_view(buffer_ + begin_, left);
+  consumed_ += out.size;
+  begin_ = scanned_ = end_;
+  if (skipping_) {  // a failure that ended it, if any, is reported by the next call
+    skipping_ = false;
+    skipped_ = 0;
+    return Status::too_large;
+  }
+  // A failure is reported once; later calls find a clean end.
+  Failure failure = std::exchange(failure_, Failure::none);
+  switch (failure) {
+    case Failure::io:
+      return Status::error;
+    case Failure::damaged:
+      return Status::damaged;
+    case Failure::cut:
+      return Status::truncated;
+    case Failure::none:
+      break;
+  }
+  return out.bytes.empty() ? Status::end : Status::truncated;
+}
+
+FileProbe probe_file(const std::string& path) {
+  RecordReader reader(path, 16 << 10, kMaxHeaderLine);
+  FileProbe probe;
+  probe.gzip = reader.compressed();
+  std::string_view start = reader.peek(kMaxHeaderLine + 1);
+  if (reader.failure_ == RecordReader::Failure::io)
+    throw std::runtime_error("cannot read " + path + ": " + reader.error());
+  if (start.empty() && reader.error().empty()) {
+    probe.verdict = FileProbe::Verdict::empty;
+    return probe;
+  }
+  auto newline = start.find('\n');
+  if (newline != std::string_view::npos) probe.first = parse_header(start.substr(0, newline));
+  if (probe.first) {
+    probe.verdict = FileProbe::Verdict::records;
+    return probe;
+  }
+  probe.verdict = FileProbe::Verdict::not_gor;
+  std::string found;
+  if (start.empty())
+    found = "it starts with the gzip magic bytes 1f 8b but does not decompress: " + reader.error();
+  else if (newline != std::string_view::npos)
+    found = "its first line is \"" + printable(start.substr(0, newline), 60) + "\"";
+  else if (start.size() > kMaxHeaderLine)
+    found = "no line break in its first " + std::to_string(kMaxHeaderLine) + " bytes, which begin \"" +
+            printable(start, 40) + "\"";
+  else
+    found = "it holds only \"" + printable(start, 60) + "\", without a line break";
+  if (probe.gzip && !start.empty()) found += " (after gzip decompression)";
+  std::string name_note;
+  if (!probe.gzip && path.ends_with(".gz")) name_note = "; the name ends in .gz but the file is not gzip (no 1f 8b)";
+  probe.problem = path + " is not a .gor file (expected a first line \"TYPE ID TIMESTAMP [LATENCY]\" such as \"1 " +
+                  "8e0f2a5c0000000000000001 1700000000000000000 0\"; " + found + name_note + ")";
+  return probe;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -180,73 +308,16 @@ namespace {
 
 class FileRecordWriter : public RecordWriter {
  public:
-  FileRecordWriter(int fd, bool owned, bool gzip, std::size_t buffer_size, std::string path)
-      : fd_(fd), owned_(owned), gzip_(gzip) {
-    path_ = std::move(path);
-    capacity_ = buffer_size;
-    if (!gzip_) buffer_.reserve(buffer_size);
-    if (owned_) {
-      struct stat st {};
-      if (::fstat(fd_, &st) == 0) on_disk_ = static_cast<std::uint64_t>(st.st_size);
-    }
-    if (gzip_) {
-      std::memset(&z_, 0, sizeof z_);
-      // windowBits 15 + 16: a gzip wrapper, as `gzip` and GoReplay write.
-      if (deflateInit2(&z_, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        throw std::runtime_error("cannot start gzip compression for " + path_);
-      out_.resize(capacity_);
-    }
-  }
-  ~FileRecordWriter() override {
-    try {
-      close();
-    } catch (...) {
-      // Destructors must not throw; close() explicitly to see errors.
-    }
-  }
+  explicit FileRecordWriter(std::unique_ptr<OutputFile> file) : file_(std::move(file)) { path_ = file_->path(); }
 
   std::size_t write(const Message& message) override {
-    check();
     format_header_line(message);
-    append(header_.data(), header_.size());
-    append(message.payload.data(), message.payload.size());
-    append(kSeparator.data(), kSeparator.size());
-    return header_.size() + message.payload.size() + kSeparator.size();
+    return file_->add({header_, message.payload, kSeparator});
   }
-
-  void flush(bool sync) override {
-    check();
-    try {
-      drain(gzip_ ? Z_SYNC_FLUSH : Z_NO_FLUSH);
-      if (sync && owned_ && ::fdatasync(fd_) != 0 && errno != EINVAL) throw errno_error("fdatasync " + path_);
-    } catch (...) {
-      failed_ = true;
-      throw;
-    }
-  }
-
-  void close() override {
-    if (closed_) return;
-    closed_ = true;
-    bool ok = !failed_;
-    std::string error;
-    if (ok) {
-      try {
-        drain(gzip_ ? Z_FINISH : Z_NO_FLUSH);
-      } catch (const std::exception& e) {
-        ok = false;
-        error = e.what();
-      }
-    }
-    if (gzip_) deflateEnd(&z_);
-    if (owned_ && ::close(fd_) != 0 && ok) {
-      ok = false;
-      error = "close " + path_ + ": " + std::strerror(errno);
-    }
-    if (!error.empty()) throw std::runtime_error(error);
-  }
-
-  std::uint64_t size() const override { return on_disk_ + out_pending_ + buffer_.size(); }
+  void flush(bool sync) override { file_->flush(sync); }
+  void close() override { file_->close(); }
+  std::uint64_t size() const override { return file_->size(); }
+  const OutputFile::Progress& progress() const override { return file_->progress(); }
 
  private:
   // The header line into header_, which keeps its capacity: no allocation per record.
@@ -263,98 +334,26 @@ class FileRecordWriter : public RecordWriter {
     header_ += '\n';
   }
 
-  void check() const {
-    if (closed_) throw std::runtime_error("write to closed file " + path_);
-    if (failed_) throw std::runtime_error("earlier write to " + path_ + " failed");
-  }
-
-  void append(const char* data, std::size_t size) {
-    if (gzip_) {  // zlib buffers by itself; feeding it directly keeps size() close to the truth
-      try {
-        push(data, size, Z_NO_FLUSH);
-      } catch (...) {
-        failed_ = true;
-        throw;
-      }
-      return;
-    }
-    if (buffer_.size() + size > capacity_) {
-      try {
-        drain(Z_NO_FLUSH);
-        if (size >= capacity_) {  // a large payload goes straight through
-          push(data, size, Z_NO_FLUSH);
-          return;
-        }
-      } catch (...) {
-        failed_ = true;
-        throw;
-      }
-    }
-    buffer_.insert(buffer_.end(), data, data + size);
-  }
-
-  // Hands our buffer (and, for gzip, zlib's pending output) to the OS.
-  void drain(int flush_mode) {
-    push(buffer_.data(), buffer_.size(), flush_mode);
-    buffer_.clear();
-  }
-
-  void push(const char* data, std::size_t size, int flush_mode) {
-    if (!gzip_) {
-      write_all(fd_, data, size, path_);
-      on_disk_ += size;
-      return;
-    }
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-    z_.avail_in = static_cast<uInt>(size);
-    for (;;) {
-      z_.next_out = reinterpret_cast<Bytef*>(out_.data() + out_pending_);
-      z_.avail_out = static_cast<uInt>(out_.size() - out_pending_);
-      int rc = deflate(&z_, flush_mode);
-      if (rc == Z_STREAM_ERROR) throw std::runtime_error("gzip compression failed for " + path_);
-      out_pending_ = out_.size() - z_.avail_out;
-      bool full = z_.avail_out == 0;
-      if (full || flush_mode != Z_NO_FLUSH) {
-        write_all(fd_, out_.data(), out_pending_, path_);
-        on_disk_ += out_pending_;
-        out_pending_ = 0;
-      }
-      if (flush_mode == Z_FINISH ? rc == Z_STREAM_END : (z_.avail_in == 0 && !full)) break;
-    }
-  }
-
-  int fd_;
-  bool owned_;
-  bool gzip_;
-  bool closed_ = false;
-  bool failed_ = false;
-  std::size_t capacity_;
-  std::vector<char> buffer_;
+  std::unique_ptr<OutputFile> file_;
   std::string header_;
-  std::vector<char> out_;  // compressed bytes not yet written
-  std::size_t out_pending_ = 0;
-  std::uint64_t on_disk_ = 0;
-  z_stream z_{};
 };
 
 }  // namespace
 
+std::unique_ptr<RecordWriter> RecordWriter::open_file(const std::string& path, const OutputFilePolicy& policy,
+                                                      bool gzip, std::size_t buffer_size) {
+  return std::make_unique<FileRecordWriter>(OutputFile::open(path, policy, gzip, buffer_size));
+}
+
 std::unique_ptr<RecordWriter> RecordWriter::open_file(const std::string& path, bool append, bool gzip,
                                                       std::size_t buffer_size) {
-  int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC);
-  int fd = ::open(path.c_str(), flags, 0644);
-  if (fd < 0) throw errno_error("open " + path);
-  try {
-    return std::make_unique<FileRecordWriter>(fd, true, gzip, std::max<std::size_t>(buffer_size, 4096), path);
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
+  OutputFilePolicy policy;
+  policy.existing = append ? ExistingFile::append : ExistingFile::overwrite;
+  return open_file(path, policy, gzip, buffer_size);
 }
 
 std::unique_ptr<RecordWriter> RecordWriter::on_descriptor(int fd, std::size_t buffer_size) {
-  return std::make_unique<FileRecordWriter>(fd, false, false, std::max<std::size_t>(buffer_size, 4096),
-                                            "fd " + std::to_string(fd));
+  return std::make_unique<FileRecordWriter>(OutputFile::on_descriptor(fd, "fd " + std::to_string(fd), buffer_size));
 }
 
 std::size_t record_size(const Message& m) {

@@ -36,14 +36,14 @@ class PathParser {
     } else if (t_[0] == '.') {
       need_key = false;  // jq style ".a.b"
     }
-    if (need_key && t_[0] != '[') out.push_back(bare_key());
+    if (need_key && t_[0] != '[') append(out, bare_key());
     while (pos_ < t_.size()) {
       char c = t_[pos_];
       if (c == '.') {
         ++pos_;
         if (pos_ >= t_.size()) fail_at(pos_, "expected a key after '.'");
         if (t_[pos_] == '[' || t_[pos_] == '.') fail_at(pos_, "expected a key after '.'");
-        out.push_back(bare_key());
+        append(out, bare_key());
       } else if (c == '[') {
         out.push_back(bracket());
       } else {
@@ -54,6 +54,12 @@ class PathParser {
   }
 
  private:
+  // `**.**` spans what `**` spans: one segment, so that a location is reached one way only.
+  static void append(std::vector<Segment>& out, Segment seg) {
+    if (seg.type == Segment::Type::any_depth && !out.empty() && out.back().type == Segment::Type::any_depth) return;
+    out.push_back(std::move(seg));
+  }
+
   Segment bare_key() {
     std::size_t start = pos_;
     while (pos_ < t_.size() && t_[pos_] != '.' && t_[pos_] != '[') {
@@ -66,9 +72,10 @@ class PathParser {
     std::string_view key = t_.substr(start, pos_ - start);
     if (key.empty()) fail_at(start, "empty key");
     if (key == "*") return Segment{Segment::Type::any_key, {}, 0};
+    if (key == "**") return Segment{Segment::Type::any_depth, {}, 0};
     if (key.find('*') != std::string_view::npos) {
       fail_at(start + key.find('*'),
-              "'*' matches a whole key and cannot be part of one (quote the key to mean a literal '*')");
+              "'*' and '**' match whole keys and cannot be part of one (quote the key to mean a literal '*')");
     }
     return Segment{Segment::Type::key, std::string(key), 0};
   }
@@ -176,7 +183,51 @@ bool segment_matches(const Segment& seg, const PathStep& step) {
     case Segment::Type::index: return step.type == PathStep::Type::index && step.index == seg.index;
     case Segment::Type::any_key: return step.type == PathStep::Type::key;
     case Segment::Type::any_index: return step.type == PathStep::Type::index;
+    case Segment::Type::any_depth: return false;  // spans steps: glob_matches handles it
   }
+  return false;
+}
+
+bool is_any_depth(const Segment& seg) { return seg.type == Segment::Type::any_depth; }
+
+bool contains_any_depth(const std::vector<Segment>& segs) {
+  return std::any_of(segs.begin(), segs.end(), is_any_depth);
+}
+
+// Does `concrete` match `segs`, where `**` spans any number of steps? With `open_end`, the
+// pattern is read as followed by one more `**` (this path or anything below it). The classic
+// wildcard match with one backtracking point: every other segment matches exactly one step,
+// so retrying from the latest `**` only is enough. O(steps x segments) at worst, no allocation.
+bool glob_matches(std::span<const Segment> segs, std::span<const PathStep> concrete, bool open_end) {
+  const std::size_t m = segs.size() + (open_end ? 1 : 0);
+  auto star_at = [&](std::size_t i) { return i == segs.size() || is_any_depth(segs[i]); };
+  constexpr std::size_t none = static_cast<std::size_t>(-1);
+  std::size_t p = 0, s = 0, star = none, resume = 0;
+  while (s < concrete.size()) {
+    if (p < m && star_at(p)) {
+      star = p++;
+      resume = s;
+    } else if (p < m && segment_matches(segs[p], concrete[s])) {
+      ++p;
+      ++s;
+    } else if (star != none) {
+      p = star + 1;
+      s = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < m && star_at(p)) ++p;
+  return p == m;
+}
+
+// Could some non-empty continuation of `concrete` match `segs` (with `**`)? True when
+// `concrete` is matched by a proper prefix of the pattern (a segment is left to match the
+// continuation), or by the whole pattern when it ends in `**` (which can go on spanning).
+bool any_depth_may_match_below(std::span<const Segment> segs, std::span<const PathStep> concrete) {
+  if (!segs.empty() && is_any_depth(segs.back()) && glob_matches(segs, concrete, false)) return true;
+  for (std::size_t j = 0; j < segs.size(); ++j)
+    if (glob_matches(segs.first(j), concrete, false)) return true;
   return false;
 }
 
@@ -297,6 +348,33 @@ void walk(const std::vector<Segment>& segs, std::size_t i, simdjson::dom::elemen
       }
       return;
     }
+    case Segment::Type::any_depth: return;  // patterns with `**` go through walk_any_depth
+  }
+}
+
+// The walk for patterns with `**`: visits the document in order and asks the pattern at each
+// location, so that a location two readings of the pattern reach is still returned once.
+// Objects are read as everywhere else (the last member of a duplicated key). Recursion is
+// bounded by the parser's depth limit.
+template <class Fn>
+void walk_any_depth(const JsonPath& pattern, simdjson::dom::element node, ConcretePath& path, Fn& fn) {
+  if (pattern.matches(path)) fn(node);
+  if (!pattern.may_match_below(path)) return;
+  simdjson::dom::object object;
+  simdjson::dom::array array;
+  if (node.get_object().get(object) == simdjson::SUCCESS) {
+    for_each_last_member(object, [&](std::string_view key, simdjson::dom::element child) {
+      path.push_back(PathStep::of_key(key));
+      walk_any_depth(pattern, child, path, fn);
+      path.pop_back();
+    });
+  } else if (node.get_array().get(array) == simdjson::SUCCESS) {
+    std::size_t index = 0;
+    for (auto child : array) {
+      path.push_back(PathStep::of_index(index++));
+      walk_any_depth(pattern, child, path, fn);
+      path.pop_back();
+    }
   }
 }
 
@@ -374,9 +452,12 @@ std::optional<JsonPath> JsonPath::try_parse(std::string_view text, std::string* 
 
 bool JsonPath::has_wildcard() const {
   return std::any_of(segments_.begin(), segments_.end(), [](const Segment& s) {
-    return s.type == Segment::Type::any_key || s.type == Segment::Type::any_index;
+    return s.type == Segment::Type::any_key || s.type == Segment::Type::any_index ||
+           s.type == Segment::Type::any_depth;
   });
 }
+
+bool JsonPath::has_any_depth() const { return contains_any_depth(segments_); }
 
 bool JsonPath::is_single_key() const {
   return segments_.size() == 1 &&
@@ -384,11 +465,18 @@ bool JsonPath::is_single_key() const {
 }
 
 bool JsonPath::matches(std::span<const PathStep> concrete) const {
+  if (contains_any_depth(segments_)) return glob_matches(segments_, concrete, false);
   return concrete.size() == segments_.size() && prefix_matches(segments_, concrete, segments_.size());
 }
 
 bool JsonPath::covers(std::span<const PathStep> concrete) const {
+  if (contains_any_depth(segments_)) return glob_matches(segments_, concrete, true);
   return concrete.size() >= segments_.size() && prefix_matches(segments_, concrete, segments_.size());
+}
+
+bool JsonPath::may_match_below(std::span<const PathStep> concrete) const {
+  if (contains_any_depth(segments_)) return any_depth_may_match_below(segments_, concrete);
+  return segments_.size() > concrete.size() && prefix_matches(segments_, concrete, concrete.size());
 }
 
 std::optional<ConcretePath> parse_concrete_path(std::string_view text) {
@@ -413,7 +501,12 @@ bool JsonPath::covers(std::string_view concrete_text) const {
 std::vector<simdjson::dom::element> JsonPath::find(simdjson::dom::element root) const {
   std::vector<simdjson::dom::element> out;
   auto fn = [&](simdjson::dom::element e) { out.push_back(e); };
-  walk(segments_, 0, root, nullptr, fn);
+  if (contains_any_depth(segments_)) {
+    ConcretePath path;
+    walk_any_depth(*this, root, path, fn);
+  } else {
+    walk(segments_, 0, root, nullptr, fn);
+  }
   return out;
 }
 
@@ -421,7 +514,8 @@ std::vector<JsonPath::Match> JsonPath::find_with_paths(simdjson::dom::element ro
   std::vector<Match> out;
   ConcretePath path;
   auto fn = [&](simdjson::dom::element e) { out.push_back(Match{path, e}); };
-  walk(segments_, 0, root, &path, fn);
+  if (contains_any_depth(segments_)) walk_any_depth(*this, root, path, fn);
+  else walk(segments_, 0, root, &path, fn);
   return out;
 }
 
@@ -459,9 +553,7 @@ bool JsonPathSet::covers(std::span<const PathStep> concrete) const {
 }
 
 bool JsonPathSet::may_match_below(std::span<const PathStep> concrete) const {
-  return std::any_of(paths_.begin(), paths_.end(), [&](const JsonPath& p) {
-    return p.segments().size() > concrete.size() && prefix_matches(p.segments(), concrete, concrete.size());
-  });
+  return std::any_of(paths_.begin(), paths_.end(), [&](const JsonPath& p) { return p.may_match_below(concrete); });
 }
 
 JsonDocument JsonDocument::parse(std::string_view text, std::size_t max_depth) {

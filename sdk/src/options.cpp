@@ -1,8 +1,72 @@
 #include "doppel/options.hpp"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace doppel {
+namespace {
+
+// Bytes of the UTF-8 sequence at the front of `s`; 0 when it is not a whole, valid one.
+std::size_t utf8_sequence_length(std::string_view s) {
+  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
+  std::size_t n = 0;
+  if (byte(0) < 0x80) n = 1;
+  else if (byte(0) >= 0xC2 && byte(0) <= 0xDF) n = 2;
+  else if (byte(0) >= 0xE0 && byte(0) <= 0xEF) n = 3;
+  else if (byte(0) >= 0xF0 && byte(0) <= 0xF4) n = 4;
+  if (n == 0 || n > s.size()) return 0;
+  for (std::size_t i = 1; i < n; ++i)
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+  return n;
+}
+
+// The one place that decides how user text appears in messages (quote_for_message).
+std::string shown_in_message(std::string_view text, std::size_t max_bytes, bool quotes) {
+  std::string out;
+  out.reserve(std::min(text.size(), max_bytes) + 32);
+  if (quotes) out += '"';
+  std::size_t budget = max_bytes, i = 0;
+  char hex[8];
+  while (i < text.size()) {
+    auto c = static_cast<unsigned char>(text[i]);
+    std::string_view piece;
+    std::size_t used = 1;
+    switch (c) {
+      case '"': piece = quotes ? "\\\"" : "\""; break;
+      case '\\': piece = "\\\\"; break;
+      case '\n': piece = "\\n"; break;
+      case '\r': piece = "\\r"; break;
+      case '\t': piece = "\\t"; break;
+      default:
+        used = c < 0x20 || c == 0x7f ? 0 : utf8_sequence_length(text.substr(i));
+        if (used == 0) {  // a control character, or a byte that is not UTF-8
+          std::snprintf(hex, sizeof hex, "\\x%02x", c);
+          piece = hex;
+          used = 1;
+        } else {
+          piece = text.substr(i, used);
+        }
+    }
+    if (piece.size() > budget) break;
+    out += piece;
+    budget -= piece.size();
+    i += used;
+  }
+  if (i < text.size()) out += "\u2026";  // …
+  if (quotes) out += '"';
+  if (i < text.size()) out += " (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
+}  // namespace
+
+std::string quote_for_message(std::string_view text, std::size_t max_bytes) {
+  return shown_in_message(text, max_bytes, true);
+}
+
+std::string excerpt_for_message(std::string_view text, std::size_t max_bytes) {
+  return shown_in_message(text, max_bytes, false);
+}
 
 std::string_view option_type_name(OptionType type) {
   switch (type) {
@@ -58,7 +122,10 @@ std::vector<std::string> closest_names(std::string_view word, const std::vector<
   std::vector<std::pair<std::size_t, std::string>> scored;
   std::size_t limit = std::max<std::size_t>(2, word.size() / 2);
   for (const auto& c : candidates) {
-    std::size_t d = distance(word, c);
+    // The distance is at least the difference in length: a very long word is ruled out
+    // without filling a table of its length.
+    std::size_t gap = word.size() > c.size() ? word.size() - c.size() : c.size() - word.size();
+    std::size_t d = gap > limit ? gap : distance(word, c);
     bool prefix = c.starts_with(word) || word.starts_with(c);
     if (d <= limit || (prefix && !word.empty())) scored.emplace_back(prefix ? std::min(d, limit) : d, c);
   }
@@ -85,19 +152,33 @@ std::string quoted_join(const std::vector<std::string>& names) {
   return out;
 }
 
+// A value as an error message shows it: a string through quote_for_message, a list or table
+// as TOML when that is short, else by its size.
+std::string shown_value(const Value& v) {
+  if (v.is_string()) return quote_for_message(v.as_string());
+  if (v.is_array() || v.is_table()) {
+    std::string toml = v.to_toml();
+    if (toml.size() <= kQuotedBytes) return toml;
+    std::size_t n = v.is_array() ? v.as_array().size() : v.as_table().size();
+    return (v.is_array() ? "[…] (" : "{…} (") + std::to_string(n) + (v.is_array() ? " value" : " key") +
+           (n == 1 ? ")" : "s)");
+  }
+  return v.to_toml();
+}
+
 // Checks one value against its spec; returns "" when fine, else what is wrong.
 std::string check_type(const OptionSpec& spec, const Value& v, std::vector<ConfigError>& errors) {
   auto expected = [&](std::string_view what) {
     return "option \"" + spec.name + "\" must be " + std::string(what) + ", not " + std::string(v.type_name()) +
-           (v.is_null() ? "" : " " + v.to_toml());
+           (v.is_null() ? "" : " " + shown_value(v));
   };
   switch (spec.type) {
     case OptionType::string:
       if (!v.is_string()) return expected("a string");
       if (!spec.choices.empty() &&
           std::find(spec.choices.begin(), spec.choices.end(), v.as_string()) == spec.choices.end())
-        return "option \"" + spec.name + "\" must be one of " + quoted_join(spec.choices) + ", not \"" +
-               v.as_string() + "\"";
+        return "option \"" + spec.name + "\" must be one of " + quoted_join(spec.choices) + ", not " +
+               quote_for_message(v.as_string());
       return "";
     case OptionType::boolean: return v.is_bool() ? "" : expected("true or false");
     case OptionType::integer: return v.is_integer() ? "" : expected("an integer");
@@ -132,7 +213,7 @@ std::string check_type(const OptionSpec& spec, const Value& v, std::vector<Confi
       if (!v.is_array()) return expected("a list of strings");
       for (const auto& item : v.as_array())
         if (!item.is_string()) return "option \"" + spec.name + "\" must list strings only, not " +
-                                      std::string(item.type_name()) + " " + item.to_toml();
+                                      std::string(item.type_name()) + " " + shown_value(item);
       return "";
     case OptionType::any_list:
       if (v.is_string() || v.is_number() || v.is_bool()) return "";
@@ -177,7 +258,7 @@ Options Options::validate(const Value& table, const std::vector<OptionSpec>& spe
     if (std::find(reserved.begin(), reserved.end(), key) != reserved.end()) continue;
     auto spec = std::find_if(specs.begin(), specs.end(), [&](const OptionSpec& s) { return s.name == key; });
     if (spec == specs.end()) {
-      std::string msg = "unknown option \"" + key + "\"";
+      std::string msg = "unknown option " + quote_for_message(key);
       auto close = closest_names(key, allowed);
       if (!close.empty()) msg += "; did you mean " + quoted_join(close) + "?";
       msg += allowed.empty() ? " (this plugin takes no options)" : " (allowed: " + join(allowed) + ")";

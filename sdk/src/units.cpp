@@ -1,5 +1,7 @@
 #include "doppel/units.hpp"
 
+#include "doppel/options.hpp"  // quote_for_message: a hostile value is quoted by a prefix only
+
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -35,8 +37,8 @@ std::string trim_number(double v) {
 
 std::chrono::nanoseconds parse_duration(std::string_view text) {
   std::string_view s = trim(text);
-  const std::string hint = "invalid duration \"" + std::string(text) +
-                           "\": expected a number with a unit (ns, us, ms, s, m, h), e.g. \"250ms\" or \"1m30s\"";
+  const std::string hint = "invalid duration " + quote_for_message(text) +
+                           ": expected a number with a unit (ns, us, ms, s, m, h), e.g. \"250ms\" or \"1m30s\"";
   if (s.empty()) throw std::invalid_argument(hint);
   long double total = 0;
   while (!s.empty()) {
@@ -56,7 +58,7 @@ std::chrono::nanoseconds parse_duration(std::string_view text) {
     else throw std::invalid_argument(hint);
     total += number * scale;
   }
-  if (total > 9.2e18L) throw std::invalid_argument("duration \"" + std::string(text) + "\" is too long");
+  if (total > 9.2e18L) throw std::invalid_argument("duration " + quote_for_message(text) + " is too long");
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::llround(static_cast<double>(total))));
 }
 
@@ -73,8 +75,8 @@ std::string format_duration(std::chrono::nanoseconds d) {
 
 std::uint64_t parse_size(std::string_view text) {
   std::string_view s = trim(text);
-  const std::string hint = "invalid size \"" + std::string(text) +
-                           "\": expected bytes with an optional unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. \"64MiB\"";
+  const std::string hint = "invalid size " + quote_for_message(text) +
+                           ": expected bytes with an optional unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. \"64MiB\"";
   double number = 0;
   if (!read_number(s, number)) throw std::invalid_argument(hint);
   s = trim(s);
@@ -90,7 +92,7 @@ std::uint64_t parse_size(std::string_view text) {
   else if (s == "TiB" || s == "Ti") scale = 1024.0L * 1024 * 1024 * 1024;
   else throw std::invalid_argument(hint);
   long double bytes = number * scale;
-  if (bytes > 1.8e19L) throw std::invalid_argument("size \"" + std::string(text) + "\" is too large");
+  if (bytes > 1.8e19L) throw std::invalid_argument("size " + quote_for_message(text) + " is too large");
   return static_cast<std::uint64_t>(bytes + 0.5L);
 }
 
@@ -107,8 +109,8 @@ std::string format_size(std::uint64_t bytes) {
 
 Rate parse_rate(std::string_view text) {
   std::string_view s = trim(text);
-  const std::string hint = "invalid rate \"" + std::string(text) +
-                           "\": expected a percentage (\"100%\") or events per unit of time (\"1000/s\", \"50/m\", \"10/h\")";
+  const std::string hint = "invalid rate " + quote_for_message(text) +
+                           ": expected a percentage (\"100%\") or events per unit of time (\"1000/s\", \"50/m\", \"10/h\")";
   double number = 0;
   if (!read_number(s, number)) throw std::invalid_argument(hint);
   s = trim(s);

@@ -106,7 +106,7 @@ TEST_CASE("output files are chunked as GoReplay chunks them, unless appending") 
   CHECK(option(stage(chunked, "file_out"), "max_records") == "256");
   CHECK(option(stage(chunked, "file_out"), "size_limit") == "\"32MB\"");
   auto appended = parsed({"--input-file", "in.gor", "--output-file", "out.gor", "--output-file-append"});
-  CHECK(option(stage(appended, "file_out"), "append") == "true");
+  CHECK(option(stage(appended, "file_out"), "overwrite") == "true");
   CHECK(option(stage(appended, "file_out"), "max_records") == "(unset)");
 }
 

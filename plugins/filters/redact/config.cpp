@@ -1,9 +1,73 @@
 // Plugin `redact`: options, their parsing into RedactFilterConfig, and registration.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
 #include "doppel/plugin.hpp"
 #include "redact_filter.hpp"
 
 namespace doppel::plugins {
 namespace {
+
+// Shorter keys can be searched; 16 bytes (128 bits) is the least HMAC guidance accepts.
+constexpr std::size_t kMinKeyBytes = 16;
+// A key file holds the key alone: a bigger file is a wrong path (and /dev/urandom never ends).
+constexpr std::size_t kMaxKeyFileBytes = 4096;
+
+std::string mode_text(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
+// The key in `path`, read at configuration time; one trailing newline is not part of it
+// (`openssl rand -hex 32 > key` writes one, an editor may add one).
+std::string read_key_file(const Options& options, const std::string& path, std::string& warning) {
+  auto fail = [&](const std::string& why) { options.fail("key_file", "key file " + path + " " + why); };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(std::string("cannot be opened: ") + std::strerror(errno));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
+    ::close(fd);
+    fail("is not a regular file");
+  }
+  // Like ssh with a private key: a key others can read or replace protects nothing.
+  if (info.st_mode & (S_IRWXO | S_IWGRP)) {
+    ::close(fd);
+    fail("is " + std::string(info.st_mode & S_IWGRP ? "writable by its group" : "accessible to every user") +
+         " (mode " + mode_text(info.st_mode) + "): chmod 600 " + path);
+  }
+  if (info.st_mode & S_IRGRP)
+    warning = "key file " + path + " is readable by its group (mode " + mode_text(info.st_mode) +
+              "): every member can compute tokens for guessed values; chmod 600 unless the group is doppel's alone";
+  std::string key(kMaxKeyFileBytes + 1, '\0');
+  std::size_t size = 0;
+  while (size < key.size()) {
+    ssize_t n = ::read(fd, key.data() + size, key.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int error = errno;
+      ::close(fd);
+      fail(std::string("cannot be read: ") + std::strerror(error));
+    }
+    if (n == 0) break;
+    size += static_cast<std::size_t>(n);
+  }
+  ::close(fd);
+  if (size > kMaxKeyFileBytes)
+    fail("is larger than " + std::to_string(kMaxKeyFileBytes) + " bytes; it should hold the key alone");
+  key.resize(size);
+  if (key.ends_with("\r\n")) key.resize(key.size() - 2);
+  else if (key.ends_with('\n')) key.pop_back();
+  if (key.size() < kMinKeyBytes)
+    fail("holds " + std::to_string(key.size()) + " bytes; a key needs at least " + std::to_string(kMinKeyBytes) +
+         " (make one with: (umask 077; openssl rand -hex 32 > " + path + "))");
+  return key;
+}
 
 RedactFilterConfig make_config(const Options& options) {
   RedactFilterConfig config;
@@ -14,10 +78,28 @@ RedactFilterConfig make_config(const Options& options) {
     options.fail("fields", e.what());
   }
   for (const auto& p : config.fields.paths())
-    if (p.is_root()) options.fail("fields", "\"$\" would redact the whole body; name the fields to redact");
+    if (p.matches(json::ConcretePath{}))
+      options.fail("fields", "\"" + p.text() + "\" would redact the whole body; name the fields to redact");
   if (config.headers.empty() && config.fields.empty())
     options.fail("headers", "redact needs at least one entry in \"headers\" or \"fields\"");
   config.drop_unreadable = options.string("on_unreadable") == "drop";
+
+  if (options.has("key") && options.has("key_file")) options.fail("key_file", "set key or key_file, not both");
+  if (options.has("key")) {
+    config.key = options.string("key");
+    if (config.key.size() < kMinKeyBytes)
+      options.fail("key", "the key has " + std::to_string(config.key.size()) + " bytes; it needs at least " +
+                              std::to_string(kMinKeyBytes) + " (better: key_file, kept out of the pipeline)");
+  } else if (options.has("key_file")) {
+    config.key = read_key_file(options, options.string("key_file"), config.key_file_warning);
+  } else {
+    try {
+      config.key = process_random_key();
+    } catch (const std::exception& e) {
+      options.fail("key_file", e.what());
+    }
+    config.random_key = true;
+  }
   return config;
 }
 
@@ -26,28 +108,45 @@ PluginDefinition redact_filter_definition() {
   def.name = "redact";
   def.role = Role::filter;
   def.description =
-      "Replaces header values and JSON/form/query fields by REDACTED-<sha256 prefix>, keeping every other byte";
+      "Replaces header values and JSON, form, multipart and query fields by REDACTED-<keyed hash (HMAC-SHA256) "
+      "prefix>, keeping every other byte";
   def.accepts = KindSet::http();
   def.produces = KindSet::http();
   def.passes_through = true;
   def.requests_only = false;  // responses carry secrets too
   def.options = {
-      option("headers", OptionType::string_list, "Header names whose values are redacted (case-insensitive)")
+      option("headers", OptionType::string_list,
+             "Header names whose values are redacted (case-insensitive; every instance, folded continuation lines "
+             "and chunked trailers included)")
           .default_value(Value::array({})),
       option("fields", OptionType::string_list,
-             "Exact JSON paths redacted in JSON bodies (every duplicate too); single-key paths also redact "
-             "form-urlencoded bodies and query parameters")
+             "JSON paths redacted in JSON bodies, every duplicate too. `password` is the top-level key only; "
+             "`**.password` is that key at any depth, in arrays too. Paths that can name a single key "
+             "(`password`, `**.password`, `*`) also redact form-urlencoded fields, multipart/form-data parts "
+             "and query parameters, whose names are percent-decoded and also read as paths when bracketed "
+             "(`user[password]` is `user.password`); a JSON part of a multipart form is looked into")
           .default_value(Value::array({})),
       option("on_unreadable", OptionType::string,
-             "A JSON/form body that cannot be read (invalid JSON, broken gzip): \"drop\" it (counted), or "
-             "\"pass\" it unredacted (counted)")
+             "A JSON, form or multipart body that cannot be read (invalid JSON, broken gzip, a multipart body "
+             "without its boundary): \"drop\" it (counted), or \"pass\" it unredacted (counted)")
           .default_value("drop")
           .choices({"drop", "pass"}),
+      option("key_file", OptionType::string,
+             "File holding the secret key of the keyed hash (a trailing newline is not part of it), read at "
+             "startup: at least 16 bytes, mode 600 (640 is accepted with a warning; a file others can read, or its "
+             "group write, is refused). Without key_file or key, a random key is drawn per process: tokens match within one "
+             "run but not between runs or hosts — use the same key_file wherever tokens are compared (record "
+             "now, replay later; several capture agents)"),
+      option("key", OptionType::string,
+             "The secret key itself (at least 16 bytes). Discouraged: pipelines get committed and shared, and "
+             "anyone with the key can test guesses against tokens; prefer key_file"),
   };
   def.metrics = {
       {"redacted_values", "header values and fields replaced"},
       {"unredacted_bodies", "unreadable bodies passed on unredacted (on_unreadable = \"pass\")"},
-      {"dropped.invalid_json", "messages whose JSON body does not parse, so could not be redacted"},
+      {"dropped.invalid_json",
+       "messages whose JSON body (or a JSON part of a multipart body) does not parse, so could not be redacted"},
+      {"dropped.invalid_multipart", "messages whose multipart/form-data body has no boundary or does not parse"},
       {"dropped.undecodable_body", "messages whose chunked/gzip/deflate body could not be decoded"},
       {"dropped.unparseable_message", "messages that are not parseable HTTP"},
   };

@@ -6,10 +6,10 @@
 namespace doppel::plugins {
 namespace {
 
-
 class SpanScanner {
  public:
-  SpanScanner(std::string_view text, const json::JsonPathSet& fields) : t_(text), fields_(fields) {}
+  SpanScanner(std::string_view text, const json::JsonPathSet& fields, json::ConcretePath base)
+      : t_(text), fields_(fields), path_(std::move(base)) {}
 
   std::vector<ValueSpan> run() {
     std::size_t pos = skip_ws(0);
@@ -153,8 +153,9 @@ class SpanScanner {
 
 }  // namespace
 
-std::vector<ValueSpan> find_value_spans(std::string_view text, const json::JsonPathSet& fields) {
-  return SpanScanner(text, fields).run();
+std::vector<ValueSpan> find_value_spans(std::string_view text, const json::JsonPathSet& fields,
+                                        const json::ConcretePath& base) {
+  return SpanScanner(text, fields, base).run();
 }
 
 }  // namespace doppel::plugins

@@ -15,9 +15,12 @@ struct ValueSpan {
   std::string value;               // a string's decoded content, or the raw text of other values
 };
 
-// Every value whose path matches one of `fields`, in document order. Unlike path lookups,
-// every occurrence of a duplicated key is returned: redaction must not miss one. `text` must
-// be valid JSON (check with JsonDocument first); nesting is bounded by that check.
-std::vector<ValueSpan> find_value_spans(std::string_view text, const json::JsonPathSet& fields);
+// Every value whose path matches one of `fields`, in document order; a match is not looked
+// into (a matched object is one span). Unlike path lookups, every occurrence of a duplicated
+// key is returned: redaction must not miss one. `base` is where the document sits (a JSON
+// part named "meta" of a multipart form: paths start at meta). `text` must be valid JSON
+// (check with JsonDocument first); nesting is bounded by that check.
+std::vector<ValueSpan> find_value_spans(std::string_view text, const json::JsonPathSet& fields,
+                                        const json::ConcretePath& base = {});
 
 }  // namespace doppel::plugins

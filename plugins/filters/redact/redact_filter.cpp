@@ -1,8 +1,9 @@
 #include "redact_filter.hpp"
 
-#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 
 #include "doppel/form.hpp"
@@ -11,89 +12,224 @@
 namespace doppel::plugins {
 namespace {
 
-// Redacts the values of `form` ("a=1&b=2") whose decoded key a single-key field names.
-// Returns nullopt when nothing was redacted; counts replaced values in `count`.
-std::optional<std::string> redact_form(std::string_view form, const json::JsonPathSet& fields, std::size_t& count) {
+// Does a listed path name this form, multipart or query key (percent-decoded)? Its flat
+// reading is a one-key path; a bracketed key ("user[password]") is also read as the path
+// PHP, Rails and Express make of it.
+bool key_is_listed(const json::JsonPathSet& fields, std::string_view key) {
+  json::PathStep step = json::PathStep::of_key(key);
+  if (fields.matches(std::span<const json::PathStep>(&step, 1))) return true;
+  auto nested = bracket_key_path(key);
+  return nested && fields.matches(*nested);
+}
+
+// A byte range of a text and what replaces it.
+struct Replacement {
+  std::size_t begin = 0, end = 0;
+  std::string text;
+};
+
+// `text` with `replacements` (in order, not overlapping) applied.
+std::string splice(std::string_view text, const std::vector<Replacement>& replacements) {
   std::string out;
-  bool changed = false;
+  out.reserve(text.size());
+  std::size_t from = 0;
+  for (const auto& r : replacements) {
+    out.append(text.substr(from, r.begin - from));
+    out.append(r.text);
+    from = r.end;
+  }
+  out.append(text.substr(from));
+  return out;
+}
+
+// What redacting a body gave: a new body, nothing to change, or the reason it could not be read.
+struct BodyRedaction {
+  std::optional<std::string> body;
+  std::string_view unreadable;
+};
+
+// Redacts the values of `form` ("a=1&b=2") whose key is listed. Returns nullopt when nothing
+// was redacted; counts replaced values in `count`.
+std::optional<std::string> redact_form(std::string_view form, const json::JsonPathSet& fields, Pseudonymizer& tokens,
+                                       std::size_t& count) {
+  std::vector<Replacement> replacements;
   std::size_t start = 0;
-  while (start <= form.size()) {
+  while (start < form.size()) {
     std::size_t end = form.find('&', start);
     if (end == std::string_view::npos) end = form.size();
     std::string_view piece = form.substr(start, end - start);
     std::size_t eq = piece.find('=');
-    bool redact = false;
-    if (!piece.empty()) {
-      json::PathStep step = json::PathStep::of_key(percent_decode(piece.substr(0, eq)));
-      redact = fields.matches(std::span<const json::PathStep>(&step, 1));
-    }
-    if (redact) {
+    if (!piece.empty() && key_is_listed(fields, percent_decode(piece.substr(0, eq)))) {
+      // "k=v" -> "k=TOKEN"; a bare "k" -> "k=TOKEN" (the token of "").
       std::string_view value = eq == std::string_view::npos ? std::string_view{} : piece.substr(eq + 1);
-      out.append(piece.substr(0, eq == std::string_view::npos ? piece.size() : eq));
-      out.push_back('=');
-      out.append(redaction_token(percent_decode(value)));
-      changed = true;
+      std::size_t value_begin = eq == std::string_view::npos ? end : start + eq + 1;
+      std::string text = eq == std::string_view::npos ? "=" : "";
+      text += tokens.token(percent_decode(value));
+      replacements.push_back({value_begin, end, std::move(text)});
       ++count;
-    } else {
-      out.append(piece);
     }
-    if (end < form.size()) out.push_back('&');
     start = end + 1;
   }
-  if (!changed) return std::nullopt;
-  return out;
+  if (replacements.empty()) return std::nullopt;
+  return splice(form, replacements);
 }
 
-// Replaces the values of the listed headers in `head` (start line + header lines).
-std::string redact_headers(std::string_view head, const std::vector<std::string>& names, std::size_t& count) {
-  std::string out;
-  out.reserve(head.size());
+bool is_field_space(char c) { return c == ' ' || c == '\t'; }
+
+// Replaces the values of the listed fields among `lines`, header or trailer lines (each
+// ending in LF or CRLF; a blank line ends the block, and it and whatever follows are copied).
+// A value folded over continuation lines (obs-fold, RFC 9112 §5.2: lines starting with SP or
+// HTAB) is replaced whole and its continuation lines removed; it is hashed unfolded (each
+// fold read as one space), so it gets the token of the same value on one line.
+void redact_field_lines(std::string_view lines, const std::vector<std::string>& names, Pseudonymizer& tokens,
+                        std::string& out, std::size_t& count) {
+  auto line_end = [&](std::size_t pos) {
+    std::size_t nl = lines.find('\n', pos);
+    return nl == std::string_view::npos ? lines.size() : nl + 1;
+  };
+  auto content_of = [&](std::size_t begin, std::size_t end) {  // without the line ending
+    std::string_view line = lines.substr(begin, end - begin);
+    if (line.ends_with('\n')) line.remove_suffix(1);
+    if (line.ends_with('\r')) line.remove_suffix(1);
+    return line;
+  };
   std::size_t pos = 0;
-  bool first = true;
-  while (pos < head.size()) {
-    std::size_t nl = head.find('\n', pos);
-    std::size_t line_end = nl == std::string_view::npos ? head.size() : nl + 1;
-    std::string_view line = head.substr(pos, line_end - pos);
-    std::size_t colon = line.find(':');
-    bool listed = false;
-    if (!first && colon != std::string_view::npos) {
-      std::string_view name = line.substr(0, colon);
-      listed = std::any_of(names.begin(), names.end(), [&](const std::string& n) { return iequals(name, n); });
+  while (pos < lines.size()) {
+    std::size_t end = line_end(pos);
+    std::string_view content = content_of(pos, end);
+    if (content.empty()) break;  // the blank line
+    std::size_t colon = content.find(':');
+    bool listed = colon != std::string_view::npos && !is_field_space(content[0]) &&
+                  std::any_of(names.begin(), names.end(),
+                              [&](const std::string& n) { return iequals(trim_ows(content.substr(0, colon)), n); });
+    if (!listed) {
+      out.append(lines.substr(pos, end - pos));
+      pos = end;
+      continue;
     }
-    if (listed) {
-      std::size_t value_begin = colon + 1;
-      while (value_begin < line.size() && (line[value_begin] == ' ' || line[value_begin] == '\t')) ++value_begin;
-      std::string_view content = line;  // without the line ending
-      if (!content.empty() && content.back() == '\n') content.remove_suffix(1);
-      std::string_view value = trim_ows(content.substr(std::min(value_begin, content.size())));
-      // Keep the separator, the line ending and any trailing whitespace before it.
-      std::size_t value_end = value_begin + value.size();
-      out.append(line.substr(0, value_begin));
-      out.append(redaction_token(value));
-      out.append(line.substr(value_end));
-      ++count;
-    } else {
-      out.append(line);
+    std::size_t value_begin = colon + 1;
+    while (value_begin < content.size() && is_field_space(content[value_begin])) ++value_begin;
+    std::string value(trim_ows(content.substr(value_begin)));
+    std::size_t last_begin = pos, last_end = end;
+    while (last_end < lines.size() && is_field_space(lines[last_end])) {  // continuation lines
+      last_begin = last_end;
+      last_end = line_end(last_begin);
+      std::string_view piece = trim_ows(content_of(last_begin, last_end));
+      if (piece.empty()) continue;
+      if (!value.empty()) value.push_back(' ');
+      value.append(piece);
     }
-    first = false;
-    pos = line_end;
+    // Keep the name, the separator, and the last line's trailing whitespace and line ending.
+    std::string_view last = content_of(last_begin, last_end);
+    std::size_t trailing = last.size();
+    while (trailing > 0 && is_field_space(last[trailing - 1])) --trailing;
+    if (last_begin == pos) trailing = std::max(trailing, value_begin);
+    out.append(lines.substr(pos, value_begin));
+    out.append(tokens.token(value));
+    out.append(lines.substr(last_begin + trailing, last_end - last_begin - trailing));
+    ++count;
+    pos = last_end;
   }
-  return out;
+  out.append(lines.substr(pos));
+}
+
+// Where the trailer section of a chunked body starts (after the last chunk's "0" line), or
+// nullopt when the framing cannot be followed that far.
+std::optional<std::size_t> chunked_trailer_begin(std::string_view raw) {
+  std::size_t pos = 0;
+  while (pos < raw.size()) {
+    std::size_t nl = raw.find('\n', pos);
+    if (nl == std::string_view::npos) return std::nullopt;
+    std::string_view size_text = raw.substr(pos, nl - pos);
+    size_text = trim_ows(size_text.substr(0, size_text.find(';')));
+    std::size_t size = 0;
+    auto [ptr, ec] = std::from_chars(size_text.data(), size_text.data() + size_text.size(), size, 16);
+    if (ec != std::errc() || ptr != size_text.data() + size_text.size()) return std::nullopt;
+    pos = nl + 1;
+    if (size == 0) return pos;
+    if (size > raw.size() - pos) return std::nullopt;
+    pos += size;
+    if (raw.substr(pos, 2) == "\r\n") pos += 2;
+    else if (raw.substr(pos, 1) == "\n") pos += 1;
+    else return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+// Replacements for the values of a JSON document at `text` + `offset` (each value becomes a
+// JSON string holding its token); false when the document does not parse.
+bool json_replacements(std::string_view text, std::size_t offset, const json::JsonPathSet& fields,
+                       const json::ConcretePath& base, Pseudonymizer& tokens, std::vector<Replacement>& out) {
+  auto doc = json::JsonDocument::parse(text);
+  if (!doc.ok()) return false;
+  for (auto& span : find_value_spans(text, fields, base))
+    out.push_back({offset + span.begin, offset + span.end, "\"" + tokens.token(span.value) + "\""});
+  return true;
+}
+
+BodyRedaction redact_json(std::string_view body, const json::JsonPathSet& fields, Pseudonymizer& tokens,
+                          std::size_t& count) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return {};  // blank: nothing to read
+  std::vector<Replacement> replacements;
+  if (!json_replacements(body, 0, fields, {}, tokens, replacements)) return {std::nullopt, "invalid_json"};
+  if (replacements.empty()) return {};
+  count += replacements.size();
+  return {splice(body, replacements), {}};
+}
+
+// Multipart/form-data: a listed part has its content replaced whole (a file too); a JSON part
+// whose name lies on the way to a listed path (`meta` for `meta.password` or `**.password`) is
+// looked into. Boundaries and part headers stay byte for byte.
+BodyRedaction redact_multipart(std::string_view body, std::string_view content_type, const json::JsonPathSet& fields,
+                               Pseudonymizer& tokens, std::size_t& count) {
+  auto boundary = multipart_boundary(content_type);
+  if (!boundary) return {std::nullopt, "invalid_multipart"};
+  MultipartBody multipart = parse_multipart(body, *boundary);
+  if (!multipart.error.empty()) return {std::nullopt, "invalid_multipart"};
+  std::vector<Replacement> replacements;
+  for (const auto& part : multipart.parts) {
+    std::string_view content = body.substr(part.content_begin, part.content_end - part.content_begin);
+    if (key_is_listed(fields, part.name)) {
+      replacements.push_back({part.content_begin, part.content_end, tokens.token(content)});
+      continue;
+    }
+    if (part.content_type.empty() || !json::is_json_content_type(part.content_type)) continue;
+    // The part's readings as a place in one document: its name, and the path a bracketed name stands for.
+    std::vector<json::ConcretePath> bases{{json::PathStep::of_key(part.name)}};
+    if (auto nested = bracket_key_path(part.name)) bases.push_back(std::move(*nested));
+    std::vector<Replacement> inside;
+    for (const auto& base : bases) {
+      if (!fields.may_match_below(base)) continue;
+      if (content.find_first_not_of(" \t\r\n") == std::string_view::npos) break;
+      if (!json_replacements(content, part.content_begin, fields, base, tokens, inside))
+        return {std::nullopt, "invalid_json"};
+    }
+    // Two readings may find the same value, or one inside the other: keep the outer span once.
+    std::sort(inside.begin(), inside.end(), [](const Replacement& a, const Replacement& b) {
+      return a.begin != b.begin ? a.begin < b.begin : a.end > b.end;
+    });
+    std::size_t covered_to = 0;
+    for (auto& r : inside) {
+      if (r.begin < covered_to) continue;
+      covered_to = r.end;
+      replacements.push_back(std::move(r));
+    }
+  }
+  if (replacements.empty()) return {};
+  count += replacements.size();
+  return {splice(body, replacements), {}};
 }
 
 }  // namespace
 
-std::string redaction_token(std::string_view value) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(value.data(), value.size(), digest, &length, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out = "REDACTED-";
-  for (int i = 0; i < 6; ++i) {
-    out.push_back(hex[digest[i] >> 4]);
-    out.push_back(hex[digest[i] & 15]);
-  }
-  return out;
+void RedactFilter::start(StageContext& context) {
+  Stage::start(context);
+  redacted_values_ = &context.counter("redacted_values");
+  unredacted_bodies_ = &context.counter("unredacted_bodies");
+  if (!config_.key_file_warning.empty()) context.log().warn("{}", config_.key_file_warning);
+  if (config_.random_key)
+    context.log().info("no key or key_file: tokens are keyed with a random key of this process and will not match "
+                       "tokens written by another run");
 }
 
 void RedactFilter::process(const MessagePtr& message) {
@@ -104,58 +240,68 @@ void RedactFilter::process(const MessagePtr& message) {
   }
   std::size_t count = 0;
   std::string_view payload = message->payload;
-  std::string head(payload.substr(0, http.head_size()));
-  if (!config_.headers.empty()) head = redact_headers(head, config_.headers, count);
+  std::string_view original_head = payload.substr(0, http.head_size());
+  std::string head;
+  if (config_.headers.empty()) {
+    head = original_head;
+  } else {
+    std::size_t first_line_end = original_head.find('\n');
+    first_line_end = first_line_end == std::string_view::npos ? original_head.size() : first_line_end + 1;
+    head.reserve(original_head.size());
+    head.append(original_head.substr(0, first_line_end));
+    redact_field_lines(original_head.substr(first_line_end), config_.headers, tokens_, head, count);
+  }
 
-  std::optional<std::string> new_target;
   if (http.is_request() && !config_.fields.empty() && !http.query().empty()) {
-    std::string_view target = http.target();
-    if (auto q = redact_form(http.query(), config_.fields, count))
-      new_target = std::string(target.substr(0, target.find('?') + 1)) + *q;
+    if (auto query = redact_form(http.query(), config_.fields, tokens_, count)) {
+      // Replaced where the parser found it (the view points into the payload, whose start
+      // line `head` copied as it was), so the edit and every later reader agree on the target.
+      std::size_t query_begin = static_cast<std::size_t>(http.query().data() - payload.data());
+      head.replace(query_begin, http.query().size(), *query);
+    }
   }
 
   std::optional<std::string> new_body;
   if (!config_.fields.empty() && !http.raw_body().empty()) {
     const DecodedBody& body = message->body();
     auto content_type = http.header("Content-Type");
+    bool multipart = content_type && is_multipart_form_content_type(*content_type);
     bool form_type = content_type && is_form_content_type(*content_type);
-    bool json_kind = (content_type && json::is_json_content_type(*content_type)) ||
-                     (!form_type && json::looks_like_json(body.bytes));
+    bool json_type = content_type && json::is_json_content_type(*content_type);
+    bool json_kind = json_type || (!form_type && json::looks_like_json(body.bytes));
     bool form_kind = !json_kind && (form_type || (!content_type && looks_like_form(body.bytes)));
-    std::string_view unreadable;
-    if ((json_kind || form_kind) && !body.error.empty()) {
-      unreadable = "undecodable_body";
-    } else if (json_kind && body.bytes.find_first_not_of(" \t\r\n") != std::string::npos) {
-      auto doc = json::JsonDocument::parse(body.bytes);
-      if (!doc.ok()) {
-        unreadable = "invalid_json";
-      } else {
-        auto spans = find_value_spans(body.bytes, config_.fields);
-        if (!spans.empty()) {
-          std::string out;
-          out.reserve(body.bytes.size());
-          std::size_t from = 0;
-          for (const auto& s : spans) {
-            out.append(body.bytes, from, s.begin - from);
-            out.push_back('"');
-            out.append(redaction_token(s.value));
-            out.push_back('"');
-            from = s.end;
-          }
-          out.append(body.bytes, from);
-          count += spans.size();
-          new_body = std::move(out);
-        }
-      }
+    BodyRedaction redaction;
+    if ((json_kind || form_kind || multipart) && !body.error.empty()) {
+      redaction.unreadable = "undecodable_body";
+    } else if (multipart) {
+      redaction = redact_multipart(body.bytes, *content_type, config_.fields, tokens_, count);
+      // Labelled multipart but JSON inside: redact what is there rather than call it unreadable.
+      if (redaction.unreadable == "invalid_multipart" && json_kind)
+        redaction = redact_json(body.bytes, config_.fields, tokens_, count);
+    } else if (json_kind) {
+      redaction = redact_json(body.bytes, config_.fields, tokens_, count);
     } else if (form_kind) {
-      new_body = redact_form(body.bytes, config_.fields, count);
+      redaction.body = redact_form(body.bytes, config_.fields, tokens_, count);
     }
-    if (!unreadable.empty()) {
+    if (!redaction.unreadable.empty()) {
       if (config_.drop_unreadable) {
-        context().drop(unreadable);
+        context().drop(redaction.unreadable);
         return;
       }
-      context().counter("unredacted_bodies").add();
+      unredacted_bodies_->add();
+    }
+    new_body = std::move(redaction.body);
+  }
+
+  // Trailers of a chunked body that stays as it was (a rewritten body is sent decoded, without them).
+  std::optional<std::string> new_raw_body;
+  if (!config_.headers.empty() && !new_body && http.chunked()) {
+    std::string_view raw = http.raw_body();
+    if (auto trailer = chunked_trailer_begin(raw)) {
+      std::size_t before = count;
+      std::string rewritten(raw.substr(0, *trailer));
+      redact_field_lines(raw.substr(*trailer), config_.headers, tokens_, rewritten, count);
+      if (count != before) new_raw_body = std::move(rewritten);
     }
   }
 
@@ -163,7 +309,7 @@ void RedactFilter::process(const MessagePtr& message) {
     context().emit(message);
     return;
   }
-  context().counter("redacted_values").add(count);
+  redacted_values_->add(count);
 
   std::string out = std::move(head);
   if (new_body) {
@@ -180,10 +326,11 @@ void RedactFilter::process(const MessagePtr& message) {
       if (body_size < raw.size()) out.append(raw.substr(body_size));
     }
     out = http_set_header(out, "Content-Length", std::to_string(new_body->size()));
+  } else if (new_raw_body) {
+    out.append(*new_raw_body);
   } else {
     out.append(http.raw_body());
   }
-  if (new_target) out = http_set_target(out, *new_target);
 
   Message redacted(*message);
   redacted.payload = std::move(out);

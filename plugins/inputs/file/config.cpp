@@ -1,4 +1,6 @@
 // Plugin `file` (input): options, their parsing into FileInputConfig, and registration.
+#include <sys/stat.h>
+
 #include "doppel/gor_stream.hpp"
 #include "doppel/plugin.hpp"
 #include "file_input.hpp"
@@ -80,17 +82,30 @@ PluginDefinition file_input_definition() {
              "chunk order")
           .default_value("timestamp")
           .choices({"timestamp", "name"}),
+      option("max_record_size", OptionType::size,
+             "Largest record payload (the HTTP message after the header line) that is read; a larger record is "
+             "skipped up to the next separator without being held in memory and counted as "
+             "dropped.record_too_large. The default is raw's max_message_size, so whatever a capture emitted "
+             "reads back. Memory per open file is at most this plus a 1 MiB read buffer; at most 4GiB")
+          .default_value("64MiB"),
       option("kinds", OptionType::string_list,
              "Kinds of records to emit (request, response, replay, verdict); the others are counted as "
              "dropped.kind_not_selected")
           .default_value(Value::array({"request", "response", "replay"})),
   };
   def.metrics = {
-      {"dropped.corrupt_record", "records skipped: bad header, or cut off by the end of the file (offset logged)"},
+      {"dropped.corrupt_record", "records skipped because their header is not \"TYPE ID TIMESTAMP [LATENCY]\" "
+                                 "(offset logged)"},
+      {"dropped.record_too_large", "records whose payload is over max_record_size, skipped unread (offset logged)"},
+      {"dropped.truncated_input",
+       "files cut short: the last record has no closing separator, or the gzip stream ends early (offset logged)"},
+      {"dropped.corrupt_input", "gzip files whose data stops decompressing part way: the rest of the file is lost"},
+      {"dropped.unreadable_file",
+       "files skipped whole at run time: they could not be opened, or are not .gor files (one per file)"},
       {"dropped.kind_not_selected", "records of a kind not listed in `kinds`"},
       {"lag_ms", "how far behind the recorded schedule the last request was emitted, in ms"},
       {"out_of_order", "requests recorded earlier than the previous one (emitted without waiting)"},
-      {"read_errors", "files that could not be opened or read to the end (I/O or gzip errors)"},
+      {"read_errors", "files that could not be opened or read to the end (unreadable, cut short, corrupt gzip)"},
       {"files_read", "files opened (each pass of a loop counts again)"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
@@ -109,6 +124,24 @@ PluginDefinition file_input_definition() {
       options.fail("path", e.what());
     }
     if (files.empty()) options.fail("path", "no file matches \"" + pattern + "\"");
+    // Only each file's first line is read: a file that is not a .gor file is refused now, not
+    // read to its end at run time as one long corrupt record. An empty file is a recording of
+    // nothing (GoReplay writes one when it captured nothing): accepted, and warned about at run.
+    for (const auto& file : files) {
+      struct stat st {};
+      if (::stat(file.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) continue;  // a pipe is read once, at run
+      gor::FileProbe probe;
+      try {
+        probe = gor::probe_file(file);
+      } catch (const std::exception& e) {
+        options.fail("path", e.what());
+      }
+      if (probe.verdict == gor::FileProbe::Verdict::not_gor) options.fail("path", probe.problem);
+    }
+    auto max_record_size = options.size("max_record_size");
+    if (max_record_size == 0 || max_record_size > (std::uint64_t{4} << 30))
+      options.fail("max_record_size", "max_record_size must be above zero and at most 4GiB");
+    config.max_payload_size = static_cast<std::size_t>(max_record_size);
     return std::make_unique<FileInput>(std::move(config));
   };
   return def;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 #include <ostream>
+#include <stdexcept>
 
 #include "doppel/units.hpp"
 
@@ -15,8 +16,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::nanoseconds;
 
-// At most this many corrupt records are logged one by one per run; the rest are only counted.
-constexpr std::uint64_t kCorruptLogLimit = 20;
+// At most this many skipped records are logged one by one per run; the rest are only counted.
+constexpr std::uint64_t kSkippedLogLimit = 20;
 constexpr std::size_t kBatch = 256;  // records per emit_batch at max speed
 
 std::string utc_time(std::int64_t ns) {
@@ -62,30 +63,24 @@ bool FileInput::wait_until(Clock::time_point until, std::stop_token& stop) {
   return false;
 }
 
-void FileInput::skip_corrupt(const FileSetReader::Event& event) {
-  context().drop("corrupt_record");
-  if (corrupt_logged_++ < kCorruptLogLimit) {
-    context().log().warn("{}: skipped {} record at byte offset {} ({} bytes): \"{}\"", event.path, event.detail,
-                         event.offset, event.size, event.preview);
-    if (corrupt_logged_ == kCorruptLogLimit)
-      context().log().warn("further corrupt records are counted as dropped.corrupt_record, not logged");
+void FileInput::skip_record(const FileSetReader::Event& event, std::string_view reason) {
+  context().drop(reason);
+  if (skipped_logged_++ < kSkippedLogLimit) {
+    context().log().warn("{}: skipped the record at byte offset {} ({} bytes), {}: \"{}\"", event.path, event.offset,
+                         event.size, event.detail, event.preview);
+    if (skipped_logged_ == kSkippedLogLimit)
+      context().log().warn("further skipped records are counted as dropped.corrupt_record or "
+                           "dropped.record_too_large, not logged");
   }
 }
 
 FileInput::Outcome FileInput::read_files(std::stop_token& stop, ReplaySchedule& schedule, Clock::time_point& due,
                                          std::uint64_t& emitted) {
-  std::vector<std::string> files;
-  try {
-    files = gor::expand_glob(config_.pattern);
-  } catch (const std::exception& e) {
-    read_errors_->add();
-    context().log().error("{}", e.what());
-  }
-  if (files.empty()) {
-    read_errors_->add();
-    context().log().error("no file matches \"{}\" any more", config_.pattern);
-  }
-  FileSetReader reader(std::move(files), config_.order);
+  // The glob is expanded again at each pass: files may have come or gone since validation.
+  std::vector<std::string> files = gor::expand_glob(config_.pattern);  // throws for an unreadable directory
+  if (files.empty()) throw std::runtime_error("no file matches \"" + config_.pattern + "\" any more");
+  std::size_t file_count = files.size();
+  FileSetReader reader(std::move(files), config_.order, config_.max_payload_size);
   FileSetReader::Event event;
   // At max speed, records go downstream in batches (one queue hand-off per batch); timed
   // replay emits each when it is due.
@@ -94,18 +89,52 @@ FileInput::Outcome FileInput::read_files(std::stop_token& stop, ReplaySchedule& 
     std::size_t n = batch.size();
     return n == 0 || context().emit_batch(batch) == n;
   };
+  bool any_readable = false;  // a file opened, or found empty
   while (!stopping(stop) && reader.next(event)) {
     switch (event.type) {
       case FileSetReader::Event::Type::opened:
         files_read_->add();
+        any_readable = true;
+        continue;
+      case FileSetReader::Event::Type::empty:
+        // GoReplay writes an empty file when it captured nothing: a recording of no traffic.
+        any_readable = true;
+        context().log().warn("no records in {}: the file is empty", event.path);
+        continue;
+      case FileSetReader::Event::Type::unreadable:
+        read_errors_->add();
+        context().drop("unreadable_file");
+        context().log().error("file skipped: {}", event.detail);
         continue;
       case FileSetReader::Event::Type::corrupt:
-        skip_corrupt(event);
+        skip_record(event, "corrupt_record");
+        continue;
+      case FileSetReader::Event::Type::too_large:
+        skip_record(event, "record_too_large");
+        continue;
+      case FileSetReader::Event::Type::truncated:
+        read_errors_->add();
+        context().drop("truncated_input");
+        if (event.size > 0)
+          context().log().warn("{}: cut short at byte offset {} ({}); the incomplete record there ({} bytes: \"{}\") "
+                               "is dropped, the records before it were read",
+                               event.path, event.offset, event.detail, event.size, event.preview);
+        else
+          context().log().warn("{}: cut short at byte offset {} ({}); the records before it were read", event.path,
+                               event.offset, event.detail);
+        continue;
+      case FileSetReader::Event::Type::damaged:
+        read_errors_->add();
+        context().drop("corrupt_input");
+        context().log().warn("{}: the gzip data after byte offset {} cannot be decompressed ({}); the rest of "
+                             "the file is skipped, the records before it were read",
+                             event.path, event.offset, event.detail);
         continue;
       case FileSetReader::Event::Type::read_error:
         read_errors_->add();
-        context().log().error("{}: read error at byte offset {}: {}", event.path, event.offset, event.detail);
-        continue;
+        emit_batch();  // what was read before goes on
+        throw std::runtime_error(event.path + ": read error at byte offset " + std::to_string(event.offset) + ": " +
+                                 event.detail);
       case FileSetReader::Event::Type::message:
         break;
     }
@@ -116,6 +145,8 @@ FileInput::Outcome FileInput::read_files(std::stop_token& stop, ReplaySchedule& 
     }
     if (message.kind == Kind::request) {
       std::uint64_t disorder_before = schedule.out_of_order();
+      // The clock starts at the first request: probing and opening files does not eat into its gap.
+      if (due == Clock::time_point{}) due = Clock::now();
       due += schedule.gap_before(message.timestamp_ns);
       if (schedule.out_of_order() != disorder_before) out_of_order_->add();
       if (!config_.timing.max_speed) {
@@ -133,12 +164,17 @@ FileInput::Outcome FileInput::read_files(std::stop_token& stop, ReplaySchedule& 
     if (!context().emit(share(std::move(message)))) return Outcome::stopped;  // shutting down
   }
   if (!emit_batch()) return Outcome::stopped;
-  return stopping(stop) ? Outcome::stopped : Outcome::finished;
+  if (stopping(stop)) return Outcome::stopped;
+  if (!any_readable)
+    throw std::runtime_error(file_count == 1 ? "the file matching \"" + config_.pattern + "\" could not be read"
+                                             : "none of the " + std::to_string(file_count) + " files matching \"" +
+                                                   config_.pattern + "\" could be read");
+  return Outcome::finished;
 }
 
 void FileInput::run(std::stop_token stop) {
   ReplaySchedule schedule(config_.timing);
-  Clock::time_point due = Clock::now();
+  Clock::time_point due{};  // set by the first request
   for (std::uint64_t pass = 1;; ++pass) {
     std::uint64_t emitted = 0;
     if (read_files(stop, schedule, due, emitted) == Outcome::stopped) break;
@@ -171,19 +207,37 @@ bool FileInput::dry_run(std::ostream& out) {
   std::uint64_t gaps = 0;
   std::vector<std::string> problems;
 
-  FileSetReader reader(files, config_.order);
+  std::uint64_t skipped_files = 0, empty_files = 0;
+  FileSetReader reader(files, config_.order, config_.max_payload_size);
   FileSetReader::Event event;
+  auto problem = [&](const std::string& what) {
+    problems.push_back(event.path + " at byte offset " + std::to_string(event.offset) + ": " + what);
+  };
   while (reader.next(event)) {
     switch (event.type) {
       case FileSetReader::Event::Type::opened:
         continue;
+      case FileSetReader::Event::Type::empty:
+        ++empty_files;
+        continue;
+      case FileSetReader::Event::Type::unreadable:
+        ++skipped_files;
+        problems.push_back("file skipped: " + event.detail);
+        continue;
       case FileSetReader::Event::Type::corrupt:
+      case FileSetReader::Event::Type::too_large:
         ++corrupt;
-        problems.push_back(event.path + " at byte offset " + std::to_string(event.offset) + ": " + event.detail);
+        problem(event.detail + ", " + std::to_string(event.size) + " bytes");
+        continue;
+      case FileSetReader::Event::Type::truncated:
+        ++corrupt;
+        problem("cut short: " + event.detail);
+        continue;
+      case FileSetReader::Event::Type::damaged:
+        problem("the rest cannot be decompressed: " + event.detail);
         continue;
       case FileSetReader::Event::Type::read_error:
-        problems.push_back(event.path + " at byte offset " + std::to_string(event.offset) +
-                           ": read error: " + event.detail);
+        problem("read error: " + event.detail);
         continue;
       case FileSetReader::Event::Type::message:
         break;
@@ -222,7 +276,9 @@ bool FileInput::dry_run(std::ostream& out) {
   if (per_kind[4] > 0) out << ", " << per_kind[4] << " verdicts";
   out << "), payloads " << megabytes(bytes) << "\n";
   if (unselected > 0) out << "  not selected by `kinds`: " << unselected << "\n";
-  out << "  corrupt or truncated records (skipped): " << corrupt << "\n";
+  if (empty_files > 0) out << "  empty files (no records): " << empty_files << "\n";
+  if (skipped_files > 0) out << "  files skipped (unreadable, or not .gor files): " << skipped_files << "\n";
+  out << "  records skipped (corrupt, too large or cut off): " << corrupt << "\n";
   for (std::size_t i = 0; i < problems.size() && i < 10; ++i) out << "    " << problems[i] << "\n";
   if (problems.size() > 10) out << "    ... " << problems.size() - 10 << " more\n";
   if (any_request) {

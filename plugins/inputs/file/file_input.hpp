@@ -19,6 +19,7 @@ struct FileInputConfig {
   bool loop = false;
   FileOrder order = FileOrder::timestamp;
   KindSet kinds = KindSet::http();
+  std::size_t max_payload_size = gor::kDefaultMaxPayloadSize;  // `max_record_size`
 };
 
 // Reads .gor files (plain or gzip) matching a glob, in chunk order, and emits their records
@@ -35,20 +36,22 @@ class FileInput : public Stage {
 
  private:
   enum class Outcome { finished, stopped };
-  // One pass over every matching file; counts what it emitted into `emitted`.
+  // One pass over every matching file; counts what it emitted into `emitted`. Throws
+  // std::runtime_error on an I/O error, or when not one of the files could be read.
   Outcome read_files(std::stop_token& stop, ReplaySchedule& schedule, std::chrono::steady_clock::time_point& due,
                      std::uint64_t& emitted);
   // Sleeps until `until`; false when stopped first.
   bool wait_until(std::chrono::steady_clock::time_point until, std::stop_token& stop);
   bool stopping(const std::stop_token& stop) const { return stop.stop_requested() || context().stopping(); }
-  void skip_corrupt(const FileSetReader::Event& event);
+  // A record skipped (corrupt, too large): counted under `reason`, the first ones logged.
+  void skip_record(const FileSetReader::Event& event, std::string_view reason);
 
   FileInputConfig config_;
   Gauge* lag_ms_ = nullptr;
   Counter* out_of_order_ = nullptr;
   Counter* read_errors_ = nullptr;
   Counter* files_read_ = nullptr;
-  std::uint64_t corrupt_logged_ = 0;
+  std::uint64_t skipped_logged_ = 0;
   std::mutex wait_mutex_;
   std::condition_variable_any wakeup_;
 };

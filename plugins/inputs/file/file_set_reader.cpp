@@ -1,5 +1,7 @@
 #include "file_set_reader.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -21,22 +23,6 @@ std::string preview(std::string_view bytes) {
   return out;
 }
 
-// The timestamp of a file's first valid record; nullopt when it has none or cannot be read
-// (it is then opened first, so that what is wrong with it is reported at once).
-std::optional<std::int64_t> first_timestamp(const std::string& path) {
-  try {
-    gor::RecordReader reader(path, 64 << 10);
-    gor::RecordReader::Record record;
-    while (reader.next(record) == gor::RecordReader::Status::record) {
-      auto newline = record.bytes.find('\n');
-      if (newline == std::string_view::npos) continue;
-      if (auto header = gor::parse_header(record.bytes.substr(0, newline))) return header->timestamp_ns;
-    }
-  } catch (const std::exception&) {
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 struct FileSetReader::Source {
@@ -45,65 +31,77 @@ struct FileSetReader::Source {
   std::optional<Message> head;  // the next message; empty once the file is done
 };
 
-FileSetReader::FileSetReader(std::vector<std::string> files, FileOrder order) : order_(order) {
+FileSetReader::FileSetReader(std::vector<std::string> files, FileOrder order, std::size_t max_payload_size)
+    : order_(order), max_payload_size_(max_payload_size) {
   for (auto& path : files) {
-    std::optional<std::int64_t> first;
-    if (order_ == FileOrder::timestamp) first = first_timestamp(path);
-    unopened_.emplace_back(first, std::move(path));
+    unopened_.push_back({std::move(path), std::nullopt, {}});
+    // Merging needs each file's first timestamp now; read one after another, a file is probed
+    // when its turn comes.
+    if (order_ == FileOrder::timestamp) probe(unopened_.back());
   }
-  if (order_ == FileOrder::timestamp)  // stable: equal first timestamps keep chunk order
-    std::stable_sort(unopened_.begin(), unopened_.end(), [](const auto& a, const auto& b) {
-      return a.first.value_or(INT64_MIN) < b.first.value_or(INT64_MIN);
-    });
+  // Stable: equal first timestamps keep chunk order. A file without one (empty, not a .gor file,
+  // unreadable) goes first, so that what is wrong with it is reported at once.
+  auto first = [](const Pending& p) {
+    return p.probe && p.probe->first ? p.probe->first->timestamp_ns : INT64_MIN;
+  };
+  if (order_ == FileOrder::timestamp)
+    std::stable_sort(unopened_.begin(), unopened_.end(),
+                     [&](const Pending& a, const Pending& b) { return first(a) < first(b); });
 }
 
 FileSetReader::~FileSetReader() = default;
+
+void FileSetReader::probe(Pending& file) {
+  struct stat st {};
+  if (::stat(file.path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // A pipe (/dev/stdin, a named pipe): its first bytes can be read only once, by the reader.
+    file.probe = gor::FileProbe{gor::FileProbe::Verdict::records, false, std::nullopt, {}};
+    return;
+  }
+  try {
+    file.probe = gor::probe_file(file.path);
+  } catch (const std::exception& e) {
+    file.probe_error = e.what();
+  }
+}
 
 void FileSetReader::advance(Source& source) {
   source.head.reset();
   if (!source.reader) return;
   gor::RecordReader::Record record;
+  using Status = gor::RecordReader::Status;
   for (;;) {
     auto status = source.reader->next(record);
-    if (status == gor::RecordReader::Status::record) {
-      if (auto message = gor::parse_record(record.bytes)) {
-        source.head.emplace(std::move(*message));
-        return;
-      }
-      events_.push_back({Event::Type::corrupt,
-                         source.path,
-                         record.offset,
-                         record.bytes.size(),
-                         "corrupt (no valid \"TYPE ID TIMESTAMP [LATENCY]\" header)",
-                         preview(record.bytes),
-                         {}});
-      continue;
-    }
-    if (status == gor::RecordReader::Status::truncated) {
-      events_.push_back({Event::Type::corrupt,
-                         source.path,
-                         record.offset,
-                         record.bytes.size(),
-                         "truncated (the file ends before the record separator)",
-                         preview(record.bytes),
-                         {}});
-    } else if (status == gor::RecordReader::Status::error) {
-      std::uint64_t at = record.offset + record.bytes.size();
-      events_.push_back({Event::Type::read_error,
-                         source.path,
-                         at,
-                         0,
-                         source.reader->error() + "; the rest of this file is skipped",
-                         {},
-                         {}});
-      if (!record.bytes.empty())
-        events_.push_back({Event::Type::corrupt,
-                           source.path,
-                           record.offset,
-                           record.bytes.size(),
-                           "incomplete (cut short by the read error)",
-                           preview(record.bytes),
-                           {}});
+    switch (status) {
+      case Status::record:
+        if (auto message = gor::parse_record(record.bytes)) {
+          source.head.emplace(std::move(*message));
+          return;
+        }
+        events_.push_back({Event::Type::corrupt, source.path, record.offset, record.size,
+                           "corrupt (no valid \"TYPE ID TIMESTAMP [LATENCY]\" header)", preview(record.bytes), {}});
+        continue;
+      case Status::too_large:
+        events_.push_back({Event::Type::too_large, source.path, record.offset, record.size,
+                           "too large (its payload is over max_record_size; not read into memory)",
+                           preview(record.bytes), {}});
+        continue;
+      case Status::truncated:
+        events_.push_back({Event::Type::truncated, source.path, record.offset, record.size,
+                           source.reader->error().empty() ? "the file ends before the record separator"
+                                                          : source.reader->error() + ": the gzip stream is cut off",
+                           preview(record.bytes), {}});
+        break;
+      case Status::damaged:
+        events_.push_back({Event::Type::damaged, source.path, record.offset + record.size, record.size,
+                           source.reader->error(), preview(record.bytes), {}});
+        break;
+      case Status::error:
+        events_.push_back({Event::Type::read_error, source.path, record.offset + record.size, 0,
+                           source.reader->error(), {}, {}});
+        break;
+      case Status::end:
+        break;
     }
     source.reader.reset();  // done: release the buffer and the descriptor now
     return;
@@ -113,23 +111,37 @@ void FileSetReader::advance(Source& source) {
 void FileSetReader::open_due_files() {
   for (;;) {
     if (unopened_.empty()) return;
+    Pending& next = unopened_.front();
     if (order_ == FileOrder::name) {
       if (!open_.empty()) return;
-    } else if (!open_.empty()) {
+      probe(next);
+    } else if (!open_.empty() && next.probe && next.probe->first) {
       // Open the next file once its first record is not later than every open file's next one.
-      const auto& next_first = unopened_.front().first;
       std::int64_t earliest = INT64_MAX;
       for (const auto& source : open_) earliest = std::min(earliest, source->head->timestamp_ns);
-      if (next_first && *next_first > earliest) return;
+      if (next.probe->first->timestamp_ns > earliest) return;
+    }
+    Pending file = std::move(next);
+    unopened_.pop_front();
+    if (!file.probe) {
+      events_.push_back({Event::Type::unreadable, file.path, 0, 0, file.probe_error, {}, {}});
+      continue;
+    }
+    if (file.probe->verdict == gor::FileProbe::Verdict::not_gor) {
+      events_.push_back({Event::Type::unreadable, file.path, 0, 0, file.probe->problem, {}, {}});
+      continue;
+    }
+    if (file.probe->verdict == gor::FileProbe::Verdict::empty) {
+      events_.push_back({Event::Type::empty, file.path, 0, 0, {}, {}, {}});
+      continue;
     }
     auto source = std::make_unique<Source>();
-    source->path = std::move(unopened_.front().second);
-    unopened_.pop_front();
+    source->path = std::move(file.path);
     try {
-      source->reader = std::make_unique<gor::RecordReader>(source->path);
+      source->reader = std::make_unique<gor::RecordReader>(source->path, 1 << 20, max_payload_size_);
       events_.push_back({Event::Type::opened, source->path, 0, 0, {}, {}, {}});
     } catch (const std::exception& e) {
-      events_.push_back({Event::Type::read_error, source->path, 0, 0, e.what(), {}, {}});
+      events_.push_back({Event::Type::unreadable, source->path, 0, 0, e.what(), {}, {}});
     }
     advance(*source);
     if (source->head) open_.push_back(std::move(source));

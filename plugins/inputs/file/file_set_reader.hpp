@@ -20,26 +20,35 @@ enum class FileOrder {
 // Reads a set of .gor files as one sequence of messages, reporting what it skips on the way.
 // With FileOrder::timestamp a file is opened only once its first record is due, so a chunked
 // capture (x_0, x_1, ...) keeps one file open at a time while captures from several hosts
-// that overlap in time are interleaved.
+// that overlap in time are interleaved. Each file's first bytes are probed before it is read
+// (only its first header line: gor::probe_file), so a file that is not a .gor file is skipped
+// whole instead of being read as one long corrupt record.
 class FileSetReader {
  public:
   struct Event {
     enum class Type {
       message,     // `message` holds the next record
-      corrupt,     // a record was skipped: `detail` says why, `offset`/`size` where, `preview` what
-      read_error,  // a file could not be opened or read to its end: `detail` is the error
       opened,      // a file was opened
+      empty,       // a file holds no record at all; it is not opened
+      unreadable,  // a file was skipped whole: it cannot be opened or is not a .gor file (`detail`)
+      corrupt,     // a record without a valid header was skipped: `offset`/`size` where, `preview` what
+      too_large,   // a record whose payload is over the bound was skipped, unread
+      truncated,   // the file ends inside a record, or its gzip stream is cut off: the rest is missing
+      damaged,     // gzip data that cannot be decompressed: the rest of the file is lost (`detail`)
+      read_error,  // an I/O error while reading (`detail`): the file cannot be trusted any further
     };
     Type type = Type::message;
     std::string path;
     std::uint64_t offset = 0;
     std::uint64_t size = 0;
     std::string detail;
-    std::string preview;  // the first bytes of a corrupt record, printable
+    std::string preview;  // the first bytes of a skipped record, printable
     std::optional<Message> message;
   };
 
-  FileSetReader(std::vector<std::string> files, FileOrder order);
+  // Records whose payload is larger than `max_payload_size` are skipped (Event::too_large).
+  FileSetReader(std::vector<std::string> files, FileOrder order,
+                std::size_t max_payload_size = gor::kDefaultMaxPayloadSize);
   ~FileSetReader();
 
   // The next event; false once every file has been read.
@@ -47,11 +56,18 @@ class FileSetReader {
 
  private:
   struct Source;
+  struct Pending {
+    std::string path;
+    std::optional<gor::FileProbe> probe;  // once probed
+    std::string probe_error;              // why probing failed (the file cannot be opened)
+  };
+  void probe(Pending& file);
   void open_due_files();
   void advance(Source& source);  // to its next message, queueing what it skips
 
   FileOrder order_;
-  std::deque<std::pair<std::optional<std::int64_t>, std::string>> unopened_;  // (first timestamp, path)
+  std::size_t max_payload_size_;
+  std::deque<Pending> unopened_;
   std::vector<std::unique_ptr<Source>> open_;
   std::deque<Event> events_;
 };

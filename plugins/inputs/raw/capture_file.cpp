@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -32,6 +34,14 @@ std::uint16_t load16(const std::uint8_t* p) {
   return v;
 }
 
+// The magic numbers libpcap reads, as the first four bytes of the file read in either byte
+// order: pcap with micro- or nanosecond timestamps, pcap with Kuznetzov's patch, and pcapng.
+bool capture_magic(std::uint32_t magic) {
+  for (std::uint32_t known : {kMagicMicro, kMagicNano, 0xa1b2cd34u, 0x0a0d0d0au})
+    if (magic == known || magic == __builtin_bswap32(known)) return true;
+  return false;
+}
+
 class MappedReader final : public CaptureFile::Reader {
  public:
   MappedReader(const std::uint8_t* map, std::size_t size, bool nanoseconds, std::uint32_t snaplen)
@@ -40,8 +50,9 @@ class MappedReader final : public CaptureFile::Reader {
   bool next(CapturedFrame& frame) override {
     if (offset_ >= size_) return false;
     std::size_t left = size_ - offset_;
-    if (left < kRecordHeader) return fail("truncated capture file: the record header at byte " +
-                                          std::to_string(offset_) + " is cut off");
+    if (left < kRecordHeader)
+      return fail(Failure::truncated,
+                  "truncated capture file: the record header at byte " + std::to_string(offset_) + " is cut off");
     const std::uint8_t* record = map_ + offset_;
     // Both halves of the timestamp are signed 32-bit numbers, as libpcap reads them.
     auto seconds = static_cast<std::int32_t>(load32(record));
@@ -49,11 +60,12 @@ class MappedReader final : public CaptureFile::Reader {
     std::uint32_t caplen = load32(record + 8);
     std::uint32_t wirelen = load32(record + 12);
     if (caplen > kMaxRecord)
-      return fail("bogus record at byte " + std::to_string(offset_) + " of the capture file: " +
+      return fail(Failure::corrupt, "bogus record at byte " + std::to_string(offset_) + " of the capture file: " +
                   std::to_string(caplen) + " bytes captured, more than the maximum of " + std::to_string(kMaxRecord));
     if (left - kRecordHeader < caplen)
-      return fail("truncated capture file: the record at byte " + std::to_string(offset_) + " holds " +
-                  std::to_string(caplen) + " bytes, " + std::to_string(left - kRecordHeader) + " are left");
+      return fail(Failure::truncated, "truncated capture file: the record at byte " + std::to_string(offset_) +
+                                          " holds " + std::to_string(caplen) + " bytes, " +
+                                          std::to_string(left - kRecordHeader) + " are left");
     frame.data = record + kRecordHeader;
     // Like libpcap: a record longer than the file's snaplen is read, then cut to it.
     frame.caplen = caplen > snaplen_ ? snaplen_ : caplen;
@@ -61,12 +73,15 @@ class MappedReader final : public CaptureFile::Reader {
     frame.timestamp_ns = static_cast<std::int64_t>(seconds) * 1'000'000'000 +
                          (nanoseconds_ ? fraction : static_cast<std::int64_t>(fraction) * 1000);
     offset_ += kRecordHeader + caplen;
+    ++frames_;
     return true;
   }
 
  private:
-  bool fail(std::string why) {
+  bool fail(Failure failure, std::string why) {
     error_ = std::move(why);
+    failure_ = failure;
+    failure_offset_ = static_cast<std::int64_t>(offset_);
     offset_ = size_;
     return false;
   }
@@ -92,9 +107,19 @@ class LibpcapReader final : public CaptureFile::Reader {
       frame.wirelen = header->len;
       // Opened with nanosecond precision: tv_usec holds nanoseconds.
       frame.timestamp_ns = static_cast<std::int64_t>(header->ts.tv_sec) * 1'000'000'000 + header->ts.tv_usec;
+      ++frames_;
       return true;
     }
-    if (status == -1) error_ = pcap_geterr(handle_);
+    if (status == -1) {
+      error_ = pcap_geterr(handle_);
+      // libpcap tells these apart only in its words: "truncated dump file; tried to read ...",
+      // "truncated pcapng dump file; ...", "error reading dump file: <strerror>".
+      FILE* file = pcap_file(handle_);
+      if (error_.starts_with("truncated")) failure_ = Failure::truncated;
+      else if (error_.starts_with("error reading") || (file != nullptr && std::ferror(file))) failure_ = Failure::io;
+      else failure_ = Failure::corrupt;
+      failure_offset_ = file != nullptr ? std::ftell(file) : -1;  // how far it got; -1 on a pipe
+    }
     return false;
   }
 
@@ -165,6 +190,51 @@ std::unique_ptr<CaptureFile::Reader> CaptureFile::reader(std::string& error) con
   }
   handle_reading_ = true;
   return std::make_unique<LibpcapReader>(static_cast<pcap_t*>(handle_));
+}
+
+std::optional<std::string> capture_file_problem(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "cannot read capture file \"" + path + "\": " + std::strerror(errno);
+  struct stat st{};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    bool directory = S_ISDIR(st.st_mode);
+    ::close(fd);
+    if (directory) return "\"" + path + "\" is a directory, not a capture file";
+    return std::nullopt;  // a pipe or a device: what it holds is known only once it is read
+  }
+  std::uint8_t start[4] = {};
+  ssize_t got = ::pread(fd, start, sizeof start, 0);
+  ::close(fd);
+  if (got < 0) return "cannot read capture file \"" + path + "\": " + std::strerror(errno);
+  if (st.st_size == 0) return "file " + path + " is empty (a pcap or pcapng capture starts with a file header)";
+  std::uint32_t magic = static_cast<std::uint32_t>(start[0]) << 24 | static_cast<std::uint32_t>(start[1]) << 16 |
+                        static_cast<std::uint32_t>(start[2]) << 8 | start[3];
+  if (got < 4 || !capture_magic(magic)) {
+    char hex[16];
+    std::string shown;
+    for (ssize_t i = 0; i < got; ++i) {
+      std::snprintf(hex, sizeof hex, "%02x", start[i]);
+      shown += hex;
+    }
+    std::string hint;
+    if (got >= 2 && start[0] == 0x1f && start[1] == 0x8b) hint = "; it is gzip-compressed: decompress it first";
+    else if (got >= 2 && start[0] >= '1' && start[0] <= '4' && start[1] == ' ')
+      hint = "; it looks like a GoReplay .gor file: read it with the `file` input";
+    return "file " + path + ": not a pcap or pcapng file (starts with 0x" + shown + hint + ")";
+  }
+  // The magic is right: libpcap checks the rest of the header (version, snaplen, link type).
+  char message[PCAP_ERRBUF_SIZE] = {};
+  pcap_t* handle = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, message);
+  if (handle == nullptr) return "file " + path + ": " + message;
+  int link_type = pcap_datalink(handle);
+  pcap_close(handle);
+  if (!link_type_supported(link_type)) {
+    const char* name = pcap_datalink_val_to_name(link_type);
+    std::string dlt = "DLT " + std::to_string(link_type);
+    return "file " + path + ": its link type " + (name != nullptr ? std::string(name) + " (" + dlt + ")" : dlt) +
+           " is not one doppel decodes (" + supported_link_type_names() + ")";
+  }
+  return std::nullopt;
 }
 
 FrameFilter::FrameFilter(const CaptureFile& file, const std::string& expression) {

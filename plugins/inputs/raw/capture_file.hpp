@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 struct bpf_program;
@@ -37,13 +38,28 @@ class CaptureFile {
 
   class Reader {
    public:
+    // Why next() returned false before the end of the file.
+    enum class Failure {
+      none,
+      truncated,  // the file ends inside a frame (a capture cut short, or still being written)
+      corrupt,    // a record no reader can make sense of: the rest of the file cannot be walked
+      io,         // the file could not be read (EIO, ...)
+    };
     virtual ~Reader() = default;
     // The next frame: false at the end of the file, or on an error that error() describes.
     virtual bool next(CapturedFrame& frame) = 0;
     const std::string& error() const { return error_; }
+    Failure failure() const { return failure_; }
+    std::uint64_t frames() const { return frames_; }  // frames read so far
+    // Where the failure is in the file: the start of the bad record, or how far reading got;
+    // -1 when unknown (a pipe).
+    std::int64_t failure_offset() const { return failure_offset_; }
 
    protected:
     std::string error_;
+    Failure failure_ = Failure::none;
+    std::uint64_t frames_ = 0;
+    std::int64_t failure_offset_ = -1;
   };
   // A reader from the first frame on; it must not outlive the file. A mapped file gives as
   // many as asked for, one read by libpcap only one (null after that, `error` says why).
@@ -64,6 +80,12 @@ class CaptureFile {
   std::size_t size_ = 0;
   bool nanoseconds_ = false;  // timestamps in ns instead of us
 };
+
+// Why `path` cannot be read as a capture, from its header alone (the frames are not read):
+// unreadable, a directory, empty, not a pcap or pcapng file (named by its first bytes), a header
+// libpcap refuses, or a link type doppel does not decode. nullopt when it can be read, and for
+// what is not a regular file (a pipe's bytes are read once, by the capture).
+std::optional<std::string> capture_file_problem(const std::string& path);
 
 // A compiled BPF filter applied to frames in user space (what libpcap does for files).
 // Thread-safe once built.

@@ -24,6 +24,7 @@ std::string_view drop_reason_name(DropReason reason) {
     case DropReason::flow_table_full: return "flow_table_full";
     case DropReason::ambiguous_response: return "ambiguous_response";
     case DropReason::ambiguous_framing: return "ambiguous_framing";
+    case DropReason::budget_exceeded: return "budget_exceeded";
   }
   return "unknown";
 }
@@ -55,6 +56,7 @@ DropReason reason_from_text(std::string_view text) {
   if (text == "parse_error") return DropReason::parse_error;
   if (text == "expired") return DropReason::expired;
   if (text == "ambiguous_framing") return DropReason::ambiguous_framing;
+  if (text == "budget_exceeded") return DropReason::budget_exceeded;
   return DropReason::unfinished;
 }
 
@@ -88,14 +90,31 @@ struct PendingRequest {
   bool dropped = false;
   DropReason drop_reason = DropReason::unfinished;
   std::shared_ptr<Message> early_response;  // answered before it was complete: emitted after it
+  std::size_t early_response_cost = 0;      // what it is charged to the memory budget
 };
+
+// What the memory budget charges for one entry of a request queue: the entry and its id's
+// characters (24, past std::string's inner room). Queues are charged kQueueBlock entries at a time.
+constexpr std::size_t kQueueEntryBytes = sizeof(PendingRequest) + 32;
+constexpr std::size_t kQueueBlock = 8;
+
+// A message held by the session (an early response), as charged: its bytes and strings, the
+// object and its control block.
+std::size_t held_message_cost(const Message& m) {
+  return sizeof(Message) + 64 + m.payload.capacity() + m.id.capacity() + m.meta.source.address.capacity() +
+         m.meta.destination.address.capacity();
+}
+
+CaptureConfig with_state_cost(CaptureConfig config);
 
 }  // namespace
 
 class CaptureSession::Impl : public StreamConsumer {
  public:
   Impl(CaptureConfig config, EmitShared emit, std::shared_ptr<ReassemblyBudget> budget)
-      : config_(std::move(config)), emit_(std::move(emit)), reassembler_(config_.limits, *this, std::move(budget)) {}
+      : config_(with_state_cost(std::move(config))),
+        emit_(std::move(emit)),
+        reassembler_(config_.limits, *this, std::move(budget)) {}
 
   void on_open(TcpConnection& connection) override;
   void on_data(TcpConnection& connection, int direction, std::string_view bytes, std::int64_t ts,
@@ -128,7 +147,7 @@ namespace {
 // byte before it when it sent R, the server had received R and nothing after it when it began
 // answering, and the connection never pipelined. Otherwise the response is counted
 // (`ambiguous_response`) and skipped: a lost pair is better than a wrong one.
-class HttpConnection : public ConnectionState, public HttpMessageListener {
+class HttpConnection : public ConnectionState, public HttpMessageListener, public MemoryAccount {
  public:
   HttpConnection(CaptureSession::Impl& session, TcpConnection& tcp) : session_(session), tcp_(tcp) {
     int client = tcp.client;
@@ -138,6 +157,26 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       else if (std::find(ports.begin(), ports.end(), tcp.port[0]) != ports.end()) client = 1;
     }
     if (client >= 0) assign_roles(client, tcp.client >= 0);
+  }
+
+  ~HttpConnection() override {
+    // Every charge goes back while the connection is whole (the parsers' through release()).
+    requests_.reset();
+    responses_.reset();
+    for (auto& p : pending_) release(p.early_response_cost);
+    session_.reassembler_.release(nullptr, (queue_room_ - kQueueBlock) * kQueueEntryBytes);
+  }
+
+  // MemoryAccount: the parsers' buffers are this connection's to evict.
+  bool reserve(std::size_t bytes) override { return session_.reassembler_.reserve(&tcp_, bytes); }
+  void release(std::size_t bytes) override { session_.reassembler_.release(&tcp_, bytes); }
+
+  // ConnectionState: evicted by the memory budget. Passive: nothing is emitted or paired here.
+  void shed() override {
+    if (requests_) requests_->shed();
+    if (responses_) responses_->shed();
+    for (auto& p : pending_)
+      if (p.early_response) drop_early_response(p, DropReason::budget_exceeded);
   }
 
   void data(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
@@ -162,7 +201,10 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
 
   void hole(int direction, std::uint64_t length, HoleReason reason, std::int64_t ts) {
     if (client_ < 0) return;
-    parser_for(direction).hole(length, reason == HoleReason::truncated ? "truncated" : "gap", ts);
+    std::string_view why = reason == HoleReason::truncated ? "truncated"
+                           : reason == HoleReason::budget  ? "budget_exceeded"
+                                                           : "gap";
+    parser_for(direction).hole(length, why, ts);
   }
 
   void end(int direction, std::int64_t ts) {
@@ -191,6 +233,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     // sender had received when it sent the last of them tells whether it then waited.
     if (parser.message_resynchronised()) push_lost(false, begin > 0 ? acknowledged(client_, begin - 1) : Acknowledged{});
     if (pending_.size() >= session_.config_.max_pending_requests) retire_front();
+    make_queue_room();
     PendingRequest p;
     p.id = new_message_id();
     p.first_byte_ns = ts;
@@ -225,6 +268,8 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     // resynchronised, which is where the request queue records the loss (on_message_begin).
   }
 
+  void on_budget_exceeded(HttpStreamParser&) override { session_.drop(DropReason::budget_exceeded); }
+
   void on_upgrade(HttpStreamParser& parser) override {
     // A request asked to switch: the request parser holds its bytes until the answer.
     // A response switched: handled in on_response, which saw the status.
@@ -243,9 +288,10 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     client_ = client;
     bool keep_responses = session_.config_.track_response;
     std::size_t max = session_.config_.max_message_size;
-    requests_ = std::make_unique<HttpStreamParser>(HttpStreamParser::Side::request, *this, in_sync, true, max);
-    responses_ =
-        std::make_unique<HttpStreamParser>(HttpStreamParser::Side::response, *this, in_sync, keep_responses, max);
+    requests_ =
+        std::make_unique<HttpStreamParser>(HttpStreamParser::Side::request, *this, in_sync, true, max, true, this);
+    responses_ = std::make_unique<HttpStreamParser>(HttpStreamParser::Side::response, *this, in_sync, keep_responses,
+                                                    max, true, this);
     client_endpoint_ = {tcp_.address[client].to_string(), tcp_.port[client]};
     server_endpoint_ = {tcp_.address[1 - client].to_string(), tcp_.port[1 - client]};
     in_step_ = in_sync;
@@ -277,6 +323,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       return;
     }
     if (pending_.size() >= session_.config_.max_pending_requests) retire_front();
+    make_queue_room();
     PendingRequest lost;
     lost.lost = true;
     lost.junk = junk;
@@ -314,10 +361,35 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     PendingRequest& front = pending_.front();
     if (session_.config_.track_response && !front.lost && !front.answered && !front.dropped)
       ++session_.stats_.responses_missing;
-    if (front.early_response) session_.drop(front.drop_reason);
+    if (front.early_response) drop_early_response(front, front.drop_reason);
     pending_.pop_front();
     ++front_number_;
     if (cursor_ < front_number_) cursor_ = front_number_;
+    if (queue_room_ > kQueueBlock && pending_.size() + 2 * kQueueBlock <= queue_room_) {
+      queue_room_ -= kQueueBlock;
+      session_.reassembler_.release(nullptr, kQueueBlock * kQueueEntryBytes);
+    }
+  }
+
+  // Room in the queue for one more entry, charged to the memory budget a block at a time. When
+  // the budget refuses it, the oldest entries leave as at max_pending_requests, and the
+  // responses that follow must be proven by the acknowledgement numbers: a response to a
+  // request no longer queued must not be taken for the next one's.
+  void make_queue_room() {
+    while (pending_.size() >= queue_room_) {
+      if (session_.reassembler_.reserve(nullptr, kQueueBlock * kQueueEntryBytes)) {
+        queue_room_ += kQueueBlock;
+        return;
+      }
+      retire_front();
+      in_step_ = false;
+    }
+  }
+
+  void drop_early_response(PendingRequest& p, DropReason reason) {
+    release(std::exchange(p.early_response_cost, 0));
+    p.early_response.reset();
+    session_.drop(reason);
   }
 
   // Forgets requests done with (complete and answered, or passed over), from the front. Every
@@ -422,13 +494,23 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     return kNone;
   }
 
-  // Why a message cannot be emitted as it is, or nullopt when it can.
+  // Why a message cannot be emitted as it is, or nullopt when it can. A message whose bytes the
+  // memory budget took was counted then (on_budget_exceeded); bytes it gave up are not emitted
+  // even with allow_incomplete.
   std::optional<DropReason> refusal(const ParsedMessage& m) const {
+    if (m.over_budget) return DropReason::budget_exceeded;
     if (m.too_large) return DropReason::too_large;
     if (m.incomplete_reason.empty()) return std::nullopt;
     DropReason reason = reason_from_text(m.incomplete_reason);
-    if (reason == DropReason::parse_error || !session_.config_.allow_incomplete) return reason;
+    if (reason == DropReason::parse_error || reason == DropReason::budget_exceeded ||
+        !session_.config_.allow_incomplete)
+      return reason;
     return std::nullopt;
+  }
+
+  // Counts `m` dropped for `reason`, unless the memory budget's eviction already counted it.
+  void lose(const ParsedMessage& m, DropReason reason) {
+    if (!m.over_budget) session_.drop(reason);
   }
 
   std::shared_ptr<Message> make_message(Kind kind, std::string_view id, ParsedMessage& m) {
@@ -452,7 +534,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     PendingRequest* p = current_request();
     current_number_ = kNone;
     if (auto reason = refusal(m)) {
-      session_.drop(*reason);
+      lose(m, *reason);
       if (p != nullptr) {
         p->complete = true;
         p->end_offset = m.end_offset;
@@ -464,10 +546,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
           p->lost = true;
           p->junk = true;
         }
-        if (p->early_response) {
-          p->early_response.reset();
-          session_.drop(*reason);  // the response went with its request
-        }
+        if (p->early_response) drop_early_response(*p, *reason);  // the response went with its request
       }
       return;
     }
@@ -487,6 +566,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     session_.emit_(std::move(out));
     if (p != nullptr && p->early_response) {
       ++session_.stats_.responses;
+      release(std::exchange(p->early_response_cost, 0));
       session_.emit_(std::move(p->early_response));
       p->early_response.reset();
     }
@@ -501,12 +581,12 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
     }
     if (m.status == 0 && m.incomplete_reason == "parse_error") {
       in_step_ = false;  // not a response: junk on the server's side
-      session_.drop(DropReason::parse_error);
+      lose(m, DropReason::parse_error);
       return;
     }
     PendingRequest* p = response_target();
     if (p == nullptr) {
-      session_.drop(response_refused_.value_or(DropReason::unmatched_response));
+      lose(m, response_refused_.value_or(DropReason::unmatched_response));
       return;
     }
     p->answered = true;
@@ -541,26 +621,32 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
       requests_->resume_after_refused_upgrade(m.last_byte_ns);
     }
     if (p->dropped) {
-      session_.drop(p->drop_reason);
+      lose(m, p->drop_reason);
       return;
     }
     if (!session_.config_.track_response) return;
     if (response_skipped_junk_ && m.status == 400) {
       // Junk came before the request: this 400 may well be the server's answer to the junk.
-      session_.drop(DropReason::ambiguous_response);
+      lose(m, DropReason::ambiguous_response);
       return;
     }
     if (auto reason = refusal(m)) {
-      session_.drop(*reason);
+      lose(m, *reason);
       return;
     }
     auto out = make_message(Kind::response, p->id, m);
     if (!p->complete) {
       // Answered before the request was whole (an upload refused early): it goes out after
-      // its request, or with it when the request is dropped.
+      // its request, or with it when the request is dropped. Held, it is charged to the budget.
       ++session_.stats_.early_responses;
+      std::size_t cost = held_message_cost(*out);
+      if (!reserve(cost)) {
+        session_.drop(DropReason::budget_exceeded);
+        return;
+      }
       out->latency_ns = 0;
       p->early_response = std::move(out);
+      p->early_response_cost = cost;
       return;
     }
     out->latency_ns = std::max<std::int64_t>(0, m.first_byte_ns - p->last_byte_ns);
@@ -585,9 +671,20 @@ class HttpConnection : public ConnectionState, public HttpMessageListener {
   std::array<std::array<SegmentPosition, 8>, 2> recent_{};  // latest segments delivered, per direction
   std::array<std::uint64_t, 2> recent_next_{};
   Endpoint client_endpoint_, server_endpoint_;
+  std::size_t queue_room_ = kQueueBlock;  // queue entries charged (the first block with the connection)
 };
 
 HttpConnection& http_of(TcpConnection& c) { return static_cast<HttpConnection&>(*c.state); }
+
+CaptureConfig with_state_cost(CaptureConfig config) {
+  // What a connection costs besides the bytes it holds, charged with its flow: its HTTP side
+  // with both parsers, the request queue as libstdc++ allocates it up front (a map and one
+  // 512-byte node) with room for its first block of entries, the endpoints' text (IPv6 is past
+  // std::string's inner room) and the allocator's headers.
+  config.limits.connection_state_bytes = sizeof(HttpConnection) + 2 * sizeof(HttpStreamParser) + 64 + 512 +
+                                         kQueueBlock * kQueueEntryBytes + 2 * 48 + 8 * 16;
+  return config;
+}
 
 }  // namespace
 

@@ -42,8 +42,9 @@ enum class DropReason {
   flow_table_full,     // packets of a connection refused because max_connections were tracked
   ambiguous_response,  // after a loss of step, the acknowledgement numbers did not prove its request
   ambiguous_framing,   // a request framed two ways (RFC 9112 6.3: smuggling); its connection's later requests too
+  budget_exceeded,     // its bytes were given up to the memory budget (limits.memory_budget)
 };
-inline constexpr std::size_t kDropReasonCount = 10;
+inline constexpr std::size_t kDropReasonCount = 11;
 std::string_view drop_reason_name(DropReason reason);
 
 struct CaptureStats {

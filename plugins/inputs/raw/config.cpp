@@ -2,7 +2,6 @@
 #include <pcap/pcap.h>
 
 #include <chrono>
-#include <fstream>
 
 #include "doppel/plugin.hpp"
 #include "raw_input.hpp"
@@ -28,9 +27,9 @@ RawInputConfig parse(const Options& options) {
   c.file = options.has("file") ? options.string("file") : "";
   if (!c.file.empty()) {
     if (options.has("interface")) options.fail("interface", "set either `interface` (live) or `file`, not both");
-    // "-" is standard input, as for tcpdump -r.
-    if (c.file != "-" && !std::ifstream(c.file).good())
-      options.fail("file", "cannot read capture file \"" + c.file + "\"");
+    // "-" is standard input, as for tcpdump -r: checked when it is read.
+    if (c.file != "-")
+      if (auto problem = capture_file_problem(c.file)) options.fail("file", *problem);
   } else {
     c.interface = options.string("interface");
   }
@@ -92,6 +91,10 @@ RawInputConfig parse(const Options& options) {
   cap.limits.idle_timeout_ns = options.duration("expire").count();
   cap.limits.gap_timeout_ns = options.duration("gap_timeout").count();
   if (cap.limits.idle_timeout_ns <= 0) options.fail("expire", "expire must be positive");
+  cap.limits.memory_budget = options.size("memory_budget");
+  // Below this not even a few connections' state fits.
+  if (cap.limits.memory_budget < (std::uint64_t{64} << 10))
+    options.fail("memory_budget", "memory_budget is at least 64KiB");
   return c;
 }
 
@@ -107,7 +110,8 @@ PluginDefinition raw_input_definition() {
           .default_value("any"),
       option("file", OptionType::string,
              "Read a pcap or pcapng capture instead of an interface (\"-\": standard input); original timestamps "
-             "are kept"),
+             "are kept. A file that is empty, not pcap/pcapng or of a link type doppel does not decode is refused "
+             "at validation; one cut short is read up to the cut and counted as dropped.truncated_input"),
       option("port", OptionType::integer, "Server port of the traffic to capture (e.g. 16888)"),
       option("ports", OptionType::any_list, "Several server ports").default_value(Value::array({})),
       option("host", OptionType::string, "Only traffic to or from this host (BPF `host`)").default_value(""),
@@ -154,6 +158,15 @@ PluginDefinition raw_input_definition() {
       option("max_message_size", OptionType::size,
              "Largest message kept; larger ones are dropped as `too_large` (their stream stays in sync)")
           .default_value("64MiB"),
+      option("memory_budget", OptionType::size,
+             "Bytes the capture holds at most, all connections (and all `threads`) together: out-of-order "
+             "segments, messages being assembled (head and body), responses waiting for their request to end, "
+             "each connection's state (about 4.5 KiB) and its queue of requests awaiting a response. When more "
+             "would not fit, the connections holding the most bytes (of equal ones the oldest) give them up "
+             "until a sixteenth of the budget is free: each message lost is dropped as `budget_exceeded` and "
+             "its stream stays in sync; a new connection that still does not fit is refused "
+             "(`flow_table_full`). Threads share one budget; each evicts among its own connections")
+          .default_value("512MiB"),
       option("realip_header", OptionType::string,
              "Add this header to requests with the client address, e.g. \"X-Real-IP\". "
              "GoReplay: --input-raw-realip-header")
@@ -174,7 +187,16 @@ PluginDefinition raw_input_definition() {
        "requests whose framing a server may read two ways (Content-Length with Transfer-Encoding, several or "
        "listed lengths, a final coding not chunked, folded or spaced framing fields: request smuggling), with "
        "their responses; the rest of their connection's requests is not read"},
-      {"dropped.flow_table_full", "packets of new connections refused because max_connections are tracked"},
+      {"dropped.flow_table_full",
+       "packets of new connections refused because max_connections are tracked, or because the state of one "
+       "more would not fit in memory_budget"},
+      {"dropped.budget_exceeded",
+       "messages whose bytes were given up to memory_budget (the connections holding the most bytes go first), "
+       "and the responses of such requests; their streams stay in sync"},
+      {"dropped.truncated_input",
+       "capture files cut short inside a frame (the frames before were read; file and offset logged)"},
+      {"dropped.corrupt_input",
+       "capture files with a record no reader can walk past (the frames before were read; offset logged)"},
       {"dropped.kernel", "packets the kernel dropped because the capture buffer was full (pcap_stats)"},
       {"dropped.interface", "packets the interface dropped (pcap_stats)"},
       {"packets", "packets captured"},
@@ -205,6 +227,9 @@ PluginDefinition raw_input_definition() {
       {"bytes.gap", "stream bytes never captured"},
       {"bytes.truncated", "payload bytes cut by snaplen"},
       {"buffer.bytes", "out-of-order bytes held now (gauge)"},
+      {"memory.bytes", "bytes held now against memory_budget, connection state included (gauge)"},
+      {"bytes.evicted", "bytes given up to memory_budget"},
+      {"connections.evicted", "times a connection gave up the bytes it held to memory_budget"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     return std::make_unique<RawInput>(parse(options));

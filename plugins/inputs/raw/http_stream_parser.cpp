@@ -90,6 +90,10 @@ std::size_t find_status_line(std::string_view s) {
 
 constexpr std::size_t kMaxCarry = 8192;  // a start line cut by a packet boundary
 
+// What a string holds on the heap, as charged to the memory budget (libstdc++ keeps up to 15
+// characters inside the string itself).
+std::size_t heap_bytes(const std::string& s) { return s.capacity() > 15 ? s.capacity() + 1 : 0; }
+
 // Field values and reason phrases: HTAB, visible ASCII, SP, obs-text. No CR, LF or other controls.
 constexpr std::array<bool, 256> kFieldChars = [] {
   std::array<bool, 256> t{};
@@ -310,7 +314,7 @@ std::size_t find_message_start(HttpStreamParser::Side side, std::string_view byt
 }
 
 HttpStreamParser::HttpStreamParser(Side side, HttpMessageListener& listener, bool in_sync, bool keep_bytes,
-                                   std::size_t max_message_size, bool plain_framing)
+                                   std::size_t max_message_size, bool plain_framing, MemoryAccount* memory)
     : side_(side),
       listener_(listener),
       keep_bytes_(keep_bytes),
@@ -318,14 +322,87 @@ HttpStreamParser::HttpStreamParser(Side side, HttpMessageListener& listener, boo
       plain_framing_(plain_framing),
       state_(in_sync ? State::parsing : State::seeking),
       skip_unreported_(!in_sync),
-      seek_from_boundary_(!in_sync) {
+      seek_from_boundary_(!in_sync),
+      memory_(memory) {
   llhttp_settings_init(&settings_);
   settings_.on_headers_complete = &on_headers_complete_cb;
   settings_.on_message_complete = &on_message_complete_cb;
   restart_parser();
 }
 
-HttpStreamParser::~HttpStreamParser() = default;
+HttpStreamParser::~HttpStreamParser() {
+  if (charged_ != 0) memory_->release(charged_);
+}
+
+// Room in `buffer` for `size` bytes, charged to the memory budget before it is taken; false when
+// the budget refuses it. Grown here rather than by std::string: doubling up to 1 MiB, then by
+// half, so that a large message holds less room beyond its bytes. While the bytes are copied
+// both rooms exist: the new one is charged in full, the old one given back after.
+bool HttpStreamParser::room_for(std::string& buffer, std::size_t size) {
+  std::size_t capacity = buffer.capacity();
+  if (size <= capacity || memory_ == nullptr) return true;
+  std::size_t grown = capacity < (std::size_t{1} << 20) ? 2 * capacity : capacity + capacity / 2;
+  std::size_t want = std::max(size, grown);
+  if (!memory_->reserve(want + 1)) return false;
+  charged_ += want + 1;
+  std::size_t old = heap_bytes(buffer);
+  {
+    std::string larger;
+    larger.reserve(want);
+    larger.append(buffer);
+    buffer.swap(larger);
+  }
+  if (old != 0) {
+    charged_ -= old;
+    memory_->release(old);
+  }
+  return true;
+}
+
+// Gives back the charge of what the buffers no longer hold (a message handed on, a head or a
+// tail moved out).
+void HttpStreamParser::settle() {
+  std::size_t held = heap_bytes(message_.bytes) + heap_bytes(head_) + heap_bytes(carry_) + heap_bytes(held_);
+  if (held < charged_) {
+    memory_->release(charged_ - held);
+    charged_ = held;
+  }
+}
+
+// The message in progress goes on without its bytes (framed, not kept), told once.
+void HttpStreamParser::give_up_message() {
+  std::string().swap(message_.bytes);
+  if (message_.over_budget) return;
+  message_.over_budget = true;
+  listener_.on_budget_exceeded(*this);
+}
+
+void HttpStreamParser::shed() {
+  if (in_message_ && !message_.too_large && (!message_.bytes.empty() || !head_.empty())) give_up_message();
+  std::string().swap(message_.bytes);
+  if (in_message_ && !head_.empty()) head_lost_ = true;
+  std::string().swap(head_);
+  std::string().swap(carry_);
+  carry_packets_.clear();
+  if (!held_.empty()) held_lost_ = true;
+  std::string().swap(held_);
+  if (charged_ != 0) settle();
+}
+
+// A request head cannot be framed in part: the request whose head the budget took is dropped,
+// and the next message is sought, as after a hole.
+void HttpStreamParser::lose_head(std::int64_t ts) {
+  give_up_message();
+  std::string().swap(head_);
+  message_.end_offset = position_;
+  abandon("budget_exceeded", ts);
+  state_ = State::seeking;
+  skip_unreported_ = false;
+  skipped_since_sync_ = 0;
+  seek_from_boundary_ = false;
+  carry_.clear();
+  carry_packets_.clear();
+}
 
 void HttpStreamParser::restart_parser() {
   llhttp_init(&parser_, side_ == Side::request ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
@@ -362,6 +439,7 @@ int HttpStreamParser::on_message_complete_cb(llhttp_t* parser) {
 
 void HttpStreamParser::feed(std::string_view bytes, std::int64_t ts, std::uint64_t offset) {
   if (offset != position_) carry_.clear();  // not contiguous with the tail kept while seeking
+  if (head_lost_ && state_ == State::parsing) lose_head(ts);
   position_ = offset + bytes.size();
   switch (state_) {
     case State::parsing:
@@ -371,7 +449,8 @@ void HttpStreamParser::feed(std::string_view bytes, std::int64_t ts, std::uint64
       seek(bytes, ts, offset, true);
       break;
     case State::upgraded:
-      if (held_.size() + bytes.size() <= max_message_size_) {
+      if (!held_lost_ && held_.size() + bytes.size() <= max_message_size_ &&
+          room_for(held_, held_.size() + bytes.size())) {
         if (held_.empty()) {
           held_ts_ = ts;
           held_offset_ = offset;
@@ -379,11 +458,13 @@ void HttpStreamParser::feed(std::string_view bytes, std::int64_t ts, std::uint64
         held_.append(bytes);
       } else {
         held_lost_ = true;
+        std::string().swap(held_);
       }
       break;
     case State::stopped:
       break;
   }
+  if (charged_ != 0) settle();
 }
 
 void HttpStreamParser::seek(std::string_view bytes, std::int64_t ts, std::uint64_t offset, bool packet_start) {
@@ -421,6 +502,7 @@ void HttpStreamParser::seek(std::string_view bytes, std::int64_t ts, std::uint64
   // The start of a message may straddle this packet and the next: keep the tail, and the packet
   // starts in it after its last line feed (those before it can no longer lead a request line).
   std::size_t keep = data.size() < kMaxCarry ? data.size() : kMaxCarry;
+  if (!room_for(carry_, keep)) keep = 0;  // the memory budget refuses it: a start cut in two is missed
   std::size_t cut = data.size() - keep, newline = data.rfind('\n');
   skipped_bytes_ += cut;
   skipped_since_sync_ += cut;
@@ -433,11 +515,15 @@ void HttpStreamParser::seek(std::string_view bytes, std::int64_t ts, std::uint64
 void HttpStreamParser::append(const char* begin, const char* end, std::int64_t ts) {
   if (begin == end) return;
   message_.last_byte_ns = ts;
-  if (!keep_bytes_ || message_.too_large) return;
+  if (!keep_bytes_ || message_.too_large || message_.over_budget) return;
   auto n = static_cast<std::size_t>(end - begin);
   if (message_.bytes.size() + n > max_message_size_) {
     message_.too_large = true;
     std::string().swap(message_.bytes);  // bounded memory: the rest of it is only framed
+    return;
+  }
+  if (!room_for(message_.bytes, message_.bytes.size() + n)) {
+    give_up_message();  // the memory budget refuses it: framed on, not kept
     return;
   }
   message_.bytes.append(begin, n);
@@ -497,7 +583,8 @@ void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts, s
       if (in_message_) complete(ts);
       if (state_ != State::parsing) return;  // the listener already stopped this stream
       state_ = State::upgraded;
-      held_.assign(pos, end);
+      if (room_for(held_, static_cast<std::size_t>(end - pos))) held_.assign(pos, end);
+      else held_lost_ = true;
       held_ts_ = ts;
       held_offset_ = held_offset;
       listener_.on_upgrade(*this);
@@ -524,7 +611,7 @@ void HttpStreamParser::fail(std::uint64_t at, std::string_view rest, std::uint64
   bool known_start = in_message_ && !message_.resynchronised;
   if (in_message_) message_.end_offset = at;
   abandon("parse_error", ts);
-  head_.clear();
+  std::string().swap(head_);
   if (after_request_line && known_start) {
     state_ = State::stopped;
     carry_.clear();
@@ -551,8 +638,13 @@ bool HttpStreamParser::gate_request_head(const char*& p, const char* end, std::i
   std::uint64_t begin = message_.begin_offset;
   switch (head.verdict) {
     case RequestHead::need_more:
+      if (!room_for(head_, head_.size() + here.size())) {
+        lose_head(ts);  // the memory budget refuses it; the rest of this buffer belongs to it
+        return false;
+      }
       head_.append(here);
       append(p, end, ts);
+      if (head_lost_) lose_head(ts);  // keeping its bytes evicted its own head
       return false;
     case RequestHead::junk: {
       // Not a request line: look for one after where it stopped being one (earlier packets too).
@@ -714,15 +806,18 @@ void HttpStreamParser::complete(std::int64_t ts) {
   (void)ts;
   listener_.on_message(*this, std::move(message_));
   message_ = ParsedMessage{};
+  if (charged_ != 0) settle();
 }
 
 void HttpStreamParser::abandon(std::string_view reason, std::int64_t ts) {
+  head_lost_ = false;
   if (!in_message_) return;
   in_message_ = in_body_ = switching_ = false;
   message_.incomplete_reason = reason;
   if (message_.last_byte_ns == 0) message_.last_byte_ns = ts;
   listener_.on_message(*this, std::move(message_));
   message_ = ParsedMessage{};
+  if (charged_ != 0) settle();
 }
 
 void HttpStreamParser::hole(std::uint64_t length, std::string_view reason, std::int64_t ts) {
@@ -764,9 +859,10 @@ void HttpStreamParser::hole(std::uint64_t length, std::string_view reason, std::
   if (state_ == State::parsing || state_ == State::seeking) {
     state_ = State::seeking;
     carry_.clear();
-    head_.clear();
+    std::string().swap(head_);
     seek_from_boundary_ = true;  // the next byte may begin a message (a packet after the hole)
   }
+  if (charged_ != 0) settle();
 }
 
 bool HttpStreamParser::parse_failed() const {
@@ -785,17 +881,19 @@ void HttpStreamParser::end(std::int64_t ts, std::string_view reason_if_cut) {
     else abandon(reason_if_cut, ts);
   }
   state_ = State::stopped;
-  carry_.clear();
-  held_.clear();
+  std::string().swap(carry_);
+  std::string().swap(held_);
+  if (charged_ != 0) settle();
 }
 
 void HttpStreamParser::stop(std::string_view reason) {
   message_.end_offset = position_;
   abandon(reason, 0);
   state_ = State::stopped;
-  head_.clear();
-  held_.clear();
-  carry_.clear();
+  std::string().swap(head_);
+  std::string().swap(held_);
+  std::string().swap(carry_);
+  if (charged_ != 0) settle();
 }
 
 void HttpStreamParser::resume_after_refused_upgrade(std::int64_t ts) {
@@ -805,12 +903,16 @@ void HttpStreamParser::resume_after_refused_upgrade(std::int64_t ts) {
   if (held_lost_) {
     held_lost_ = false;
     state_ = State::seeking;
+    held = std::string();
+    if (charged_ != 0) settle();
     return;
   }
   llhttp_resume_after_upgrade(&parser_);
   state_ = State::parsing;
   in_message_ = in_body_ = switching_ = false;
   if (!held.empty()) parse(held.data(), held.size(), held_ts_ ? held_ts_ : ts, held_offset_);
+  held = std::string();
+  if (charged_ != 0) settle();
 }
 
 }  // namespace doppel::plugins::raw

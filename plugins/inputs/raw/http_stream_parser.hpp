@@ -27,6 +27,7 @@ struct ParsedMessage {
   std::uint8_t method = 0;            // requests: llhttp_method, or kExtensionMethod
   bool closes = false;                // the sender closes after it (Connection: close, HTTP/1.0, close-delimited)
   bool too_large = false;             // bytes beyond max_message_size were not kept
+  bool over_budget = false;           // its bytes were given up to the memory budget (told: on_budget_exceeded)
 
   std::string_view wire() const { return in_place.data() != nullptr ? in_place : std::string_view(bytes); }
 };
@@ -36,6 +37,16 @@ struct ParsedMessage {
 inline constexpr std::uint8_t kExtensionMethod = 255;
 
 class HttpStreamParser;
+
+// Where a parser's buffers are charged (the capture's memory budget, via its connection).
+class MemoryAccount {
+ public:
+  virtual ~MemoryAccount() = default;
+  // Charges `bytes` about to be held; false, nothing charged, when the budget refuses them (the
+  // parser may have been told to shed() meanwhile).
+  virtual bool reserve(std::size_t bytes) = 0;
+  virtual void release(std::size_t bytes) = 0;
+};
 
 class HttpMessageListener {
  public:
@@ -53,6 +64,9 @@ class HttpMessageListener {
   virtual void on_unreported_skip(HttpStreamParser& parser, std::uint64_t skipped) = 0;
   // The stream stopped being HTTP/1.x after the last message (Upgrade, CONNECT).
   virtual void on_upgrade(HttpStreamParser& parser) = 0;
+  // The message in progress lost its bytes to the memory budget: it is still framed (the stream
+  // stays in sync) and reported to on_message with over_budget. Told once per message, at once.
+  virtual void on_budget_exceeded(HttpStreamParser&) {}
 };
 
 class HttpStreamParser {
@@ -68,8 +82,9 @@ class HttpStreamParser {
   // `in_sync`: the stream is known to start at a message (its SYN was seen).
   // `plain_framing`: frame whole messages with plain framing without llhttp (see
   // frame_plain_message); off only to compare both paths in tests.
+  // `memory`: where every buffer's growth is charged first; null: not accounted.
   HttpStreamParser(Side side, HttpMessageListener& listener, bool in_sync, bool keep_bytes,
-                   std::size_t max_message_size, bool plain_framing = true);
+                   std::size_t max_message_size, bool plain_framing = true, MemoryAccount* memory = nullptr);
   ~HttpStreamParser();
   HttpStreamParser(const HttpStreamParser&) = delete;
   HttpStreamParser& operator=(const HttpStreamParser&) = delete;
@@ -86,6 +101,11 @@ class HttpStreamParser {
   // ends a stream whose receiver closed: a message in progress is abandoned with `reason`.
   void stop(std::string_view reason = "upgraded");
   void resume_after_refused_upgrade(std::int64_t timestamp_ns);
+  // The memory budget evicts this stream's bytes: they are freed at once, without a call into
+  // the stream (a message in progress is told to on_budget_exceeded and framed on without its
+  // bytes; a request head cut short cannot be, and the next message is sought at the next bytes).
+  void shed();
+  std::size_t charged_bytes() const { return charged_; }  // to the MemoryAccount, now
 
   Side side() const { return side_; }
   State state() const { return state_; }
@@ -110,6 +130,10 @@ class HttpStreamParser {
   void abandon(std::string_view reason, std::int64_t ts);
   void restart_parser();
   bool parse_failed() const;
+  bool room_for(std::string& buffer, std::size_t size);
+  void settle();
+  void give_up_message();
+  void lose_head(std::int64_t ts);
   bool gate_request_head(const char*& p, const char* end, std::int64_t ts);
   void fail(std::uint64_t at, std::string_view rest, std::uint64_t rest_offset, std::int64_t ts, bool after_request_line);
 
@@ -145,6 +169,9 @@ class HttpStreamParser {
   std::vector<std::size_t> carry_packets_;  // where packets began in carry_
   std::string head_;                  // requests: the head so far, while it straddles packets
   bool extension_method_ = false;     // llhttp parses the current request with a stand-in method
+  MemoryAccount* memory_ = nullptr;
+  std::size_t charged_ = 0;           // charged to memory_ for the buffers above
+  bool head_lost_ = false;            // shed() freed a request head in progress
 };
 
 // Where the first complete request line (or status line) in `bytes` starts; npos when there is

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <thread>
 
 namespace doppel::plugins::raw {
@@ -181,35 +182,25 @@ std::size_t RawInput::file_threads() const {
 }
 
 void RawInput::run_file(std::stop_token stop) {
+  // A file that cannot be read at all ends the input with an error (exit 65). A regular file was
+  // checked at validation (capture_file_problem); standard input is seen here for the first time.
+  const std::string name = config_.file == "-" ? "standard input" : config_.file;
   std::string error;
   auto file = CaptureFile::open(config_.file, error);
-  if (!file) {
-    context().log().error("raw: cannot open {}: {}", config_.file, error);
-    context().fail("capture_error");
-    return;
-  }
+  if (!file) throw std::runtime_error("raw: cannot read " + name + " as a pcap or pcapng capture: " + error);
   int link_type = file->link_type();
-  if (!link_type_supported(link_type)) {
-    context().log().error("raw: cannot read {}: its link type {} is not one doppel decodes ({})", config_.file,
-                          link_type_name(link_type), supported_link_type_names());
-    context().fail("capture_error");
-    return;
-  }
+  if (!link_type_supported(link_type))
+    throw std::runtime_error("raw: cannot read " + name + ": its link type " + link_type_name(link_type) +
+                             " is not one doppel decodes (" + supported_link_type_names() + ")");
   std::string filter = effective_filter(link_type);
   std::unique_ptr<FrameFilter> frame_filter;
   try {
     frame_filter = std::make_unique<FrameFilter>(*file, filter);
   } catch (const std::exception& e) {
-    context().log().error("raw: filter \"{}\": {}", filter, e.what());
-    context().fail("capture_error");
-    return;
+    throw std::runtime_error("raw: filter \"" + filter + "\" for " + name + ": " + e.what());
   }
   auto reader = file->reader(error);
-  if (!reader) {
-    context().log().error("raw: cannot open {}: {}", config_.file, error);
-    context().fail("capture_error");
-    return;
-  }
+  if (!reader) throw std::runtime_error("raw: cannot read " + name + ": " + error);
   std::size_t threads = file_threads();
   context().log().info("raw: reading {} ({}, {}) with {} thread{}, filter {}", config_.file,
                        link_type_name(link_type), file->mapped() ? "mapped" : "libpcap", threads,
@@ -240,8 +231,26 @@ void RawInput::run_file(std::stop_token stop) {
   extract(stop, splitter, emitter, 0, budget);
   helpers.clear();  // joins
   if (std::string why = splitter.error(); !why.empty()) {
-    context().log().error("raw: reading {} failed: {}", config_.file, why);
-    context().fail("capture_error");
+    // A file cut short or damaged part way: what was before it went on, the loss is counted
+    // (exit 5). A read error means the rest cannot be trusted: the input fails (exit 65).
+    std::int64_t offset = reader->failure_offset();
+    std::string where = offset >= 0 ? "at byte " + std::to_string(offset) + ", " : "";
+    switch (reader->failure()) {
+      case CaptureFile::Reader::Failure::truncated:
+        context().drop("truncated_input");
+        context().log().warn("raw: {} is cut short ({}after {} frames): {}; the messages before were read", name,
+                             where, reader->frames(), why);
+        break;
+      case CaptureFile::Reader::Failure::corrupt:
+        context().drop("corrupt_input");
+        context().log().warn("raw: {} cannot be read further ({}after {} frames): {}; the messages before were read",
+                             name, where, reader->frames(), why);
+        break;
+      case CaptureFile::Reader::Failure::io:
+      case CaptureFile::Reader::Failure::none:
+        throw std::runtime_error("raw: reading " + name + " failed (" + where + "after " +
+                                 std::to_string(reader->frames()) + " frames): " + why);
+    }
   }
 }
 
@@ -382,12 +391,15 @@ void RawInput::publish(std::size_t shard, const CaptureStats& latest, const Skip
   add("bytes.overlap", now.reassembly.overlapping_bytes, was.reassembly.overlapping_bytes);
   add("bytes.gap", now.reassembly.gap_bytes, was.reassembly.gap_bytes);
   add("bytes.truncated", now.reassembly.truncated_bytes, was.reassembly.truncated_bytes);
+  add("bytes.evicted", now.reassembly.evicted_bytes, was.reassembly.evicted_bytes);
+  add("connections.evicted", now.reassembly.evictions, was.reassembly.evictions);
   for (std::size_t i = 0; i < kDropReasonCount; ++i) {
     if (now.dropped[i] > was.dropped[i])
       context().drop(drop_reason_name(static_cast<DropReason>(i)), now.dropped[i] - was.dropped[i]);
     was.dropped[i] = now.dropped[i];
   }
   context().gauge("buffer.bytes").set(static_cast<std::int64_t>(now.reassembly.buffered_bytes));
+  context().gauge("memory.bytes").set(static_cast<std::int64_t>(now.reassembly.memory_bytes));
 }
 
 }  // namespace doppel::plugins::raw

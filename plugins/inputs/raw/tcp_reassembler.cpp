@@ -1,8 +1,11 @@
 #include "tcp_reassembler.hpp"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace doppel::plugins::raw {
@@ -20,6 +23,22 @@ struct Pending {
   bool has_ack = false;
   std::uint64_t end(std::uint64_t begin) const { return begin + bytes.size() + missing; }
 };
+
+// jemalloc, which the doppel executable runs on, keeps freed pages for seconds (dirty_decay_ms)
+// before it hands them back; below 8 MiB (its oversize threshold) so do large buffers. After an
+// eviction, or once large buffers worth a sixteenth of the budget were freed, they are handed
+// back at once, so that the resident size follows the budget. Nothing under another allocator.
+void return_freed_pages() {
+  using Mallctl = int (*)(const char*, void*, std::size_t*, void*, std::size_t);
+  static const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  if (mallctl != nullptr) mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);  // 4096: every arena
+}
+
+// What an out-of-order segment of `size` bytes costs, as charged to the memory budget: its
+// bytes, its map node, and the allocator's headers and rounding of both allocations.
+constexpr std::size_t segment_cost(std::size_t size) {
+  return size + sizeof(std::pair<const std::uint64_t, Pending>) + 32 + 32;
+}
 
 // The two halves of an address as integers; an IPv4 address is its first 4 bytes only, as
 // IpAddress::operator== compares it.
@@ -63,6 +82,9 @@ struct TcpReassembler::Flow {
     std::uint64_t fin_offset = 0;
     std::map<std::uint64_t, Pending> pending;  // out-of-order segments by offset
     std::size_t pending_bytes = 0;
+    std::size_t pending_cost = 0;       // what `pending` is charged to the memory budget
+    std::uint64_t given_up_to = 0;      // bytes before this offset were given up to the budget
+    std::uint64_t given_up_bytes = 0;   // of them, bytes that had been captured
     std::uint64_t peer_acked = 0;  // the highest offset the receiver acknowledged (0: none yet)
 
     std::uint64_t offset_of(std::uint32_t seq) const {
@@ -79,7 +101,14 @@ struct TcpReassembler::Flow {
   std::int64_t last_seen_ns = 0;
   bool closed = false;
   std::int64_t closed_at_ns = 0;
+  bool given_up_listed = false;  // in given_up_: a hole to skip
 };
+
+namespace {
+// A connection's own cost besides the bytes it holds: its flow, and its entry in the table
+// (hash node, bucket, allocator headers).
+constexpr std::size_t kFlowBytes = sizeof(TcpReassembler::Flow) + sizeof(TcpReassembler::FlowKey) + 64;
+}  // namespace
 
 bool TcpReassembler::FlowKey::operator==(const FlowKey& o) const {
   return port_a == o.port_a && port_b == o.port_b && a == o.a && b == o.b;
@@ -117,6 +146,9 @@ ReassemblyStats& ReassemblyStats::operator+=(const ReassemblyStats& o) {
   truncated_bytes += o.truncated_bytes;
   segments_over_budget += o.segments_over_budget;
   buffered_bytes += o.buffered_bytes;
+  memory_bytes += o.memory_bytes;
+  evicted_bytes += o.evicted_bytes;
+  evictions += o.evictions;
   return *this;
 }
 
@@ -166,13 +198,39 @@ TcpReassembler::TcpReassembler(ReassemblyLimits limits, StreamConsumer& consumer
       budget_(budget ? std::move(budget) : std::make_shared<ReassemblyBudget>()) {}
 
 TcpReassembler::~TcpReassembler() {
+  // The consumers' states give their charges back (release) while this is still whole.
+  for (auto& [key, flow] : flows_) flow->connection.state.reset();
   budget_->connections.fetch_sub(flows_.size(), std::memory_order_relaxed);
   budget_->buffered_bytes.fetch_sub(stats_.buffered_bytes, std::memory_order_relaxed);
+  budget_->memory_bytes.fetch_sub(stats_.memory_bytes, std::memory_order_relaxed);
 }
 
 void TcpReassembler::forget(std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash>::iterator it) {
+  Flow& flow = *it->second;  // closed: its state and buffers are gone, and their charges
+  if (flow.given_up_listed) std::erase(given_up_, &flow);
   flows_.erase(it);
   budget_->connections.fetch_sub(1, std::memory_order_relaxed);
+  release(nullptr, kFlowBytes);
+}
+
+bool TcpReassembler::reserve(TcpConnection* holder, std::size_t bytes) {
+  if (!budget_->charge_memory(bytes, limits_.memory_budget)) {
+    if (make_room(holder, bytes) || !budget_->charge_memory(bytes, limits_.memory_budget)) return false;
+  }
+  stats_.memory_bytes += bytes;
+  if (holder != nullptr) holder->held_bytes += bytes;
+  return true;
+}
+
+void TcpReassembler::release(TcpConnection* holder, std::size_t bytes) {
+  if (bytes == 0) return;
+  stats_.memory_bytes -= bytes;
+  if (holder != nullptr) holder->held_bytes -= bytes;
+  budget_->memory_bytes.fetch_sub(bytes, std::memory_order_relaxed);
+  if (bytes >= kLargeBuffer && (released_large_ += bytes) >= limits_.memory_budget / 16 && !evicting_) {
+    released_large_ = 0;
+    return_freed_pages();
+  }
 }
 
 void TcpReassembler::hold(std::size_t bytes) {
@@ -185,7 +243,100 @@ void TcpReassembler::unhold(std::size_t bytes) {
   budget_->buffered_bytes.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
+// Evicts connections until `bytes` fit with a sixteenth of the budget to spare (so that the
+// next allocations do not each scan the table again): those holding the most bytes first, of
+// equal ones the oldest. Eviction is passive (a connection's bytes are freed, its holes skipped
+// later by skip_given_up), so it is safe from inside any consumer callback. True when `holder`
+// itself was evicted.
+bool TcpReassembler::make_room(TcpConnection* holder, std::size_t bytes) {
+  std::size_t limit = limits_.memory_budget;
+  if (evicting_ || bytes > limit) return false;  // never fits: nobody gives up anything for it
+  std::size_t target = limit - limit / 16;
+  if (bytes > target) target = limit;
+  struct Candidate {
+    std::size_t held;
+    std::uint64_t id;
+    Flow* flow;
+    bool operator<(const Candidate& o) const { return held != o.held ? held < o.held : id > o.id; }
+  };
+  std::vector<Candidate> heap;
+  for (auto& [key, flow] : flows_)
+    if (!flow->closed && flow->connection.held_bytes > 0)
+      heap.push_back({flow->connection.held_bytes, flow->connection.id, flow.get()});
+  std::make_heap(heap.begin(), heap.end());
+  std::size_t candidates = heap.size();
+  evicting_ = true;
+  bool holder_evicted = false;
+  while (!heap.empty() && budget_->memory_bytes.load(std::memory_order_relaxed) + bytes > target) {
+    std::pop_heap(heap.begin(), heap.end());
+    Flow* victim = heap.back().flow;
+    heap.pop_back();
+    evict(*victim);
+    if (&victim->connection == holder) {
+      holder_evicted = true;
+      break;
+    }
+  }
+  evicting_ = false;
+  if (heap.size() != candidates) {
+    released_large_ = 0;
+    return_freed_pages();
+  }
+  return holder_evicted;
+}
+
+void TcpReassembler::evict(Flow& flow) {
+  std::size_t held = flow.connection.held_bytes;
+  for (int d = 0; d < 2; ++d)
+    if (!flow.direction[d].pending.empty()) give_up_buffer(flow, d, 0);
+  if (flow.connection.state) flow.connection.state->shed();
+  ++stats_.evictions;
+  stats_.evicted_bytes += held - flow.connection.held_bytes;
+}
+
+// Frees a direction's out-of-order bytes; the hole up to the end of the last of them (and of
+// `through`) is skipped later, at a point where the consumer may be called.
+void TcpReassembler::give_up_buffer(Flow& flow, int d, std::uint64_t through) {
+  Flow::Direction& dir = flow.direction[d];
+  for (auto& [begin, p] : dir.pending) through = std::max(through, p.end(begin));
+  dir.given_up_bytes += dir.pending_bytes;
+  release_buffer(flow, d);
+  if (through <= dir.next_offset && dir.given_up_to == 0) return;
+  dir.given_up_to = std::max(dir.given_up_to, through);
+  if (!flow.given_up_listed) {
+    flow.given_up_listed = true;
+    given_up_.push_back(&flow);
+  }
+}
+
+void TcpReassembler::skip_given_up(std::int64_t ts) {
+  while (!given_up_.empty()) {
+    Flow& flow = *given_up_.back();
+    given_up_.pop_back();
+    flow.given_up_listed = false;
+    for (int d = 0; d < 2 && !flow.closed; ++d) {
+      Flow::Direction& dir = flow.direction[d];
+      std::uint64_t to = std::exchange(dir.given_up_to, 0);
+      std::uint64_t captured = std::exchange(dir.given_up_bytes, 0);
+      if (dir.ended || to <= dir.next_offset) continue;
+      std::uint64_t hole = to - dir.next_offset;
+      stats_.gap_bytes += hole > captured ? hole - captured : 0;  // what was never captured in it
+      consumer_.on_hole(flow.connection, d, hole, HoleReason::budget, ts);
+      dir.advance_to(to);
+      flow.connection.sequence[d] = dir.map();
+      drain(flow, d);
+      maybe_end(flow, d, ts);
+    }
+    if (!flow.closed && flow.direction[0].ended && flow.direction[1].ended) close(flow, CloseReason::closed, ts);
+  }
+}
+
 void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
+  add_segment(seg, ts);
+  if (!given_up_.empty()) skip_given_up(ts);
+}
+
+void TcpReassembler::add_segment(const TcpSegment& seg, std::int64_t ts) {
   if (ts - last_sweep_ns_ >= 1'000'000'000 || ts < last_sweep_ns_) sweep(ts);
 
   FlowKey key;
@@ -228,6 +379,11 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
         ++stats_.connections_refused;
         return;
       }
+    }
+    if (!reserve(nullptr, kFlowBytes + limits_.connection_state_bytes)) {
+      budget_->connections.fetch_sub(1, std::memory_order_relaxed);
+      ++stats_.connections_refused;
+      return;
     }
     auto flow = std::make_unique<Flow>();
     flow->connection.id = budget_->next_connection_id.fetch_add(1, std::memory_order_relaxed);
@@ -319,22 +475,7 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
           // Every other connection holds the budget: this segment becomes a hole later.
           ++stats_.segments_over_budget;  // its bytes show up as a gap when the hole is skipped
         } else {
-          auto [slot, inserted] = dir.pending.try_emplace(begin);
-
-          Pending& p = slot->second;
-          if (inserted || seg.payload.size() + seg.missing > p.bytes.size() + p.missing) {
-            dir.pending_bytes -= p.bytes.size();
-            unhold(p.bytes.size());
-            p.bytes.assign(seg.payload);
-            p.missing = seg.missing;
-            p.ts = ts;
-            p.ack = seg.ack;
-            p.has_ack = has_ack;
-            dir.pending_bytes += p.bytes.size();
-            hold(p.bytes.size());
-          } else {
-            ++stats_.duplicate_segments;
-          }
+          hold_segment(flow, d, begin, seg, ts, has_ack);
           skip_acknowledged_hole(flow, d, ts);  // held past what the receiver already has
         }
       }
@@ -346,6 +487,43 @@ void TcpReassembler::add(const TcpSegment& seg, std::int64_t ts) {
   }
   maybe_end(flow, d, ts);
   if (flow.direction[0].ended && flow.direction[1].ended) close(flow, CloseReason::closed, ts);
+}
+
+// Holds an out-of-order segment, charged to the memory budget; refused, the connection gives up
+// its out-of-order bytes of that direction through the segment's end.
+void TcpReassembler::hold_segment(Flow& flow, int d, std::uint64_t begin, const TcpSegment& seg, std::int64_t ts,
+                                  bool has_ack) {
+  Flow::Direction& dir = flow.direction[d];
+  auto found = dir.pending.find(begin);
+  std::size_t old_cost = 0;
+  if (found != dir.pending.end()) {
+    const Pending& held = found->second;
+    if (seg.payload.size() + seg.missing <= held.bytes.size() + held.missing) {
+      ++stats_.duplicate_segments;
+      return;
+    }
+    old_cost = segment_cost(held.bytes.size());
+  }
+  std::size_t cost = segment_cost(seg.payload.size());
+  if (cost > old_cost && !reserve(&flow.connection, cost - old_cost)) {
+    std::size_t held = flow.connection.held_bytes;
+    dir.given_up_bytes += seg.payload.size();  // captured, and given up with the rest
+    give_up_buffer(flow, d, begin + seg.payload.size() + seg.missing);
+    stats_.evicted_bytes += cost + (held - flow.connection.held_bytes);
+    return;
+  }
+  Pending& p = dir.pending[begin];  // found again: reserving may have freed other connections' nodes
+  dir.pending_bytes -= p.bytes.size();
+  unhold(p.bytes.size());
+  p.bytes.assign(seg.payload);
+  p.missing = seg.missing;
+  p.ts = ts;
+  p.ack = seg.ack;
+  p.has_ack = has_ack;
+  dir.pending_bytes += p.bytes.size();
+  hold(p.bytes.size());
+  dir.pending_cost = dir.pending_cost - old_cost + cost;
+  if (cost < old_cost) release(&flow.connection, old_cost - cost);  // more missing, fewer bytes
 }
 
 void TcpReassembler::deliver(Flow& flow, int d, std::uint64_t begin, std::string_view bytes, std::uint32_t missing,
@@ -383,6 +561,8 @@ void TcpReassembler::drain(Flow& flow, int d) {
     dir.pending.erase(first);
     dir.pending_bytes -= p.bytes.size();
     unhold(p.bytes.size());
+    dir.pending_cost -= segment_cost(p.bytes.size());
+    release(&flow.connection, segment_cost(p.bytes.size()));
     if (p.end(begin) <= dir.next_offset) {
       ++stats_.duplicate_segments;
       continue;
@@ -433,6 +613,8 @@ void TcpReassembler::release_buffer(Flow& flow, int d) {
   unhold(dir.pending_bytes);
   dir.pending_bytes = 0;
   dir.pending.clear();
+  release(&flow.connection, dir.pending_cost);
+  dir.pending_cost = 0;
 }
 
 void TcpReassembler::close(Flow& flow, CloseReason reason, std::int64_t ts) {
@@ -457,6 +639,7 @@ void TcpReassembler::close(Flow& flow, CloseReason reason, std::int64_t ts) {
   release_buffer(flow, 1);
   consumer_.on_close(flow.connection, reason, ts);
   flow.connection.state.reset();
+  release(nullptr, limits_.connection_state_bytes);  // the flow itself lingers (closed_linger_ns)
   flow.closed = true;
   flow.closed_at_ns = ts;
 }
@@ -484,6 +667,7 @@ void TcpReassembler::sweep(std::int64_t now) {
     }
     if (flow->direction[0].ended && flow->direction[1].ended) close(*flow, CloseReason::closed, now);
   }
+  skip_given_up(now);
   for (auto& key : stale) forget(flows_.find(key));
 }
 
@@ -492,8 +676,11 @@ void TcpReassembler::advance(std::int64_t now_ns) {
 }
 
 void TcpReassembler::close_all(std::int64_t now_ns) {
+  skip_given_up(now_ns);
   for (auto& [key, flow] : flows_) close(*flow, CloseReason::end_of_capture, now_ns);
+  given_up_.clear();  // closed: nothing left to skip
   budget_->connections.fetch_sub(flows_.size(), std::memory_order_relaxed);
+  release(nullptr, flows_.size() * kFlowBytes);
   flows_.clear();
 }
 

@@ -3,7 +3,8 @@
 // Handles reordering, retransmissions and overlaps (first copy wins), sequence wrap-around,
 // SYN/FIN/RST, connections whose start was not seen, and bounded buffering: when a hole
 // does not fill (the receiver acknowledged past it, buffer bound, timeout) it is reported and
-// skipped, never waited on forever.
+// skipped, never waited on forever. It also keeps the capture's memory budget: every byte held
+// for a connection, here or by its consumer, is charged to it (reserve/release).
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -24,6 +25,8 @@ struct ReassemblyLimits {
   std::int64_t idle_timeout_ns = 60'000'000'000;             // a connection silent this long is forgotten
   std::int64_t gap_timeout_ns = 2'000'000'000;               // a hole not filled this long is skipped
   std::int64_t closed_linger_ns = 2'000'000'000;             // late retransmissions after FIN/RST are ignored
+  std::size_t memory_budget = std::size_t{512} << 20;          // every byte held, all connections (reserve)
+  std::size_t connection_state_bytes = 0;  // the consumer's state per connection, charged with the flow
 };
 
 // What the reassemblers of one capture share when several threads each own part of its
@@ -32,12 +35,20 @@ struct ReassemblyLimits {
 struct ReassemblyBudget {
   std::atomic<std::size_t> connections{0};     // tracked now, against max_connections
   std::atomic<std::size_t> buffered_bytes{0};  // out-of-order bytes held now, against max_total_buffer
+  std::atomic<std::size_t> memory_bytes{0};    // every byte charged now, against memory_budget
   std::atomic<std::uint64_t> next_connection_id{1};
   // Takes one of `max` connection slots; false when all are taken.
   bool reserve_connection(std::size_t max) {
     std::size_t n = connections.load(std::memory_order_relaxed);
     while (n < max)
       if (connections.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    return false;
+  }
+  // Charges `bytes` when they fit in `limit`; false, nothing charged, when they do not.
+  bool charge_memory(std::size_t bytes, std::size_t limit) {
+    std::size_t n = memory_bytes.load(std::memory_order_relaxed);
+    while (bytes <= limit && n <= limit - bytes)
+      if (memory_bytes.compare_exchange_weak(n, n + bytes, std::memory_order_relaxed)) return true;
     return false;
   }
 };
@@ -53,16 +64,24 @@ struct ReassemblyStats {
   std::uint64_t truncated_bytes = 0;
   std::uint64_t segments_over_budget = 0;   // out-of-order segments not held: max_total_buffer reached
   std::uint64_t buffered_bytes = 0;         // out-of-order bytes held now
+  std::uint64_t memory_bytes = 0;           // bytes charged to the memory budget now (this reassembler's)
+  std::uint64_t evicted_bytes = 0;          // bytes given up to the memory budget (evictions, refusals)
+  std::uint64_t evictions = 0;              // connections whose bytes were evicted
   ReassemblyStats& operator+=(const ReassemblyStats& other);
 };
 
-enum class HoleReason { gap, truncated };
+// `budget`: bytes given up to the memory budget (an evicted out-of-order buffer, and what was
+// missing before it).
+enum class HoleReason { gap, truncated, budget };
 enum class CloseReason { closed, reset, expired, end_of_capture };
 
 // What the consumer of the byte streams keeps per connection.
 class ConnectionState {
  public:
   virtual ~ConnectionState() = default;
+  // The memory budget evicts this connection: give up every byte held (releasing their charge)
+  // without calling back into the reassembler's streams; a message lost is counted.
+  virtual void shed() {}
 };
 
 // How a direction's 32-bit sequence numbers map to its 64-bit stream offsets, kept current by
@@ -94,6 +113,7 @@ struct TcpConnection {
   int client = -1;  // endpoint that sent the SYN; -1 when the start was not seen
   SequenceMap sequence[2];  // per direction
   bool start_seen[2] = {false, false};  // the direction's SYN was seen: its first byte is a start
+  std::size_t held_bytes = 0;  // charged to the memory budget for it now, and evictable
   std::unique_ptr<ConnectionState> state;
 };
 
@@ -157,6 +177,15 @@ class TcpReassembler {
   const ReassemblyStats& stats() const { return stats_; }
   std::size_t connections() const { return flows_.size(); }
 
+  // The memory budget (limits.memory_budget, shared with the other reassemblers of the capture).
+  // Charges `bytes` that `holder` will keep (null: a connection's queue, not evictable). When they
+  // do not fit, connections of this reassembler give up what they hold (TcpConnection::held_bytes)
+  // the largest first, ties to the oldest, until they fit with a sixteenth of the budget to spare.
+  // False, nothing charged, when they still do not fit or `holder` itself was evicted: the caller
+  // then gives up what it was about to keep.
+  bool reserve(TcpConnection* holder, std::size_t bytes);
+  void release(TcpConnection* holder, std::size_t bytes);
+
   struct FlowKey {
     IpAddress a, b;
     std::uint16_t port_a = 0, port_b = 0;
@@ -180,6 +209,13 @@ class TcpReassembler {
   void maybe_end(Flow& flow, int direction, std::int64_t ts);
   void close(Flow& flow, CloseReason reason, std::int64_t ts);
   void release_buffer(Flow& flow, int direction);
+  void hold_segment(Flow& flow, int direction, std::uint64_t begin, const TcpSegment& segment, std::int64_t ts,
+                    bool has_ack);
+  bool make_room(TcpConnection* holder, std::size_t bytes);
+  void add_segment(const TcpSegment& segment, std::int64_t timestamp_ns);
+  void evict(Flow& flow);
+  void give_up_buffer(Flow& flow, int direction, std::uint64_t through);
+  void skip_given_up(std::int64_t ts);
   void sweep(std::int64_t now_ns);
   void forget(std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash>::iterator it);
   std::size_t total_held() const { return budget_->buffered_bytes.load(std::memory_order_relaxed); }
@@ -192,6 +228,12 @@ class TcpReassembler {
   std::shared_ptr<ReassemblyBudget> budget_;
   std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows_;
   std::int64_t last_sweep_ns_ = 0;
+  // Flows whose out-of-order bytes were given up to the budget: their holes are skipped at the
+  // end of the current add() or sweep, never from inside a consumer's callback.
+  std::vector<Flow*> given_up_;
+  bool evicting_ = false;
+  static constexpr std::size_t kLargeBuffer = std::size_t{1} << 20;
+  std::size_t released_large_ = 0;  // bytes of large buffers freed since the allocator was last told
 };
 
 }  // namespace doppel::plugins::raw

@@ -9,8 +9,6 @@
 namespace doppel::plugins {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 struct Check {
   std::string comparator;
   std::string severity;  // "fail", "warn", or "noise"
@@ -52,15 +50,41 @@ void write_side(JsonWriter& w, std::string_view prefix, const MessagePtr& m) {
 
 }  // namespace
 
-CompareStage::CompareStage(CompareConfig config) : config_(std::move(config)), noise_(config_.noise, config_.max_paths) {}
+CompareStage::CompareStage(CompareConfig config)
+    : config_(std::move(config)), noise_(config_.noise, config_.max_paths) {
+  std::size_t shards = std::max<std::size_t>(config_.threads, 1);
+  // max_pending is shared out: each shard keeps its part, the stage as many as asked.
+  std::size_t per_shard = std::max<std::size_t>((config_.max_pending + shards - 1) / shards, 1);
+  for (std::size_t i = 0; i < shards; ++i)
+    shards_.push_back(std::make_unique<Shard>(JoinTable(per_shard, config_.timeout, config_.baseline)));
+}
 
 CompareStage::~CompareStage() {
+  if (workers_) workers_->stop();
   std::lock_guard lock(guard_->mutex);
   guard_->stage = nullptr;
 }
 
 void CompareStage::start(StageContext& context) {
   Stage::start(context);
+  for (const char* verdict : {"match", "warn", "mismatch", "replay_error", "missing_original", "missing_replay"})
+    verdict_counters_[verdict] = &context.counter(std::string("verdict.") + verdict);
+  joins_expired_ = &context.counter("joins_expired");
+  joins_evicted_ = &context.counter("joins_evicted");
+  endpoints_folded_ = &context.counter("endpoints_folded");
+  baseline_missing_ = &context.counter("baseline_missing");
+  pending_gauge_ = &context.gauge("pending_joins");
+  if (shards_.size() > 1) {
+    // Enough queued per shard to keep its thread busy while the caller hands out the next.
+    workers_.emplace(shards_.size(), 1024, [this](std::size_t shard, const MessagePtr& m) {
+      try {
+        handle(shard, m);
+      } catch (const std::exception& e) {
+        this->context().fail("exception");
+        this->context().log().error("compare: {}", e.what());
+      }
+    });
+  }
   guard_->stage = this;
   timer_ = std::make_unique<boost::asio::steady_timer>(io_.context());
   arm_timer();
@@ -79,12 +103,7 @@ void CompareStage::arm_timer() {
 }
 
 void CompareStage::on_timer() {
-  std::vector<Verdict> verdicts;
-  {
-    std::lock_guard lock(mutex_);
-    verdicts = sweep(false);
-  }
-  emit_all(std::move(verdicts));
+  sweep_all(false);
   arm_timer();
 }
 
@@ -101,8 +120,8 @@ std::vector<Reference> CompareStage::comparator_references() const {
   return refs;
 }
 
-bool CompareStage::complete(const Join& j) const {
-  return j.request && j.original && j.replay && (config_.baseline.empty() || j.baseline);
+std::size_t CompareStage::shard_of(const std::string& id) const {
+  return shards_.size() == 1 ? 0 : std::hash<std::string>{}(id) % shards_.size();
 }
 
 void CompareStage::process(const MessagePtr& message) {
@@ -110,92 +129,65 @@ void CompareStage::process(const MessagePtr& message) {
     context().drop("unexpected_kind");
     return;
   }
-  std::vector<Verdict> verdicts;
-  {
-    std::lock_guard lock(mutex_);
-    if (decided_.count(message->id)) {
-      context().drop("late");  // its verdict was already emitted (timeout or eviction)
-      return;
-    }
-    auto it = joins_.find(message->id);
-    if (it == joins_.end()) {
-      if (joins_.size() >= config_.max_pending) {
-        // Memory stays bounded: the oldest join is decided now with what it has.
-        while (!expiry_.empty() && joins_.size() >= config_.max_pending) {
-          auto [deadline, id] = expiry_.front();
-          expiry_.pop_front();
-          auto old = joins_.find(id);
-          if (old == joins_.end()) continue;
-          context().counter("joins_evicted").add();
-          verdicts.push_back(decide(id, old->second, true));
-          remember_decided(id);
-          joins_.erase(old);
-        }
-      }
-      Join fresh;
-      fresh.deadline = Clock::now() + config_.timeout;
-      it = joins_.emplace(message->id, std::move(fresh)).first;
-      expiry_.emplace_back(it->second.deadline, message->id);
-    }
-    Join& join = it->second;
-    MessagePtr* slot = nullptr;
-    switch (message->kind) {
-      case Kind::request: slot = &join.request; break;
-      case Kind::response: slot = &join.original; break;
-      case Kind::replay:
-        slot = (!config_.baseline.empty() && message->meta.stage == config_.baseline) ? &join.baseline : &join.replay;
-        break;
-      default: break;
-    }
-    if (!slot) {
-      context().drop("unexpected_kind");
-    } else if (*slot) {
-      context().drop("duplicate");
-    } else {
-      *slot = message;
-      if (complete(join)) {
-        verdicts.push_back(decide(it->first, join, false));
-        remember_decided(it->first);
-        joins_.erase(it);
-      }
-    }
-    context().gauge("pending_joins").set(static_cast<std::int64_t>(joins_.size()));
+  std::size_t shard = shard_of(message->id);
+  if (!workers_) {
+    handle(shard, message);
+  } else if (!workers_->push(shard, message)) {
+    context().drop("shutdown");
   }
-  emit_all(std::move(verdicts));
 }
 
-std::vector<CompareStage::Verdict> CompareStage::sweep(bool everything) {
-  std::vector<Verdict> verdicts;
-  auto now = Clock::now();
-  while (!expiry_.empty() && (everything || expiry_.front().first <= now)) {
-    std::string id = std::move(expiry_.front().second);
-    expiry_.pop_front();
-    auto it = joins_.find(id);
-    if (it == joins_.end()) continue;  // decided when it completed
-    if (!it->second.request) {
-      // Responses whose request never came (filtered upstream, or lost): nothing to judge.
-      context().drop("orphan_response");
-      joins_.erase(it);
-      continue;
-    }
-    context().counter("joins_expired").add();
-    verdicts.push_back(decide(id, it->second, true));
-    remember_decided(id);
-    joins_.erase(it);
+void CompareStage::handle(std::size_t shard, const MessagePtr& message) {
+  std::vector<DecidedJoin> decided;
+  JoinTable::Added added;
+  {
+    Shard& s = *shards_[shard];
+    std::lock_guard lock(s.mutex);
+    std::size_t before = s.table.size();
+    added = s.table.add(message, decided);
+    update_pending(static_cast<std::int64_t>(s.table.size()) - static_cast<std::int64_t>(before));
   }
-  context().gauge("pending_joins").set(static_cast<std::int64_t>(joins_.size()));
-  return verdicts;
+  switch (added.outcome) {
+    case JoinTable::Outcome::late: context().drop("late"); break;
+    case JoinTable::Outcome::duplicate: context().drop("duplicate"); break;
+    case JoinTable::Outcome::unexpected_kind: context().drop("unexpected_kind"); break;
+    default: break;
+  }
+  if (added.evicted) joins_evicted_->add(added.evicted);
+  judge_all(decided);
+}
+
+void CompareStage::sweep_all(bool everything) {
+  auto now = JoinClock::now();
+  for (auto& shard : shards_) {
+    std::vector<DecidedJoin> decided;
+    JoinTable::Swept swept;
+    {
+      std::lock_guard lock(shard->mutex);
+      std::size_t before = shard->table.size();
+      swept = shard->table.sweep(now, everything, decided);
+      update_pending(static_cast<std::int64_t>(shard->table.size()) - static_cast<std::int64_t>(before));
+    }
+    if (swept.orphans) context().drop("orphan_response", swept.orphans);
+    if (swept.expired) joins_expired_->add(swept.expired);
+    judge_all(decided);
+  }
+}
+
+void CompareStage::judge_all(std::vector<DecidedJoin>& decided) {
+  for (auto& d : decided) emit(decide(d));
+}
+
+void CompareStage::update_pending(std::int64_t delta) {
+  std::int64_t now = pending_joins_.fetch_add(delta, std::memory_order_relaxed) + delta;
+  pending_gauge_->set(now);
 }
 
 void CompareStage::flush() {
   // The runtime flushes a stage after everything upstream drained: no side of a pending
   // join can still arrive, so every join is decided now (incomplete ones as missing_*).
-  std::vector<Verdict> verdicts;
-  {
-    std::lock_guard lock(mutex_);
-    verdicts = sweep(true);
-  }
-  emit_all(std::move(verdicts));
+  if (workers_) workers_->wait_idle();
+  sweep_all(true);
 }
 
 void CompareStage::stop() {
@@ -204,30 +196,24 @@ void CompareStage::stop() {
     guard_->stage = nullptr;
   }
   if (timer_) timer_->cancel();
+  if (workers_)
+    if (std::size_t left = workers_->stop()) context().drop("shutdown", left);
 }
 
 std::size_t CompareStage::pending() const {
-  std::lock_guard lock(mutex_);
-  return joins_.size();
+  std::size_t n = workers_ ? workers_->backlog() : 0;
+  for (const auto& shard : shards_) {
+    std::lock_guard lock(shard->mutex);
+    n += shard->table.size();
+  }
+  return n;
 }
 
-void CompareStage::emit_all(std::vector<Verdict> verdicts) {
-  for (auto& v : verdicts) {
-    Message m(Kind::verdict, std::move(v.id), now_ns(), std::move(v.payload));
-    m.meta.stage = context().stage_name();
-    m.lease = std::move(v.lease);
-    context().emit(share(std::move(m)));
-  }
-}
-
-void CompareStage::remember_decided(const std::string& id) {
-  // Late sides of decided joins are recognised (and counted) for as long as max_pending
-  // further decisions; older ids are forgotten.
-  if (decided_.insert(id).second) decided_order_.push_back(id);
-  while (decided_order_.size() > config_.max_pending) {
-    decided_.erase(decided_order_.front());
-    decided_order_.pop_front();
-  }
+void CompareStage::emit(Verdict v) {
+  Message m(Kind::verdict, std::move(v.id), now_ns(), std::move(v.payload));
+  m.meta.stage = context().stage_name();
+  m.lease = std::move(v.lease);
+  context().emit(share(std::move(m)));
 }
 
 const CompareRule& CompareStage::rule_for(std::string_view method, std::string_view path) const {
@@ -242,16 +228,20 @@ const CompareRule& CompareStage::rule_for(std::string_view method, std::string_v
 std::string CompareStage::endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path) {
   if (!rule.name.empty()) return rule.name;
   std::string endpoint = std::string(method) + " " + std::string(path);
+  std::lock_guard lock(aggregates_mutex_);
   if (endpoints_.count(endpoint)) return endpoint;
   if (endpoints_.size() >= config_.max_endpoints) {
-    context().counter("endpoints_folded").add();
+    endpoints_folded_->add();
     return std::string(method) + " (other)";
   }
   endpoints_.insert(endpoint);
   return endpoint;
 }
 
-CompareStage::Verdict CompareStage::decide(const std::string& id, Join& join, bool expired) {
+CompareStage::Verdict CompareStage::decide(DecidedJoin& decided) {
+  const std::string& id = decided.id;
+  Join& join = decided.join;
+  bool expired = decided.expired;
   std::string method, path, target;
   if (join.request && join.request->http().is_request()) {
     const HttpView& http = join.request->http();
@@ -321,6 +311,7 @@ CompareStage::Verdict CompareStage::decide(const std::string& id, Join& join, bo
         std::set<std::string> raw_keys, noise_keys;
         for (const auto& c : checks) raw_keys.insert(c.key());
         for (const auto& c : noise_checks) noise_keys.insert(c.key());
+        std::lock_guard lock(aggregates_mutex_);
         noise_.count_exchange(endpoint);
         for (const auto& k : raw_keys) noise_.count_raw(endpoint, k);
         for (const auto& k : noise_keys) noise_.count_noise(endpoint, k);
@@ -333,7 +324,7 @@ CompareStage::Verdict CompareStage::decide(const std::string& id, Join& join, bo
           }
         }
       } else {
-        context().counter("baseline_missing").add();
+        baseline_missing_->add();
       }
     }
     bool fail = false, warn = false;
@@ -343,13 +334,14 @@ CompareStage::Verdict CompareStage::decide(const std::string& id, Join& join, bo
     }
     verdict = fail ? "mismatch" : warn ? "warn" : "match";
   }
-  context().counter("verdict." + verdict).add();
+  verdict_counters_.find(verdict)->second->add();
 
   // Aggregation by endpoint x path decides which verdicts carry their exchange as a sample.
   std::set<std::string> keys;
   if (checks.empty() && verdict != "match") keys.insert("(" + verdict + ")");
   for (const auto& c : checks) keys.insert(c.key());
   bool sample = false;
+  std::unique_lock aggregates(aggregates_mutex_);
   for (const auto& k : keys) {
     auto key = std::make_pair(endpoint, k);
     auto it = paths_.find(key);
@@ -363,6 +355,7 @@ CompareStage::Verdict CompareStage::decide(const std::string& id, Join& join, bo
       sample = true;
     }
   }
+  aggregates.unlock();
 
   JsonWriter w;
   w.begin_object();

@@ -2,23 +2,30 @@
 // The `compare` stage: joins a request with its original response and its replayed
 // response(s) by id, judges the exchange with the comparators of the first matching rule,
 // and emits one `verdict` message per request (payload: JSON, see docs/guide/compare.md).
+//
+// The joins are split into shards by id, one thread each (`threads`), so that a request and
+// its responses meet in one shard while other exchanges are judged on the other cores. No
+// lock is held while comparators run: a join is taken out of its shard's table first, and
+// only the per-endpoint aggregates are shared, behind a lock of their own.
 #include <re2/re2.h>
 
+#include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "doppel/io_threads.hpp"
 #include "doppel/stage.hpp"
+#include "join_table.hpp"
 #include "noise_model.hpp"
 #include "path_pattern.hpp"
+#include "shard_workers.hpp"
 
 namespace doppel::plugins {
 
@@ -49,6 +56,7 @@ struct CompareConfig {
   std::size_t value_limit = 512;     // bytes of original/replay values shown per check
   std::size_t max_endpoints = 1000;
   std::size_t max_paths = 100000;    // endpoint x path aggregates kept
+  std::size_t threads = 1;           // shards, each judged on a thread of its own; 1: on the caller's
 };
 
 class CompareStage : public Stage {
@@ -64,10 +72,6 @@ class CompareStage : public Stage {
   std::vector<Reference> comparator_references() const override;
 
  private:
-  struct Join {
-    MessagePtr request, original, replay, baseline;
-    std::chrono::steady_clock::time_point deadline;
-  };
   struct Verdict {
     std::string id;
     std::string payload;  // JSON
@@ -77,27 +81,41 @@ class CompareStage : public Stage {
     std::uint64_t count = 0;    // exchanges that differed at this path
     std::uint64_t sampled = 0;  // verdicts that carried the exchange for it
   };
+  struct Shard {
+    explicit Shard(JoinTable t) : table(std::move(t)) {}
+    mutable std::mutex mutex;
+    JoinTable table;
+  };
 
-  bool complete(const Join& join) const;
-  // Decides a join into a verdict payload. Called with mutex_ held.
-  Verdict decide(const std::string& id, Join& join, bool expired);
+  std::size_t shard_of(const std::string& id) const;
+  // Adds a side to its shard's table (on the caller's thread, or the shard's own).
+  void handle(std::size_t shard, const MessagePtr& message);
+  // Decides what the shards hold: joins past their deadline, or all of them.
+  void sweep_all(bool everything);
+  void judge_all(std::vector<DecidedJoin>& decided);
+  void update_pending(std::int64_t delta);
+  // Judges a join into a verdict payload. Thread-safe; holds no lock while comparators run.
+  Verdict decide(DecidedJoin& decided);
   const CompareRule& rule_for(std::string_view method, std::string_view path) const;
   std::string endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path);
-  void remember_decided(const std::string& id);
-  // Decides every join whose deadline passed (all of them when `everything`).
-  std::vector<Verdict> sweep(bool everything);
   void arm_timer();
-  void emit_all(std::vector<Verdict> verdicts);
+  void emit(Verdict verdict);
 
   CompareConfig config_;
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, Join> joins_;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>> expiry_;  // insertion = deadline order
-  std::unordered_set<std::string> decided_;
-  std::deque<std::string> decided_order_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<std::int64_t> pending_joins_{0};
+  // The per-endpoint aggregates every shard adds to.
+  std::mutex aggregates_mutex_;
   std::unordered_set<std::string> endpoints_;
   std::map<std::pair<std::string, std::string>, PathStats> paths_;  // (endpoint, comparator:path)
   NoiseModel noise_;
+  // Counters resolved once, in start().
+  std::map<std::string, Counter*, std::less<>> verdict_counters_;
+  Counter* joins_expired_ = nullptr;
+  Counter* joins_evicted_ = nullptr;
+  Counter* endpoints_folded_ = nullptr;
+  Counter* baseline_missing_ = nullptr;
+  Gauge* pending_gauge_ = nullptr;
   struct TimerGuard {
     std::mutex mutex;
     CompareStage* stage = nullptr;  // null once stopped
@@ -106,6 +124,7 @@ class CompareStage : public Stage {
   std::shared_ptr<TimerGuard> guard_ = std::make_shared<TimerGuard>();
   IoThreads io_{1};  // its own: see doppel/io_threads.hpp
   std::unique_ptr<boost::asio::steady_timer> timer_;
+  std::optional<ShardWorkers> workers_;  // with threads > 1; last, so that it stops first
 };
 
 }  // namespace doppel::plugins

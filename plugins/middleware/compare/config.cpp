@@ -1,4 +1,7 @@
 // Plugin `compare`: options, their parsing into CompareConfig, and registration.
+#include <algorithm>
+#include <thread>
+
 #include "compare_stage.hpp"
 #include "doppel/plugin.hpp"
 #include "doppel/regex_options.hpp"
@@ -112,6 +115,12 @@ PluginDefinition compare_definition() {
              "Distinct endpoints (METHOD /path) tracked; more fold into \"METHOD (other)\"; name rules to "
              "group templated paths")
           .default_value(1000),
+      option("threads", OptionType::integer,
+             "Threads judging exchanges (0: one per core, at most 64). Each owns the joins of part of the ids, "
+             "so a request and its responses always meet in one; max_pending is shared out among them. "
+             "Verdicts of different ids may leave in another order than with 1, which judges on the stage's "
+             "own thread")
+          .default_value(0),
   };
   def.metrics = {
       {"verdict.match", "exchanges where every check passed"},
@@ -129,6 +138,8 @@ PluginDefinition compare_definition() {
       {"dropped.duplicate", "a second message of the same kind for one id"},
       {"dropped.orphan_response", "responses whose request never arrived"},
       {"dropped.unexpected_kind", "messages of a kind compare does not join"},
+      {"dropped.shutdown", "messages still queued for a judging thread when the stage stopped"},
+      {"failed.exception", "a message whose handling failed on a judging thread (logged)"},
       {"failed.comparator_error", "a comparator threw; reported as a check of kind `error`"},
       {"failed.unknown_comparator", "a rule names a comparator the pipeline does not have"},
   };
@@ -162,6 +173,10 @@ PluginDefinition compare_definition() {
     config.sample_body_limit = options.size("sample_body_limit");
     config.value_limit = options.size("value_limit");
     config.max_endpoints = positive(options, "max_endpoints");
+    auto threads = options.integer("threads");
+    if (threads < 0 || threads > 64) options.fail("threads", "\"threads\" must be between 0 (one per core) and 64");
+    config.threads = threads > 0 ? static_cast<std::size_t>(threads)
+                                 : std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, 64);
     return std::make_unique<CompareStage>(std::move(config));
   };
   return def;

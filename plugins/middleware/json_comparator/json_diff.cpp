@@ -4,48 +4,86 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <unordered_map>
 #include <utility>
 
 #include "doppel/json_text.hpp"
+#include "ignored_edits.hpp"
+#include "json_tape.hpp"
 
 namespace doppel::plugins {
 namespace {
 
 using simdjson::dom::element;
-using simdjson::dom::element_type;
-using Member = std::pair<std::string_view, element>;
 
 // Candidates tried per element when pairing unordered arrays.
 constexpr std::size_t kMaxCandidates = 64;
+// Parser buffers kept per thread between comparisons (larger ones are given back), as the
+// SDK's parser pool does.
+constexpr std::size_t kKeptCapacity = std::size_t{4} << 20;
 
-bool is_number(element_type t) {
-  return t == element_type::INT64 || t == element_type::UINT64 || t == element_type::DOUBLE;
+// A member of an object on a tape: its key and the index of its value.
+struct Member {
+  std::string_view key;
+  std::size_t value;
+};
+
+// Elements of an array; the tape's count saturates at 2^24 - 1, beyond which they are counted.
+std::size_t length(const JsonTape& t, std::size_t array) {
+  std::size_t n = t.count(array);
+  if (n < 0xFFFFFF) return n;
+  n = 0;
+  for (std::size_t e = JsonTape::first(array), end = t.end(array); e != end; e = t.next(e)) ++n;
+  return n;
 }
 
 // Members in document order, keeping the last occurrence of a duplicated key.
-std::vector<Member> last_members(simdjson::dom::object object) {
+std::vector<Member> last_members(const JsonTape& t, std::size_t object) {
   std::vector<Member> all;
-  for (auto field : object) all.emplace_back(field.key, field.value);
+  for (std::size_t k = JsonTape::first(object), end = t.end(object); k != end; k = t.next(k + 1))
+    all.push_back({t.string(k), k + 1});
   if (all.size() <= 1) return all;
   std::vector<Member> out;
   out.reserve(all.size());
   if (all.size() <= 16) {
     for (std::size_t i = 0; i < all.size(); ++i) {
       bool shadowed = false;
-      for (std::size_t j = i + 1; j < all.size() && !shadowed; ++j) shadowed = all[j].first == all[i].first;
+      for (std::size_t j = i + 1; j < all.size() && !shadowed; ++j) shadowed = all[j].key == all[i].key;
       if (!shadowed) out.push_back(all[i]);
     }
     return out;
   }
   std::unordered_map<std::string_view, std::size_t> last;
   last.reserve(all.size());
-  for (std::size_t i = 0; i < all.size(); ++i) last[all[i].first] = i;
+  for (std::size_t i = 0; i < all.size(); ++i) last[all[i].key] = i;
   if (last.size() == all.size()) return all;
   for (std::size_t i = 0; i < all.size(); ++i)
-    if (last[all[i].first] == i) out.push_back(all[i]);
+    if (last[all[i].key] == i) out.push_back(all[i]);
   return out;
+}
+
+// No key repeats (checked for small objects only; a large one is taken to have repeats).
+bool has_unique_keys(const JsonTape& t, std::size_t object) {
+  constexpr std::size_t kMax = 16;
+  if (t.count(object) > kMax) return false;
+  std::string_view keys[kMax];
+  std::size_t n = 0;
+  for (std::size_t k = JsonTape::first(object), end = t.end(object); k != end; k = t.next(k + 1)) {
+    std::string_view key = t.string(k);
+    for (std::size_t j = 0; j < n; ++j)
+      if (keys[j].size() == key.size() && keys[j] == key) return false;
+    keys[n++] = key;
+  }
+  return true;
+}
+
+bool occurs_once(const JsonTape& t, std::size_t object, std::string_view key) {
+  std::size_t n = 0;
+  for (std::size_t k = JsonTape::first(object), end = t.end(object); k != end; k = t.next(k + 1))
+    n += t.string(k) == key ? 1 : 0;
+  return n == 1;
 }
 
 // Finds a key among members: linear for small objects, hashed for large ones.
@@ -54,22 +92,22 @@ class MemberIndex {
   explicit MemberIndex(const std::vector<Member>& members) : members_(members) {
     if (members.size() > 16) {
       map_.reserve(members.size());
-      for (const auto& m : members) map_.emplace(m.first, m.second);
+      for (const auto& m : members) map_.emplace(m.key, &m);
     }
   }
-  const element* find(std::string_view key) const {
+  const Member* find(std::string_view key) const {
     if (members_.size() <= 16) {
       for (const auto& m : members_)
-        if (m.first == key) return &m.second;
+        if (m.key == key) return &m;
       return nullptr;
     }
     auto it = map_.find(key);
-    return it == map_.end() ? nullptr : &it->second;
+    return it == map_.end() ? nullptr : it->second;
   }
 
  private:
   const std::vector<Member>& members_;
-  std::unordered_map<std::string_view, element> map_;
+  std::unordered_map<std::string_view, const Member*> map_;
 };
 
 std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
@@ -77,258 +115,589 @@ std::uint64_t mix(std::uint64_t h, std::uint64_t v) {
   return h;
 }
 
+// Whether a set of path patterns can still match here or below; once it cannot, a whole
+// subtree is walked without asking the patterns again.
+struct Scope {
+  bool ignore = false;
+  bool unordered = false;
+};
+
+// Where the walk is, as views into the documents: pushing a member costs no allocation. The
+// SDK's matchers and formatter take a json::ConcretePath, built on demand and kept for the
+// steps that did not change since.
+class WalkPath {
+ public:
+  struct Step {
+    std::string_view key;
+    std::size_t index;
+    bool is_key;
+  };
+
+  void push_key(std::string_view key) { steps_.push_back({key, 0, true}); }
+  void push_index(std::size_t index) { steps_.push_back({{}, index, false}); }
+  void pop() {
+    steps_.pop_back();
+    synced_ = std::min(synced_, steps_.size());
+    text_steps_ = std::min(text_steps_, steps_.size());
+  }
+
+  const json::ConcretePath& concrete() {
+    concrete_.resize(synced_);
+    for (std::size_t i = synced_; i < steps_.size(); ++i) {
+      const Step& s = steps_[i];
+      concrete_.push_back(s.is_key ? json::PathStep::of_key(s.key) : json::PathStep::of_index(s.index));
+    }
+    synced_ = steps_.size();
+    return concrete_;
+  }
+
+  // json::format_path of the path, built step by step with the SDK's own append_step: the
+  // differences of one element share its prefix, formatted once.
+  std::string text() {
+    const json::ConcretePath& path = concrete();
+    if (path.empty()) return "$";
+    std::size_t kept = std::min(text_steps_, path.size());
+    text_ends_.resize(kept);
+    text_.resize(kept ? text_ends_.back() : 0);
+    for (std::size_t i = kept; i < path.size(); ++i) {
+      json::append_step(text_, path[i], i == 0);
+      text_ends_.push_back(text_.size());
+    }
+    text_steps_ = path.size();
+    return text_;
+  }
+
+ private:
+  std::vector<Step> steps_;
+  json::ConcretePath concrete_;
+  std::size_t synced_ = 0;  // leading steps already in concrete_
+  std::string text_;
+  std::vector<std::size_t> text_ends_;  // where each step's text ends in text_
+  std::size_t text_steps_ = 0;          // leading steps of concrete_ that text_ still holds
+};
+
+// Walks two documents side by side and reports each difference. A dry run walks the same way
+// and counts the differences it would report without building them: the walker uses it to
+// learn whether array elements pair up in another order before reporting them one by one, and
+// to test two values for equivalence (a dry run with room for no difference at all). Values
+// are tape indexes: `a` in the original, `b` in the replay.
 class DiffWalker {
  public:
-  DiffWalker(const JsonDiffConfig& config, std::vector<Difference>& out, std::size_t limit)
-      : config_(config), out_(out), limit_(limit) {}
-  DiffWalker(const JsonDiffConfig& config, std::vector<Difference>& out, std::size_t limit, json::ConcretePath path)
-      : config_(config), out_(out), limit_(limit), path_(std::move(path)) {}
+  DiffWalker(const JsonDiffConfig& config, const JsonTape& original, const JsonTape& replay,
+             std::vector<Difference>& out, std::size_t limit)
+      : config_(config),
+        ta_(original),
+        tb_(replay),
+        out_(out),
+        limit_(limit),
+        scope_{!config.ignore.empty(), !config.unordered.empty()} {}
 
-  bool full() const { return out_.size() >= limit_; }
   bool truncated() const { return truncated_; }
 
-  void diff(element a, element b) {
+  void diff(std::size_t a, std::size_t b) {
     if (truncated_) return;
-    if (!config_.ignore.empty() && config_.ignore.matches(path_)) return;
-    element_type ta = a.type(), tb = b.type();
-    if (ta != tb && !(is_number(ta) && is_number(tb))) {
-      add("type", show(a), show(b));
+    if (ignored_here()) return;
+    char ka = ta_.kind(a), kb = tb_.kind(b);
+    if (ka != kb && !(JsonTape::is_number(ka) && JsonTape::is_number(kb))) {
+      add_values("type", a, b);
       return;
     }
-    switch (ta) {
-      case element_type::OBJECT: diff_objects(a, b); return;
-      case element_type::ARRAY:
-        if (!config_.unordered.empty() && config_.unordered.matches(path_)) diff_unordered(a, b);
+    switch (ka) {
+      case '{': diff_objects(a, b); return;
+      case '[':
+        if (unordered_here()) diff_unordered(a, b);
         else diff_ordered(a, b);
         return;
-      case element_type::STRING:
-        if (std::string_view(a) != std::string_view(b)) add("changed", show(a), show(b));
+      case '"':
+        if (ta_.string(a) != tb_.string(b)) add_values("changed", a, b);
         return;
-      case element_type::BOOL:
-        if (bool(a) != bool(b)) add("changed", show(a), show(b));
+      case 't':
+        if (ta_.type(a) != tb_.type(b)) add_values("changed", a, b);
         return;
-      case element_type::NULL_VALUE: return;
+      case 'n': return;
       default:
-        if (!numbers_equal(a, b)) add("changed", show(a), show(b));
+        if (!numbers_equal(a, b)) add_values("changed", a, b);
         return;
     }
   }
 
  private:
-  void add(std::string_view kind, std::string original, std::string replay) {
+  // Enters a dry run for as long as it lives, then puts the walk back as it was.
+  class DryRun {
+   public:
+    // limit: differences the dry run has room for; by default, what the walk has left.
+    explicit DryRun(DiffWalker& w) : DryRun(w, w.limit_, w.count()) {}
+    DryRun(DiffWalker& w, std::size_t limit, std::size_t count)
+        : w_(w), dry_(w.dry_), count_(w.dry_count_), limit_(w.limit_), truncated_(w.truncated_) {
+      w.dry_ = true;
+      w.dry_count_ = count;
+      w.limit_ = limit;
+      w.truncated_ = false;
+    }
+    ~DryRun() {
+      w_.dry_ = dry_;
+      w_.dry_count_ = count_;
+      w_.limit_ = limit_;
+      w_.truncated_ = truncated_;
+    }
+    DryRun(const DryRun&) = delete;
+    DryRun& operator=(const DryRun&) = delete;
+
+   private:
+    DiffWalker& w_;
+    bool dry_;
+    std::size_t count_, limit_;
+    bool truncated_;
+  };
+
+  // Steps into a member or an element, whose scope is `scope`, for as long as it lives. Only
+  // reported differences and path patterns read the path: a dry run or a hash out of every
+  // pattern's reach does not keep it.
+  class Into {
+   public:
+    Into(DiffWalker& w, std::string_view key, Scope scope, bool keep) : w_(w), saved_(w.scope_), keep_(keep) {
+      w.scope_ = scope;
+      if (keep) w.path_.push_key(key);
+    }
+    Into(DiffWalker& w, std::size_t index, Scope scope, bool keep) : w_(w), saved_(w.scope_), keep_(keep) {
+      w.scope_ = scope;
+      if (keep) w.path_.push_index(index);
+    }
+    ~Into() {
+      w_.scope_ = saved_;
+      if (keep_) w_.path_.pop();
+    }
+    Into(const Into&) = delete;
+    Into& operator=(const Into&) = delete;
+
+   private:
+    DiffWalker& w_;
+    Scope saved_;
+    bool keep_;
+  };
+  // Whenever a scope matters, so did every enclosing one: the path kept is then complete.
+  bool keeps_path(Scope s) const { return !dry_ || matters(s); }
+  static bool matters(Scope s) { return s.ignore || s.unordered; }
+
+  std::size_t count() const { return dry_ ? dry_count_ : out_.size(); }
+  void rewind(std::size_t n) {
+    if (dry_) dry_count_ = n;
+    else out_.resize(n);
+  }
+  bool full() const { return count() >= limit_; }
+
+  // `original` and `replay` make the shown values; they are called only when a difference is kept.
+  template <class Original, class Replay>
+  void add(std::string_view kind, Original&& original, Replay&& replay) {
     if (full()) {
       truncated_ = true;
       return;
     }
-    out_.push_back(Difference{json::format_path(path_), std::string(kind), std::move(original), std::move(replay)});
-  }
-  std::string show(element e) const { return json::display(e, config_.max_value_bytes); }
-
-  bool numbers_equal(element a, element b) const {
-    element_type ta = a.type(), tb = b.type();
-    if (config_.tolerance <= 0) {
-      if (ta == element_type::INT64 && tb == element_type::INT64) return std::int64_t(a) == std::int64_t(b);
-      if (ta == element_type::UINT64 && tb == element_type::UINT64) return std::uint64_t(a) == std::uint64_t(b);
-      // int64 and uint64 overlap only on non-negative values, which simdjson types INT64.
-      if (ta != element_type::DOUBLE && tb != element_type::DOUBLE) return false;
+    if (dry_) {
+      ++dry_count_;
+      return;
     }
-    double x = as_double(a), y = as_double(b);
+    out_.push_back(Difference{path_.text(), std::string(kind), original(), replay()});
+  }
+  void add_values(std::string_view kind, std::size_t a, std::size_t b) {
+    add(kind, [&] { return show(ta_, a); }, [&] { return show(tb_, b); });
+  }
+  std::string show(const JsonTape& t, std::size_t v) const { return display(t, v, config_.max_value_bytes); }
+  static std::string none() { return {}; }
+
+  bool ignored_here() { return scope_.ignore && config_.ignore.matches(path_.concrete()); }
+  bool unordered_here() { return scope_.unordered && config_.unordered.matches(path_.concrete()); }
+  // The scope of the children of the value at the current path.
+  Scope child_scope() {
+    Scope s = scope_;
+    if (s.ignore) s.ignore = config_.ignore.may_match_below(path_.concrete());
+    if (s.unordered) s.unordered = config_.unordered.may_match_below(path_.concrete());
+    return s;
+  }
+
+  // Before diff() on a child, same() saves the walk's bookkeeping on an equal scalar; a
+  // container's own diff already compares its children with same(), and one that differs
+  // would be walked twice.
+  bool is_scalar(std::size_t a) const {
+    char t = ta_.type(a);
+    return t != '{' && t != '[';
+  }
+
+  bool numbers_equal(std::size_t a, std::size_t b) const {
+    char ta = ta_.type(a), tb = tb_.type(b);
+    if (config_.tolerance <= 0) {
+      if (ta == 'l' && tb == 'l') return ta_.int64(a) == tb_.int64(b);
+      if (ta == 'u' && tb == 'u') return ta_.uint64(a) == tb_.uint64(b);
+      // int64 and uint64 overlap only on non-negative values, which simdjson types INT64.
+      if (ta != 'd' && tb != 'd') return false;
+    }
+    double x = ta_.as_double(a), y = tb_.as_double(b);
     if (x == y) return true;
     // A hair of relative slack so that 1.01 - 1 (0.010000000000000009) is within 0.01.
     return std::fabs(x - y) <= config_.tolerance + 1e-12 * std::max(std::fabs(x), std::fabs(y));
   }
-  static double as_double(element e) {
-    switch (e.type()) {
-      case element_type::INT64: return static_cast<double>(std::int64_t(e));
-      case element_type::UINT64: return static_cast<double>(std::uint64_t(e));
-      default: return double(e);
+
+  // No difference between `a` and `b` where no path pattern reaches (the scope does not
+  // matter): what diff() would find nothing in, without tracking anything, stopping at the
+  // first difference.
+  bool same(std::size_t a, std::size_t b) const {
+    char ka = ta_.kind(a), kb = tb_.kind(b);
+    if (ka != kb) return JsonTape::is_number(ka) && JsonTape::is_number(kb) && numbers_equal(a, b);
+    switch (ka) {
+      case '{': return same_objects(a, b);
+      case '[': {
+        if (ta_.count(a) != tb_.count(b)) return false;  // saturated counts are equal, and checked below
+        std::size_t ea = ta_.end(a), eb = tb_.end(b);
+        std::size_t ia = JsonTape::first(a), ib = JsonTape::first(b);
+        for (; ia != ea && ib != eb; ia = ta_.next(ia), ib = tb_.next(ib))
+          if (!same(ia, ib)) return false;
+        return ia == ea && ib == eb;
+      }
+      case '"': return ta_.string(a) == tb_.string(b);
+      case 't': return ta_.type(a) == tb_.type(b);
+      case 'n': return true;
+      default: return (ta_.type(a) == tb_.type(b) && ta_.payload_word(a) == tb_.payload_word(b)) || numbers_equal(a, b);
     }
   }
 
-  bool ignored_here() const { return !config_.ignore.empty() && config_.ignore.matches(path_); }
+  // Keys first, so that objects listing their keys in another order are walked once, not
+  // once per way of looking at them.
+  bool same_objects(std::size_t a, std::size_t b) const {
+    if (ta_.count(a) != tb_.count(b)) return same_last_members(a, b);  // or duplicate keys
+    std::size_t ea = ta_.end(a), eb = tb_.end(b);
+    std::size_t ka = JsonTape::first(a), kb = JsonTape::first(b);
+    for (; ka != ea && kb != eb; ka = ta_.next(ka + 1), kb = tb_.next(kb + 1))
+      if (ta_.string(ka) != tb_.string(kb)) return same_last_members(a, b);
+    if (ka != ea || kb != eb) return same_last_members(a, b);
+    for (ka = JsonTape::first(a), kb = JsonTape::first(b); ka != ea; ka = ta_.next(ka + 1), kb = tb_.next(kb + 1)) {
+      if (same(ka + 1, kb + 1)) continue;
+      // A difference, unless a repeated key shadows one of the two values.
+      std::string_view key = ta_.string(ka);
+      return occurs_once(ta_, a, key) && occurs_once(tb_, b, key) ? false : same_last_members(a, b);
+    }
+    return true;
+  }
+  bool same_last_members(std::size_t a, std::size_t b) const {
+    auto ma = last_members(ta_, a), mb = last_members(tb_, b);
+    if (ma.size() != mb.size()) return false;
+    MemberIndex ib(mb);
+    for (const auto& m : ma) {
+      const Member* other = ib.find(m.key);
+      if (!other || !same(m.value, other->value)) return false;
+    }
+    return true;
+  }
 
   // Fast path for the common case: both objects list the same keys in the same order and
   // no key repeats. Returns false (having compared nothing) when that does not hold.
-  bool diff_aligned_objects(simdjson::dom::object a, simdjson::dom::object b) {
-    std::size_t n = a.size();
-    if (n != b.size() || n > 32) return false;
+  bool diff_aligned_objects(std::size_t a, std::size_t b, Scope scope) {
+    std::size_t n = ta_.count(a);
+    if (n != tb_.count(b) || n > 32) return false;
     std::string_view keys[32];
     std::size_t i = 0;
-    for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib, ++i) {
-      std::string_view key = ia.key();
-      if (ib == b.end() || key != ib.key()) return false;
+    std::size_t ea = ta_.end(a), eb = tb_.end(b);
+    for (std::size_t ka = JsonTape::first(a), kb = JsonTape::first(b); ka != ea;
+         ka = ta_.next(ka + 1), kb = tb_.next(kb + 1), ++i) {
+      std::string_view key = ta_.string(ka);
+      if (kb == eb || key != tb_.string(kb)) return false;
       for (std::size_t j = 0; j < i; ++j)
         if (keys[j].size() == key.size() && keys[j] == key) return false;
       keys[i] = key;
     }
-    for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib) {
-      path_.push_back(json::PathStep::of_key(ia.key()));
-      diff(ia.value(), ib.value());
-      path_.pop_back();
+    bool keep = keeps_path(scope);
+    for (std::size_t ka = JsonTape::first(a), kb = JsonTape::first(b); ka != ea;
+         ka = ta_.next(ka + 1), kb = tb_.next(kb + 1)) {
+      if (!matters(scope) && is_scalar(ka + 1) && same(ka + 1, kb + 1)) continue;
+      {
+        Into into(*this, ta_.string(ka), scope, keep);
+        diff(ka + 1, kb + 1);
+      }
       if (truncated_) break;
     }
     return true;
   }
 
-  void diff_objects(element a, element b) {
-    if (diff_aligned_objects(simdjson::dom::object(a), simdjson::dom::object(b))) return;
-    auto ma = last_members(simdjson::dom::object(a));
-    auto mb = last_members(simdjson::dom::object(b));
+  void diff_objects(std::size_t a, std::size_t b) {
+    Scope scope = child_scope();
+    if (diff_aligned_objects(a, b, scope)) return;
+    auto ma = last_members(ta_, a);
+    auto mb = last_members(tb_, b);
     MemberIndex ia(ma), ib(mb);
-    for (const auto& [key, value] : ma) {
-      path_.push_back(json::PathStep::of_key(key));
-      if (const element* other = ib.find(key)) diff(value, *other);
-      else if (!ignored_here()) add("missing", show(value), "");
-      path_.pop_back();
+    bool keep = keeps_path(scope);
+    for (const auto& m : ma) {
+      {
+        Into into(*this, m.key, scope, keep);
+        if (const Member* other = ib.find(m.key)) {
+          if (matters(scope) || !is_scalar(m.value) || !same(m.value, other->value)) diff(m.value, other->value);
+        } else if (!ignored_here()) {
+          add("missing", [&] { return show(ta_, m.value); }, none);
+        }
+      }
       if (truncated_) return;
     }
-    for (const auto& [key, value] : mb) {
-      if (ia.find(key)) continue;
-      path_.push_back(json::PathStep::of_key(key));
-      if (!ignored_here()) add("extra", "", show(value));
-      path_.pop_back();
+    for (const auto& m : mb) {
+      if (ia.find(m.key)) continue;
+      {
+        Into into(*this, m.key, scope, keep);
+        if (!ignored_here()) add("extra", none, [&] { return show(tb_, m.value); });
+      }
       if (truncated_) return;
     }
   }
 
-  static std::vector<element> elements(element array) {
-    std::vector<element> out;
-    for (auto e : simdjson::dom::array(array)) out.push_back(e);
+  static std::vector<std::size_t> elements(const JsonTape& t, std::size_t array) {
+    std::vector<std::size_t> out;
+    for (std::size_t e = JsonTape::first(array), end = t.end(array); e != end; e = t.next(e)) out.push_back(e);
     return out;
   }
 
-  void diff_ordered(element a, element b) {
-    auto ea = elements(a), eb = elements(b);
-    if (ea.size() != eb.size()) {
-      add("length", std::to_string(ea.size()), std::to_string(eb.size()));
-      diff_positions(ea, eb);
+  void diff_ordered(std::size_t a, std::size_t b) {
+    std::size_t na = length(ta_, a), nb = length(tb_, b);
+    if (na != nb) {
+      add("length", [&] { return std::to_string(na); }, [&] { return std::to_string(nb); });
+      diff_positions(a, b, nullptr);
       return;
     }
     // When the arrays hold the same elements in another order, one "order" entry says it
-    // better than N "changed" ones: compare by position, then take those entries back.
-    std::size_t before = out_.size();
-    std::size_t differing = diff_positions(ea, eb);
-    // A permutation moves at least two elements; one differing element cannot be one.
-    if (differing > 1) {
-      auto [left_a, left_b] = match_multiset(ea, eb);
+    // better than N "changed" ones. A dry run finds the positions that differ; a permutation
+    // moves at least two elements, so one differing element cannot be one.
+    std::size_t before = count();
+    std::vector<std::size_t> differing_at;
+    bool all_found = false;  // differing_at holds every differing position (the run was not cut short)
+    if (dry_) {
+      diff_positions(a, b, &differing_at);
+      all_found = !truncated_;
+    } else {
+      DryRun dry(*this);
+      diff_positions(a, b, &differing_at);
+      all_found = !truncated_;
+    }
+    if (differing_at.size() > 1 && !(all_found && cannot_be_permutation(a, b, differing_at))) {
+      auto [left_a, left_b] = match_multiset(elements(ta_, a), elements(tb_, b), true);
       if (left_a.empty() && left_b.empty()) {
-        out_.resize(before);
+        rewind(before);
         truncated_ = false;
-        add("order", show(a), show(b));
+        add_values("order", a, b);
+        return;
       }
     }
+    if (!dry_) diff_positions_at(a, b, differing_at);
   }
 
-  // Compares elements position by position; returns how many positions differ (at least).
-  std::size_t diff_positions(const std::vector<element>& ea, const std::vector<element>& eb) {
-    std::size_t n = std::min(ea.size(), eb.size());
-    std::size_t differing = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      std::size_t before = out_.size();
-      path_.push_back(json::PathStep::of_index(i));
-      diff(ea[i], eb[i]);
-      path_.pop_back();
-      if (out_.size() != before || truncated_) ++differing;
+  // A quick proof that match_multiset would leave an element unpaired, where no pattern
+  // reaches the elements: equal elements pair up, so the elements at the differing positions
+  // must hash alike as multisets. The hash takes every number alike, to agree with equality
+  // even where numbers are equal within its relative slack only.
+  bool cannot_be_permutation(std::size_t a, std::size_t b, const std::vector<std::size_t>& positions) {
+    if (matters(child_scope())) return false;
+    std::vector<std::uint64_t> ha, hb;
+    ha.reserve(positions.size());
+    hb.reserve(positions.size());
+    auto next = positions.begin();
+    std::size_t i = 0;
+    for (std::size_t ia = JsonTape::first(a), ib = JsonTape::first(b), ea = ta_.end(a), eb = tb_.end(b);
+         ia != ea && ib != eb && next != positions.end(); ia = ta_.next(ia), ib = tb_.next(ib), ++i) {
+      if (i != *next) continue;
+      ha.push_back(hash_clean(ta_, ia, true));
+      hb.push_back(hash_clean(tb_, ib, true));
+      ++next;
+    }
+    std::sort(ha.begin(), ha.end());
+    std::sort(hb.begin(), hb.end());
+    return ha != hb;
+  }
+
+  // Compares elements position by position; returns how many positions differ (at least:
+  // those before the walk was cut short), and records them in `differing_at` when given.
+  std::size_t diff_positions(std::size_t a, std::size_t b, std::vector<std::size_t>* differing_at) {
+    Scope scope = child_scope();
+    bool keep = keeps_path(scope);
+    std::size_t differing = 0, i = 0;
+    for (std::size_t ia = JsonTape::first(a), ib = JsonTape::first(b), ea = ta_.end(a), eb = tb_.end(b);
+         ia != ea && ib != eb; ia = ta_.next(ia), ib = tb_.next(ib), ++i) {
+      if (!matters(scope) && same(ia, ib)) continue;
+      std::size_t before = count();
+      {
+        Into into(*this, i, scope, keep);
+        diff(ia, ib);
+      }
+      if (count() != before || truncated_) {
+        ++differing;
+        if (differing_at) differing_at->push_back(i);
+      }
       if (truncated_) break;
     }
     return differing;
   }
 
-  void diff_unordered(element a, element b) {
-    auto ea = elements(a), eb = elements(b);
+  // Reports the differences at `positions` (in increasing order), which a dry run found.
+  void diff_positions_at(std::size_t a, std::size_t b, const std::vector<std::size_t>& positions) {
+    if (positions.empty()) return;
+    Scope scope = child_scope();
+    auto next = positions.begin();
+    std::size_t i = 0;
+    for (std::size_t ia = JsonTape::first(a), ib = JsonTape::first(b), ea = ta_.end(a), eb = tb_.end(b);
+         ia != ea && ib != eb; ia = ta_.next(ia), ib = tb_.next(ib), ++i) {
+      if (i != *next) continue;
+      {
+        Into into(*this, i, scope, keeps_path(scope));
+        diff(ia, ib);
+      }
+      if (truncated_ || ++next == positions.end()) return;
+    }
+  }
+
+  void diff_unordered(std::size_t a, std::size_t b) {
+    auto ea = elements(ta_, a), eb = elements(tb_, b);
     auto [left_a, left_b] = match_multiset(ea, eb);
+    Scope scope = child_scope();
+    bool keep = keeps_path(scope);
     for (std::size_t i : left_a) {
-      path_.push_back(json::PathStep::of_index(i));
-      if (!ignored_here()) add("missing", show(ea[i]), "");
-      path_.pop_back();
+      Into into(*this, i, scope, keep);
+      if (!ignored_here()) add("missing", [&] { return show(ta_, ea[i]); }, none);
     }
     for (std::size_t j : left_b) {
-      path_.push_back(json::PathStep::of_index(j));
-      if (!ignored_here()) add("extra", "", show(eb[j]));
-      path_.pop_back();
+      Into into(*this, j, scope, keep);
+      if (!ignored_here()) add("extra", none, [&] { return show(tb_, eb[j]); });
     }
   }
 
   // Pairs equal elements of `ea` and `eb` (under ignore and tolerance); returns the indexes
   // left without a partner on each side. Elements are bucketed by a hash that agrees with
-  // equality, so each one is compared with a few candidates, not with all.
-  std::pair<std::vector<std::size_t>, std::vector<std::size_t>> match_multiset(const std::vector<element>& ea,
-                                                                               const std::vector<element>& eb) {
-    std::unordered_map<std::uint64_t, std::vector<std::size_t>> buckets;
-    buckets.reserve(eb.size());
+  // equality, so each one is compared with a few candidates, not with all. With
+  // `first_unpaired_only`, stops at the first element of `ea` left without a partner (enough
+  // to know the arrays are no permutation of each other).
+  std::pair<std::vector<std::size_t>, std::vector<std::size_t>> match_multiset(const std::vector<std::size_t>& ea,
+                                                                               const std::vector<std::size_t>& eb,
+                                                                               bool first_unpaired_only = false) {
+    Scope scope = child_scope();
+    // Buckets as runs of (hash, index) sorted by both: candidates in index order, one allocation.
+    std::vector<std::pair<std::uint64_t, std::size_t>> buckets(eb.size());
     for (std::size_t j = 0; j < eb.size(); ++j) {
-      path_.push_back(json::PathStep::of_index(j));
-      buckets[hash(eb[j])].push_back(j);
-      path_.pop_back();
+      Into into(*this, j, scope, matters(scope));
+      buckets[j] = {hash(tb_, eb[j]), j};
     }
+    std::sort(buckets.begin(), buckets.end());
+    // Partnered candidates leave their bucket: next[p] leads to the first position >= p still
+    // free (path-halving), so runs of equal elements pair in O(1) each.
+    std::vector<std::size_t> next(buckets.size() + 1);
+    for (std::size_t p = 0; p < next.size(); ++p) next[p] = p;
+    auto free_from = [&](std::size_t p) {
+      while (next[p] != p) p = next[p] = next[next[p]];
+      return p;
+    };
+    bool keep = keeps_path(scope);
     std::vector<bool> used(eb.size(), false);
     std::vector<std::size_t> left_a, left_b;
     for (std::size_t i = 0; i < ea.size(); ++i) {
-      path_.push_back(json::PathStep::of_index(i));
+      Into into(*this, i, scope, keep);
       bool paired = false;
-      auto it = buckets.find(hash(ea[i]));
-      if (it != buckets.end()) {
-        // Partnered candidates leave the bucket, so runs of equal elements pair in O(1) each.
-        auto& candidates = it->second;
-        // Bounded, so that a bucket of look-alikes (numbers under a tolerance) stays linear.
-        std::size_t tries = std::min(candidates.size(), kMaxCandidates);
-        for (std::size_t k = 0; k < tries; ++k) {
-          std::size_t j = candidates[k];
-          if (!equivalent(ea[i], eb[j])) continue;
+      std::uint64_t h = hash(ta_, ea[i]);
+      auto first = std::lower_bound(buckets.begin(), buckets.end(), std::make_pair(h, std::size_t{0}));
+      // Bounded, so that a bucket of look-alikes (numbers under a tolerance) stays linear.
+      std::size_t p = free_from(static_cast<std::size_t>(first - buckets.begin()));
+      for (std::size_t tries = 0; p < buckets.size() && buckets[p].first == h && tries < kMaxCandidates; ++tries) {
+        std::size_t j = buckets[p].second;
+        if (equivalent(ea[i], eb[j])) {
           used[j] = true;
           paired = true;
-          candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(k));
+          next[p] = p + 1;
           break;
         }
+        p = free_from(p + 1);
       }
-      path_.pop_back();
-      if (!paired) left_a.push_back(i);
+      if (!paired) {
+        left_a.push_back(i);
+        if (first_unpaired_only) return {std::move(left_a), {}};
+      }
     }
     for (std::size_t j = 0; j < eb.size(); ++j)
       if (!used[j]) left_b.push_back(j);
     return {std::move(left_a), std::move(left_b)};
   }
 
-  bool equivalent(element a, element b) const {
-    std::vector<Difference> scratch;
-    DiffWalker probe(config_, scratch, 1, path_);
-    probe.diff(a, b);
-    return scratch.empty() && !probe.truncated();
+  // No difference at all between `a` and `b` at the current path: a dry run with room for
+  // none stops at the first one.
+  bool equivalent(std::size_t a, std::size_t b) {
+    if (!matters(scope_)) return same(a, b);
+    DryRun dry(*this, 0, 0);
+    diff(a, b);
+    return !truncated_;
   }
 
   // A hash equal for equivalent values: ignored subtrees are skipped, duplicate keys count
   // once (last wins), object members are combined order-independently, and with a tolerance
   // every number hashes alike (equality then decides).
-  std::uint64_t hash(element e) {
-    if (!config_.ignore.empty() && config_.ignore.matches(path_)) return 0x1234;
-    switch (e.type()) {
-      case element_type::OBJECT: {
+  std::uint64_t hash(const JsonTape& t, std::size_t v) {
+    if (!matters(scope_)) return hash_clean(t, v);
+    if (ignored_here()) return 0x1234;
+    switch (t.kind(v)) {
+      case '{': {
+        Scope scope = child_scope();
         std::uint64_t h = 0x0b7ec7;
-        for (const auto& [key, value] : last_members(simdjson::dom::object(e))) {
-          path_.push_back(json::PathStep::of_key(key));
-          h += mix(std::hash<std::string_view>{}(key), hash(value));  // order-independent
-          path_.pop_back();
+        auto add_member = [&](std::string_view key, std::size_t value) {
+          Into into(*this, key, scope, matters(scope));
+          h += mix(std::hash<std::string_view>{}(key), hash(t, value));  // order-independent
+        };
+        if (has_unique_keys(t, v)) {
+          for (std::size_t k = JsonTape::first(v), end = t.end(v); k != end; k = t.next(k + 1))
+            add_member(t.string(k), k + 1);
+        } else {
+          for (const auto& m : last_members(t, v)) add_member(m.key, m.value);
         }
         return h;
       }
-      case element_type::ARRAY: {
-        bool unordered = !config_.unordered.empty() && config_.unordered.matches(path_);
+      case '[': {
+        bool unordered = unordered_here();
+        Scope scope = child_scope();
+        bool keep = matters(scope);
         std::uint64_t h = 0xa7747;
         std::size_t i = 0;
-        for (auto child : simdjson::dom::array(e)) {
-          path_.push_back(json::PathStep::of_index(i++));
-          if (unordered) h += mix(0x5eed, hash(child));
-          else h = mix(h, hash(child));
-          path_.pop_back();
+        for (std::size_t e = JsonTape::first(v), end = t.end(v); e != end; e = t.next(e)) {
+          Into into(*this, i++, scope, keep);
+          if (unordered) h += mix(0x5eed, hash(t, e));
+          else h = mix(h, hash(t, e));
         }
         return mix(h, i);
       }
-      case element_type::STRING: return mix(0x57, std::hash<std::string_view>{}(std::string_view(e)));
-      case element_type::BOOL: return bool(e) ? 0x7 : 0x8;
-      case element_type::NULL_VALUE: return 0x9;
+      default: return hash_scalar(t, v, false);
+    }
+  }
+
+  // hash() where the scope does not matter: nothing is ignored and no array is unordered below.
+  // With `numbers_alike`, every number hashes the same (as under a tolerance).
+  std::uint64_t hash_clean(const JsonTape& t, std::size_t v, bool numbers_alike = false) const {
+    switch (t.kind(v)) {
+      case '{': {
+        std::uint64_t h = 0x0b7ec7;
+        if (has_unique_keys(t, v)) {
+          for (std::size_t k = JsonTape::first(v), end = t.end(v); k != end; k = t.next(k + 1))
+            h += mix(std::hash<std::string_view>{}(t.string(k)), hash_clean(t, k + 1, numbers_alike));
+        } else {
+          for (const auto& m : last_members(t, v))
+            h += mix(std::hash<std::string_view>{}(m.key), hash_clean(t, m.value, numbers_alike));
+        }
+        return h;
+      }
+      case '[': {
+        std::uint64_t h = 0xa7747;
+        std::size_t i = 0;
+        for (std::size_t e = JsonTape::first(v), end = t.end(v); e != end; e = t.next(e), ++i)
+          h = mix(h, hash_clean(t, e, numbers_alike));
+        return mix(h, i);
+      }
+      default: return hash_scalar(t, v, numbers_alike);
+    }
+  }
+
+  std::uint64_t hash_scalar(const JsonTape& t, std::size_t v, bool numbers_alike) const {
+    switch (t.kind(v)) {
+      case '"': return mix(0x57, std::hash<std::string_view>{}(t.string(v)));
+      case 't': return t.type(v) == 't' ? 0x7 : 0x8;
+      case 'n': return 0x9;
       default: {
-        if (config_.tolerance > 0) return 0x4e;
-        double d = as_double(e);
+        if (config_.tolerance > 0 || numbers_alike) return 0x4e;
+        double d = t.as_double(v);
         if (d == 0) d = 0;  // -0.0 and 0.0
         return mix(0x4e, std::hash<double>{}(d));
       }
@@ -336,40 +705,106 @@ class DiffWalker {
   }
 
   const JsonDiffConfig& config_;
+  const JsonTape& ta_;
+  const JsonTape& tb_;
   std::vector<Difference>& out_;
   std::size_t limit_;
-  json::ConcretePath path_;
+  WalkPath path_;
+  Scope scope_;  // of the value at path_
   bool truncated_ = false;
+  bool dry_ = false;
+  std::size_t dry_count_ = 0;  // differences a dry run would have reported, as out_.size() would be
 };
 
 std::string invalid_side(std::string_view text, const std::string& error, std::size_t max_bytes) {
   return "(invalid JSON: " + error + ") " + json::truncate_for_display(text, max_bytes);
 }
 
-}  // namespace
+// Both sides as "invalid_json", with the SDK's wording of each parse error.
+std::vector<Difference> invalid_json(std::string_view original, std::string_view replay, const JsonDiffConfig& config) {
+  auto a = json::JsonDocument::parse(original);
+  auto b = json::JsonDocument::parse(replay);
+  // Only after this thread's parser failed: the SDK's, with the same depth limit, fails alike.
+  if (a.ok() && b.ok()) throw std::runtime_error("cannot allocate a JSON parser");
+  Difference d{"$", "invalid_json", "", ""};
+  d.original = a.ok() ? json::truncate_for_display(original, config.max_value_bytes)
+                      : invalid_side(original, a.error(), config.max_value_bytes);
+  d.replay = b.ok() ? json::truncate_for_display(replay, config.max_value_bytes)
+                    : invalid_side(replay, b.error(), config.max_value_bytes);
+  return {std::move(d)};
+}
 
-std::vector<Difference> json_diff(element original, element replay, const JsonDiffConfig& config) {
+// One parser and two documents per thread, reused from one comparison to the next.
+struct ThreadDocuments {
+  simdjson::dom::parser parser;
+  simdjson::dom::document original, replay;
+  bool allocated = false;
+
+  // The same limits as json::JsonDocument, so that the same texts parse.
+  bool ready() {
+    if (!allocated) allocated = parser.allocate(0, json::JsonDocument::kDefaultMaxDepth) == simdjson::SUCCESS;
+    return allocated;
+  }
+  void release() {
+    parser = simdjson::dom::parser();
+    original = simdjson::dom::document();
+    replay = simdjson::dom::document();
+    allocated = false;
+  }
+};
+
+ThreadDocuments& thread_documents() {
+  thread_local ThreadDocuments documents;
+  return documents;
+}
+
+// Gives a thread's buffers back after a comparison of large documents.
+class BufferLimit {
+ public:
+  explicit BufferLimit(ThreadDocuments& documents) : documents_(documents) {}
+  ~BufferLimit() {
+    if (documents_.parser.capacity() > kKeptCapacity) documents_.release();
+  }
+  BufferLimit(const BufferLimit&) = delete;
+  BufferLimit& operator=(const BufferLimit&) = delete;
+
+ private:
+  ThreadDocuments& documents_;
+};
+
+std::vector<Difference> diff_texts(std::string_view original, std::string_view replay, const JsonDiffConfig& config,
+                                   bool shortcut) {
+  if (original == replay) return {};
+  ThreadDocuments& docs = thread_documents();
+  BufferLimit limit(docs);
+  element root_a, root_b;
+  if (!docs.ready() || docs.parser.parse_into_document(docs.original, original.data(), original.size()).get(root_a))
+    return invalid_json(original, replay, config);
+  // Responses often differ only in a trace id or a timestamp that is ignored: then the replay
+  // needs no parsing and there is nothing to walk.
+  if (shortcut && !config.ignore.empty() && differs_only_at_ignored_scalars(original, replay, config.ignore)) return {};
+  if (docs.parser.parse_into_document(docs.replay, replay.data(), replay.size()).get(root_b))
+    return invalid_json(original, replay, config);
+
   std::vector<Difference> out;
-  DiffWalker walker(config, out, std::max<std::size_t>(config.max_differences, 1));
-  walker.diff(original, replay);
+  JsonTape a(docs.original), b(docs.replay);
+  DiffWalker walker(config, a, b, out, std::max<std::size_t>(config.max_differences, 1));
+  walker.diff(JsonTape::kRoot, JsonTape::kRoot);
   if (walker.truncated())
-    out.push_back(Difference{"$", "truncated", "", "more than " + std::to_string(out.size()) + " differences; the rest are not shown"});
+    out.push_back(Difference{"$", "truncated", "",
+                             "more than " + std::to_string(out.size()) + " differences; the rest are not shown"});
   return out;
 }
 
+}  // namespace
+
 std::vector<Difference> json_diff(std::string_view original, std::string_view replay, const JsonDiffConfig& config) {
-  if (original == replay) return {};
-  auto a = json::JsonDocument::parse(original);
-  auto b = json::JsonDocument::parse(replay);
-  if (!a.ok() || !b.ok()) {
-    Difference d{"$", "invalid_json", "", ""};
-    d.original = a.ok() ? json::truncate_for_display(original, config.max_value_bytes)
-                        : invalid_side(original, a.error(), config.max_value_bytes);
-    d.replay = b.ok() ? json::truncate_for_display(replay, config.max_value_bytes)
-                      : invalid_side(replay, b.error(), config.max_value_bytes);
-    return {std::move(d)};
-  }
-  return json_diff(a.root(), b.root(), config);
+  return diff_texts(original, replay, config, true);
+}
+
+std::vector<Difference> json_diff_walk(std::string_view original, std::string_view replay,
+                                       const JsonDiffConfig& config) {
+  return diff_texts(original, replay, config, false);
 }
 
 }  // namespace doppel::plugins

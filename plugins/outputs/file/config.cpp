@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "doppel/gor_stream.hpp"
+#include "doppel/output_file.hpp"
 #include "doppel/plugin.hpp"
 #include "file_output.hpp"
 
@@ -21,9 +22,18 @@ PluginDefinition file_output_definition() {
              "starts when the expanded name changes. \".gz\" at the end writes gzip. GoReplay: --output-file")
           .required(),
       option("append", OptionType::boolean,
-             "Add to an existing file (with chunking: to the last existing chunk) instead of starting anew. "
-             "GoReplay: --output-file-append")
+             "Add to an existing file (with chunking: to the last existing chunk). Without append or "
+             "overwrite, an existing file at path is an error: a capture is never replaced by accident")
           .default_value(false),
+      option("overwrite", OptionType::boolean,
+             "Replace an existing file at path (truncate it) instead of refusing to start. Chunks are never "
+             "replaced: a run starts after the highest existing chunk index. GoReplay: --output-file-append "
+             "(GoReplay truncates FILE when it opens it)")
+          .default_value(false),
+      option("mode", OptionType::string,
+             "Permission bits, in octal, of the files this output creates (the umask still applies); an "
+             "existing file keeps its own. Captures hold credentials: keep them private")
+          .default_value("0600"),
       option("size_limit", OptionType::size,
              "Start a new chunk (name_0.gor, name_1.gor, ...) before a file would grow past this size; 0 = no "
              "limit. GoReplay: --output-file-size-limit")
@@ -37,9 +47,12 @@ PluginDefinition file_output_definition() {
           .default_value("1s"),
   };
   def.metrics = {
-      {"failed.write_error", "messages that could not be written (disk full, I/O error); logged"},
-      {"records_written", "records written"},
-      {"bytes_written", "bytes written before compression"},
+      {"dropped.write_failed",
+       "records lost because writing failed (disk full, I/O error, a file that could not be opened); the "
+       "file is truncated back to its last complete record and the next write tries again; logged once per "
+       "episode"},
+      {"records_written", "records the file accepted (gzip: once the gzip member holding them was written)"},
+      {"bytes_written", "bytes of those records, before compression"},
       {"files_opened", "files (chunks) opened"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
@@ -56,7 +69,7 @@ PluginDefinition file_output_definition() {
     if (!parent.empty() && !std::filesystem::is_directory(parent, ignored))
       options.fail("path", "directory " + parent.string() + " does not exist");
     config.gzip = config.pattern.size() > 3 && config.pattern.ends_with(".gz");
-    config.append = options.boolean("append");
+    config.files = output_file_policy(options);
     config.size_limit = options.size("size_limit");
     std::int64_t max_records = options.integer("max_records");
     if (max_records < 0) options.fail("max_records", "max_records must be 0 (no limit) or more");

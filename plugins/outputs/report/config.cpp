@@ -1,4 +1,5 @@
 // Plugin `report`: options, their parsing into ReportConfig, and registration.
+#include "doppel/output_file.hpp"
 #include "doppel/plugin.hpp"
 #include "report_output.hpp"
 
@@ -20,10 +21,21 @@ PluginDefinition report_definition() {
       "fails the run when a fail_if goal is missed";
   def.accepts = KindSet{Kind::verdict};
   def.options = {
-      option("jsonl", OptionType::string, "File receiving one verdict per line (JSON); empty: none").default_value(""),
-      option("html", OptionType::string,
-             "Self-contained HTML report (no network needed to open it), rewritten at every flush; empty: none")
+      option("jsonl", OptionType::string,
+             "File receiving one verdict per line (JSON); empty: none. An existing file is an error unless "
+             "append or overwrite is set")
           .default_value(""),
+      option("html", OptionType::string,
+             "Self-contained HTML report (no network needed to open it), rewritten at every flush: written to a "
+             "new file in the same directory, then renamed over this name (replacing an earlier report, never "
+             "writing through a link); empty: none")
+          .default_value(""),
+      option("append", OptionType::boolean, "Add verdict lines to an existing jsonl file").default_value(false),
+      option("overwrite", OptionType::boolean, "Replace (truncate) an existing jsonl file").default_value(false),
+      option("mode", OptionType::string,
+             "Permission bits, in octal, of the files this output creates (the umask still applies); reports "
+             "quote captured traffic: keep them private")
+          .default_value("0600"),
       option("summary", OptionType::boolean, "Print a per-endpoint summary table to stderr at exit")
           .default_value(true),
       option("title", OptionType::string, "Title of the HTML report and the summary").default_value("doppel report"),
@@ -47,11 +59,17 @@ PluginDefinition report_definition() {
       {"dropped.not_a_verdict", "messages that are not verdicts"},
       {"failed.invalid_verdict", "verdict payloads that are not valid verdict JSON"},
       {"failed.html_unwritable", "the HTML report could not be written"},
+      {"dropped.write_failed",
+       "verdict lines lost because writing the jsonl file failed (disk full, I/O error); the file is truncated "
+       "back to its last complete line and the next write tries again. The verdicts still count in the HTML "
+       "report and the summary"},
+      {"jsonl_written", "verdict lines the jsonl file accepted"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     ReportConfig config;
     config.jsonl = options.string("jsonl");
     config.html = options.string("html");
+    config.files = output_file_policy(options);
     config.summary = options.boolean("summary");
     config.title = options.string("title");
     for (const auto& text : options.strings("fail_if")) {

@@ -1,49 +1,73 @@
 #include "report_output.hpp"
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <spdlog/spdlog.h>
+
 #include <stdexcept>
 
 namespace doppel::plugins {
-namespace {
 
-// Writes next to the target and renames, so a reader never sees half a report.
-void write_file_atomically(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
-    out.write(content.data(), static_cast<std::streamsize>(content.size()));
-    if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-}  // namespace
-
-ReportOutput::~ReportOutput() {
-  periodic_flush_.stop();
-  if (jsonl_) std::fclose(jsonl_);
-}
+ReportOutput::~ReportOutput() { periodic_flush_.stop(); }
 
 void ReportOutput::start(StageContext& context) {
   Stage::start(context);
   goal_reported_.assign(config_.fail_if.size(), false);
+  jsonl_written_ = &context.counter("jsonl_written");
   if (!config_.jsonl.empty()) {
-    jsonl_ = std::fopen(config_.jsonl.c_str(), "wb");
-    if (!jsonl_) throw std::runtime_error("report: cannot open jsonl file " + config_.jsonl + ": " + std::strerror(errno));
-    // Verdicts reach the file within this interval; then the messages they came from may be
-    // acknowledged to their source (held_).
+    try {
+      jsonl_ = OutputFile::open(config_.jsonl, config_.files, false);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("output \"" + context.stage_name() + "\": " + e.what());
+    }
+    // Verdicts reach the file within this interval (for whoever follows it with tail -f); then
+    // the messages they came from may be acknowledged to their source (held_).
     periodic_flush_.start(std::chrono::milliseconds(200), [this] {
       std::lock_guard lock(mutex_);
-      if (!jsonl_ || held_.size() == 0) return;
-      std::fflush(jsonl_);
-      held_.release();
+      if (jsonl_) flush_jsonl();
     });
   }
+}
+
+void ReportOutput::flush_jsonl() {
+  try {
+    jsonl_->flush(false);
+  } catch (const std::exception& e) {
+    jsonl_failed(e);
+  }
+  account_jsonl();
+  held_.release();  // written, or counted as lost
+}
+
+void ReportOutput::close_jsonl() {
+  try {
+    jsonl_->close();
+  } catch (const std::exception& e) {
+    jsonl_failed(e);
+  }
+  account_jsonl();
+  held_.release();
+}
+
+void ReportOutput::account_jsonl() {
+  const OutputFile::Progress& now = jsonl_->progress();
+  std::uint64_t written = now.records_written - jsonl_accounted_.records_written;
+  std::uint64_t lost = now.records_lost - jsonl_accounted_.records_lost;
+  if (written > 0) jsonl_written_->add(written);
+  // The verdicts still count in the HTML report and the summary; their lines are what was lost.
+  if (lost > 0) context().drop("write_failed", lost);
+  if (jsonl_failing_ && written > 0 && lost == 0) {
+    context().log().warn("report: writing {} again", config_.jsonl);
+    jsonl_failing_ = false;
+  }
+  jsonl_accounted_ = now;
+}
+
+void ReportOutput::jsonl_failed(const std::exception& e) {
+  if (jsonl_failing_) return;  // once per episode, not once per line
+  jsonl_failing_ = true;
+  context().log().error(
+      "report: {}; verdict lines that cannot be written are dropped (counted as write_failed), the file "
+      "keeps ending with a complete line, and every later write tries again",
+      e.what());
 }
 
 void ReportOutput::process(const MessagePtr& message) {
@@ -61,12 +85,14 @@ void ReportOutput::process(const MessagePtr& message) {
   dirty_ = true;
   if (jsonl_) {
     // One verdict per line: the payload is single-line JSON written by the compare stage.
-    std::fwrite(message->payload.data(), 1, message->payload.size(), jsonl_);
-    std::fputc('\n', jsonl_);
-    if (held_.hold(*message)) {
-      std::fflush(jsonl_);
-      held_.release();
+    try {
+      jsonl_->add({message->payload, "\n"});
+      if (held_.hold(*message)) flush_jsonl();
+    } catch (const std::exception& e) {
+      jsonl_failed(e);
+      held_.release();  // what they were held for is counted as lost
     }
+    account_jsonl();
   }
 }
 
@@ -86,12 +112,14 @@ std::vector<std::pair<Goal, std::optional<double>>> ReportOutput::evaluate_goals
 
 void ReportOutput::write_outputs() {
   auto goals = evaluate_goals();
-  if (jsonl_) std::fflush(jsonl_);
+  if (jsonl_) flush_jsonl();
   held_.release();
   if (!dirty_) return;
   if (!config_.html.empty()) {
     try {
-      write_file_atomically(config_.html, render_html(model_, config_, goals));
+      // A new file renamed over the old: a reader never sees half a report, and a link planted
+      // at the name is replaced, never written through.
+      replace_file(config_.html, render_html(model_, config_, goals), config_.files.mode);
     } catch (const std::exception& e) {
       context().fail("html_unwritable");
       context().log().error("report: {}", e.what());
@@ -112,8 +140,8 @@ void ReportOutput::stop() {
   stopped_ = true;
   write_outputs();
   if (jsonl_) {
-    std::fclose(jsonl_);
-    jsonl_ = nullptr;
+    close_jsonl();
+    jsonl_.reset();
   }
   if (config_.summary) {
     std::string table = render_summary(model_, config_, evaluate_goals());

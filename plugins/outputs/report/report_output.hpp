@@ -1,13 +1,14 @@
 #pragma once
 // The `report` output: verdicts to a JSONL file, a self-contained HTML report, a console
 // summary at exit, and `fail_if` goals that make `doppel run` exit non-zero.
-#include <cstdio>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "doppel/gor_stream.hpp"
 #include "doppel/held_leases.hpp"
+#include "doppel/output_file.hpp"
 #include "doppel/stage.hpp"
 #include "goal.hpp"
 #include "report_model.hpp"
@@ -15,8 +16,9 @@
 namespace doppel::plugins {
 
 struct ReportConfig {
-  std::string jsonl;  // "" : none
-  std::string html;   // "" : none
+  std::string jsonl;       // "" : none
+  std::string html;        // "" : none
+  OutputFilePolicy files;  // an existing JSONL file (refused, appended to, overwritten), the mode
   bool summary = true;
   std::string title = "doppel report";
   std::vector<Goal> fail_if;
@@ -44,11 +46,20 @@ class ReportOutput : public Stage {
  private:
   std::vector<std::pair<Goal, std::optional<double>>> evaluate_goals();  // mutex_ held
   void write_outputs();                                                  // mutex_ held
+  // The JSONL file's calls, with failures counted (dropped.write_failed) and logged once per
+  // episode; mutex_ held.
+  void flush_jsonl();
+  void close_jsonl();
+  void account_jsonl();
+  void jsonl_failed(const std::exception& e);
   ReportConfig config_;
   std::mutex mutex_;
   ReportModel model_;
-  std::FILE* jsonl_ = nullptr;
-  HeldLeases held_;                // of verdicts written to jsonl_ since its last flush
+  std::unique_ptr<OutputFile> jsonl_;
+  OutputFile::Progress jsonl_accounted_;
+  bool jsonl_failing_ = false;  // since the last failure, no line was written
+  Counter* jsonl_written_ = nullptr;
+  HeldLeases held_;                    // of verdicts written to jsonl_ since its last flush
   gor::PeriodicFlush periodic_flush_;  // flushes jsonl_ when verdicts pause
   std::vector<bool> goal_reported_;
   bool dirty_ = true;

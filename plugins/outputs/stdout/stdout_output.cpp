@@ -29,11 +29,9 @@ class StdoutOutput : public Stage {
     try {
       writer_->write(*message);
     } catch (const std::exception& e) {
-      // A closed pipe (the reader went away) or a full disk: count, and say so once.
-      context().fail("write_error");
-      if (!error_logged_) context().log().error("writing to standard output failed: {}", e.what());
-      error_logged_ = true;
+      report_failure(e);
     }
+    account();
   }
 
   void flush() override {
@@ -54,9 +52,22 @@ class StdoutOutput : public Stage {
     try {
       writer_->flush(sync);
     } catch (const std::exception& e) {
-      if (!error_logged_) context().log().error("writing to standard output failed: {}", e.what());
-      error_logged_ = true;
+      report_failure(e);
     }
+    account();
+  }
+
+  // A closed pipe (the reader went away) or a full disk: the writer counts every record whose
+  // bytes did not all reach the descriptor, batched ones included; each is a drop here.
+  void account() {
+    std::uint64_t lost = writer_->progress().records_lost;
+    if (lost > lost_accounted_) context().drop("write_failed", lost - lost_accounted_);
+    lost_accounted_ = lost;
+  }
+
+  void report_failure(const std::exception& e) {
+    if (!error_logged_) context().log().error("writing to standard output failed: {}", e.what());
+    error_logged_ = true;
   }
 
   int fd_;
@@ -64,6 +75,7 @@ class StdoutOutput : public Stage {
   std::mutex mutex_;
   std::unique_ptr<gor::RecordWriter> writer_;
   bool error_logged_ = false;
+  std::uint64_t lost_accounted_ = 0;
   gor::PeriodicFlush periodic_flush_;
 };
 
@@ -80,7 +92,7 @@ PluginDefinition stdout_output_definition() {
           .default_value("100ms"),
   };
   def.metrics = {
-      {"failed.write_error", "messages that could not be written (e.g. the reading end of a pipe closed)"},
+      {"dropped.write_failed", "messages that could not be written (e.g. the reading end of a pipe closed)"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     auto interval = options.duration("flush_interval");

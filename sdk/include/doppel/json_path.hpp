@@ -8,12 +8,17 @@
 //   items[0].id         an array index (0-based)
 //   items[*].id         [*] = every index of an array (never an object key)
 //   meta.*              *   = every key of an object (never an array index)
+//   **.password         **  = any number of steps (keys or indexes), zero included:
+//                       `password` at the top level, `user.password`, `items[3].password`,
+//                       `a[0][1].password`; `a.**.id` = `id` anywhere below `a`
 //   $.a.b  $  $[0]      an optional leading `$` names the root; `$` alone is the root itself
 //   a["x.y"]  a['k']    quoted keys, for keys with `.`, `[`, `]`, quotes, spaces or `*`
 //                       (JSON string escapes allowed inside double quotes)
 // Matching is exact, segment by segment: `items.id` never matches `items[0].id` nor
 // `items.idempotency_key`; `items.0` is the key "0", not an index. A path never matches
 // by substring or prefix; JsonPath::covers() is the explicit "this path or below it" test.
+// `**` is the one segment that spans several steps, and only when written: `password`
+// stays the top-level key alone. (`["**"]` is the literal key "**".)
 //
 // Duplicate keys: the last occurrence wins (as in Python, JavaScript and Go), both when a
 // path is evaluated and when the json comparator walks an object.
@@ -72,7 +77,7 @@ class JsonPathError : public std::invalid_argument {
 class JsonPath {
  public:
   struct Segment {
-    enum class Type : std::uint8_t { key, index, any_key, any_index };
+    enum class Type : std::uint8_t { key, index, any_key, any_index, any_depth };
     Type type = Type::key;
     std::string key;        // Type::key
     std::size_t index = 0;  // Type::index
@@ -88,8 +93,10 @@ class JsonPath {
   const std::string& text() const { return text_; }  // as written
   const std::vector<Segment>& segments() const { return segments_; }
   bool is_root() const { return segments_.empty(); }
-  bool has_wildcard() const;
-  // A single object key (`robot_id`, `["a.b"]`) or `*`: what form and query lookups accept.
+  bool has_wildcard() const;  // `*`, `[*]` or `**`
+  bool has_any_depth() const;  // `**`
+  // A single object key (`robot_id`, `["a.b"]`) or `*`. (`**.robot_id` also matches the
+  // one-step path [robot_id]: to ask whether a form or query key is named, match it as one.)
   bool is_single_key() const;
 
   // Exact match of a concrete path: same length, each step equal or matched by its wildcard.
@@ -102,9 +109,14 @@ class JsonPath {
   bool matches(std::string_view concrete_text) const;
   bool covers(std::string_view concrete_text) const;
 
+  // Could a path strictly below `concrete` match? (lets a walk skip whole subtrees)
+  bool may_match_below(std::span<const PathStep> concrete) const;
+
   // Every element of `root` at this path, in document order. A key segment selects the last
   // member with that key; `*` selects each distinct key once (its last value). Nothing
   // matches on a type mismatch (a key on an array, an index on an object) — never an error.
+  // With `**` each matching location is returned once, outer before inner (`**.a` on
+  // {"a":{"a":1}} gives the outer object, then 1).
   std::vector<simdjson::dom::element> find(simdjson::dom::element root) const;
   // Same, with the concrete path of each match.
   struct Match {

@@ -56,6 +56,15 @@ inline OptionBuilder option(std::string name, OptionType type, std::string descr
   return OptionBuilder(std::move(name), type, std::move(description));
 }
 
+// How an error message shows text a user wrote (an option's value, a key, a stage name): in
+// double quotes, control characters, quotes and backslashes escaped, and at most `max_bytes`
+// of it, cut at a character boundary and followed by its length, so that a 10 MB value makes
+// a one-line error:  "GET /\x01"   "aaaaaaaa…" (10485760 bytes)
+inline constexpr std::size_t kQuotedBytes = 64;
+std::string quote_for_message(std::string_view text, std::size_t max_bytes = kQuotedBytes);
+// The same without the quotes, for text shown in brackets or after a colon: aaaaaaaa… (10485760 bytes)
+std::string excerpt_for_message(std::string_view text, std::size_t max_bytes = kQuotedBytes);
+
 // A configuration error at a position; the runtime prints it as FILE:LINE:COL: message.
 class ConfigError : public std::runtime_error {
  public:

@@ -1,6 +1,10 @@
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <sstream>
 #include <thread>
 
@@ -103,7 +107,9 @@ TEST_CASE("a corrupt record in the middle is skipped and counted; the rest of th
   CHECK(out[0]->id == "a1");
   CHECK(out[1]->id == "a2");
   CHECK(out[2]->id == "a3");
-  CHECK(h.dropped("corrupt_record") == 3);  // two bad headers and the truncated tail
+  CHECK(h.dropped("corrupt_record") == 2);   // two bad headers
+  CHECK(h.dropped("truncated_input") == 1);  // and the tail the file ends inside
+  CHECK(h.counter("read_errors").value() == 1);
 }
 
 TEST_CASE("a glob reads every matching file in chunk order, gzip transparently") {
@@ -240,11 +246,16 @@ TEST_CASE("a stop request ends a long recorded pause promptly") {
 
 TEST_CASE("loop over files that yield nothing stops instead of spinning") {
   TempDir dir;
-  file_test::write_bytes(dir.file("junk.gor"), "no records here at all");
-  auto h = input(dir.file("junk.gor"), {{"loop", true}, {"max_speed", true}});
-  h.run();  // returns by itself
-  CHECK(h.emitted().empty());
-  CHECK(h.dropped("corrupt_record") == 1);
+  // A valid start, cut before its separator: readable, but it yields no record.
+  file_test::write_bytes(dir.file("cut.gor"), "1 a 1700000000000000000 0\nGET /cut-off");
+  file_test::write_bytes(dir.file("empty.gor"), "");
+  for (const char* name : {"cut.gor", "empty.gor"}) {
+    CAPTURE(std::string(name));
+    auto h = input(dir.file(name), {{"loop", true}, {"max_speed", true}});
+    h.run();  // returns by itself
+    CHECK(h.emitted().empty());
+    CHECK(h.dropped("truncated_input") == (std::string(name) == "cut.gor" ? 1 : 0));
+  }
 }
 
 TEST_CASE("kinds selects which records are emitted") {
@@ -274,7 +285,7 @@ TEST_CASE("dry_run prints count, time span and the expected duration at the conf
   INFO(text);
   CHECK(text.find("2 files") != std::string::npos);
   CHECK(text.find("records: 4 (3 requests, 1 responses, 0 replays)") != std::string::npos);
-  CHECK(text.find("corrupt or truncated records (skipped): 1") != std::string::npos);
+  CHECK(text.find("records skipped (corrupt, too large or cut off): 1") != std::string::npos);
   CHECK(text.find("t_1.gor at byte offset 70: corrupt") != std::string::npos);
   CHECK(text.find("requests recorded over 10s") != std::string::npos);
   // Gaps 4 s and 6 s at 200% are 2 s and 3 s; max_wait caps the second to 2.5 s.
@@ -303,6 +314,112 @@ TEST_CASE("configuration errors name the option") {
   fails({{"path", Value(dir.file("t.gor") + "|200%")}, {"speed", "50%"}}, "speed is given twice");
   fails({{"path", Value(dir.file("t.gor") + "|fast")}}, "invalid rate");
   fails({{"path", Value(dir.file("t.gor"))}, {"kinds", Value::array({"requests!"})}}, "unknown kind");
+  fails({{"path", Value(dir.file("t.gor"))}, {"max_record_size", "0B"}}, "max_record_size must be above zero");
+  fails({{"path", Value(dir.file("t.gor"))}, {"max_record_size", "5GiB"}}, "at most 4GiB");
+}
+
+// ---- Files that are not what they should be (issue 15, items 3 and 5) ----
+
+TEST_CASE("a file that is not a .gor file is refused at validation, named, with what was expected") {
+  TempDir dir;
+  std::string noise;
+  for (int i = 0; i < 5000; ++i) noise += static_cast<char>((i * 131 + 7) % 251);
+  file_test::write_bytes(dir.file("noise.gor"), noise);
+  file_test::write_bytes(dir.file("noise.gor.gz"), std::string("\x1f\x8b\x08\x00", 4) + noise);
+  file_test::write_gor(dir.file("good_1.gor"), {file_test::request("r1", kT0)});
+  file_test::write_bytes(dir.file("good_2.gor"), noise);
+  auto refused = [&](const std::string& path, const std::string& text) {
+    CAPTURE(path);
+    CHECK_THROWS_WITH_AS(input(path), doctest::Contains(text.c_str()), ConfigError);
+  };
+  refused(dir.file("noise.gor"), dir.file("noise.gor") + " is not a .gor file (expected a first line");
+  refused(dir.file("noise.gor.gz"), "does not decompress");
+  // In a glob, one bad file is enough: it is named.
+  refused(dir.file("good_*.gor"), dir.file("good_2.gor") + " is not a .gor file");
+}
+
+TEST_CASE("an empty file is a recording of nothing: accepted, read as no records, nothing dropped") {
+  TempDir dir;
+  file_test::write_bytes(dir.file("rec_1.gor"), "");
+  file_test::write_gor(dir.file("rec_2.gor"), {file_test::request("r1", kT0)});
+  auto h = input(dir.file("rec_*.gor"), {{"max_speed", true}});
+  h.run();
+  REQUIRE(h.emitted().size() == 1);
+  CHECK(h.drops().empty());
+  CHECK(h.counter("read_errors").value() == 0);
+  auto alone = input(dir.file("rec_1.gor"), {{"max_speed", true}});
+  alone.run();  // no throw: empty is not unreadable
+  CHECK(alone.emitted().empty());
+  CHECK(alone.drops().empty());
+}
+
+TEST_CASE("max_record_size: a larger record is skipped and counted, the records around it are read") {
+  TempDir dir;
+  file_test::write_gor(dir.file("big.gor"), {file_test::request("r1", kT0, "GET /small HTTP/1.1\r\n\r\n"),
+                                             file_test::request("r2", kT0 + 1, std::string(5000, 'x')),
+                                             file_test::request("r3", kT0 + 2, std::string(4096, 'y'))});
+  auto h = input(dir.file("big.gor"), {{"max_speed", true}, {"max_record_size", "4KiB"}});
+  h.run();
+  auto out = h.emitted();
+  REQUIRE(out.size() == 2);
+  CHECK(out[0]->id == "r1");
+  CHECK(out[1]->id == "r3");  // exactly at the bound: kept
+  CHECK(out[1]->payload.size() == 4096);
+  CHECK(h.dropped("record_too_large") == 1);
+}
+
+TEST_CASE("a cut gzip file: the records before the cut are emitted, the cut is counted as truncated_input") {
+  TempDir dir;
+  std::vector<Message> many;
+  for (int i = 0; i < 2000; ++i)
+    many.push_back(file_test::request("id" + std::to_string(i), kT0 + i, std::string(200, char('a' + i % 26))));
+  file_test::write_gor(dir.file("cut.gor.gz"), many);
+  std::string raw = file_test::read_bytes(dir.file("cut.gor.gz"));
+  file_test::write_bytes(dir.file("cut.gor.gz"), raw.substr(0, raw.size() / 2));
+  auto h = input(dir.file("cut.gor.gz"), {{"max_speed", true}});
+  h.run();
+  auto out = h.emitted();
+  CHECK(out.size() > 0);
+  CHECK(out.size() < 2000);
+  for (std::size_t i = 0; i < out.size(); ++i) CHECK(out[i]->id == "id" + std::to_string(i));
+  CHECK(h.dropped("truncated_input") == 1);
+  CHECK(h.counter("read_errors").value() == 1);
+}
+
+TEST_CASE("a file spoiled after validation: skipped and counted; when no file is left readable the run fails") {
+  TempDir dir;
+  file_test::write_gor(dir.file("s_1.gor"), {file_test::request("r1", kT0)});
+  file_test::write_gor(dir.file("s_2.gor"), {file_test::request("r2", kT0 + 1)});
+  std::string noise(3000, '\x8f');
+  SUBCASE("one of two") {
+    auto h = input(dir.file("s_*.gor"), {{"max_speed", true}});  // validated while both are good
+    file_test::write_bytes(dir.file("s_1.gor"), noise);
+    h.run();
+    REQUIRE(h.emitted().size() == 1);
+    CHECK(h.emitted()[0]->id == "r2");
+    CHECK(h.dropped("unreadable_file") == 1);
+    CHECK(h.counter("read_errors").value() == 1);
+  }
+  SUBCASE("every one") {
+    auto h = input(dir.file("s_*.gor"), {{"max_speed", true}});
+    file_test::write_bytes(dir.file("s_1.gor"), noise);
+    file_test::write_bytes(dir.file("s_2.gor"), "GET / HTTP/1.1\r\n\r\n");
+    CHECK_THROWS_WITH_AS(h.run(), doctest::Contains("none of the 2 files matching"), std::runtime_error);
+    CHECK(h.emitted().empty());
+    CHECK(h.dropped("unreadable_file") == 2);
+  }
+  SUBCASE("the only one") {
+    auto h = input(dir.file("s_1.gor"), {{"max_speed", true}});
+    file_test::write_bytes(dir.file("s_1.gor"), noise);
+    CHECK_THROWS_WITH_AS(h.run(), doctest::Contains("could not be read"), std::runtime_error);
+    CHECK(h.dropped("unreadable_file") == 1);
+  }
+  SUBCASE("gone") {
+    auto h = input(dir.file("s_*.gor"), {{"max_speed", true}});
+    std::filesystem::remove(dir.file("s_1.gor"));
+    std::filesystem::remove(dir.file("s_2.gor"));
+    CHECK_THROWS_WITH_AS(h.run(), doctest::Contains("no file matches"), std::runtime_error);
+  }
 }
 
 namespace {
@@ -353,8 +470,8 @@ TEST_CASE("files from several hosts are merged by timestamp; order = name reads 
                         file_test::request("a20", kT0 + 20), file_test::request("a40", kT0 + 40)});
   file_test::write_gor(dir.file("host-b.gor.gz"),
                        {file_test::request("b10", kT0 + 10), file_test::request("b30", kT0 + 30)});
-  // A file with nothing valid in it is reported, and does not disturb the merge.
-  file_test::write_bytes(dir.file("host-c.gor"), "junk");
+  // A file without records (a host that captured nothing) does not disturb the merge.
+  file_test::write_bytes(dir.file("host-c.gor"), "");
   auto ids = [](testing::StageHarness& h) {
     std::vector<std::string> out;
     for (auto& m : h.emitted()) out.push_back(m->id);
@@ -364,7 +481,7 @@ TEST_CASE("files from several hosts are merged by timestamp; order = name reads 
     auto h = input(dir.file("host-*"), {{"max_speed", true}});
     h.run();
     CHECK(ids(h) == std::vector<std::string>{"a0", "a0", "b10", "a20", "b30", "a40"});
-    CHECK(h.dropped("corrupt_record") == 1);
+    CHECK(h.drops().empty());
     CHECK(h.counter("out_of_order").value() == 0);
   }
   {
@@ -417,4 +534,25 @@ TEST_CASE("a wait also ends when shutdown is signalled through the context") {
   runner.join();
   CHECK(ms(Clock::now() - asked) < 250);
   CHECK(h.emitted().size() == 1);
+}
+
+TEST_CASE("a named pipe is not probed: its bytes are read once, by the replay, none lost") {
+  TempDir dir;
+  std::string fifo = dir.file("pipe.gor");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  auto h = input(fifo, {{"max_speed", true}});  // validation must neither block nor read it
+  std::string bytes = gor::format_record(file_test::request("p1", kT0)) + std::string(gor::kSeparator) +
+                      gor::format_record(file_test::request("p2", kT0 + 1)) + std::string(gor::kSeparator);
+  std::thread writer([&] {
+    int fd = ::open(fifo.c_str(), O_WRONLY);
+    if (fd < 0) return;
+    (void)!::write(fd, bytes.data(), bytes.size());
+    ::close(fd);
+  });
+  h.run();
+  writer.join();
+  REQUIRE(h.emitted().size() == 2);
+  CHECK(h.emitted()[0]->id == "p1");
+  CHECK(h.emitted()[1]->id == "p2");
+  CHECK(h.drops().empty());
 }

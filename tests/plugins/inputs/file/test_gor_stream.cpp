@@ -1,7 +1,12 @@
 // The SDK's .gor stream helpers (doppel/gor_stream.hpp) that the file input and outputs share.
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
+
+#include <fstream>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -105,8 +110,228 @@ TEST_CASE("a cut-off gzip file yields its whole records, then an error") {
   while ((s = reader.next(r)) == Status::record) ++records;
   CHECK(records > 0);
   CHECK(records < 2000);
-  CHECK(s == Status::error);
+  // A cut stream is a truncation (zlib: "unexpected end of file"), not an I/O error.
+  CHECK(s == Status::truncated);
   CHECK(reader.error().find("gzip") != std::string::npos);
+  CHECK(r.offset + r.size == reader.position());
+  CHECK(reader.next(r) == Status::end);  // told once
+}
+
+TEST_CASE("gzip data damaged in the middle: the records before it, then `damaged`") {
+  TempDir dir;
+  std::string path = dir.file("bad.gor.gz");
+  std::vector<Message> many;
+  // Several MB of varied payloads: zlib emits many blocks, and what it decoded before the damage
+  // (it discards the output of the inflate call that fails: up to 512 KiB here) is returned.
+  constexpr int kCount = 60000;
+  for (int i = 0; i < kCount; ++i) {
+    std::string payload = "GET /" + std::to_string(i * 7919 % 100003) + std::string(std::size_t(i % 97), 'q');
+    many.push_back(file_test::request("id" + std::to_string(i), i, payload));
+  }
+  file_test::write_gor(path, many);
+  std::string raw = file_test::read_bytes(path);
+  for (std::size_t i = raw.size() * 3 / 4; i < raw.size() * 3 / 4 + 64; ++i) raw[i] = static_cast<char>(raw[i] ^ 0x5a);
+  file_test::write_bytes(path, raw);
+  gor::RecordReader reader(path, 4096);
+  gor::RecordReader::Record r;
+  std::size_t records = 0;
+  Status s;
+  while ((s = reader.next(r)) == Status::record) ++records;
+  CHECK(records > 0);
+  CHECK(records < kCount);
+  CHECK(s == Status::damaged);
+  CHECK(reader.error().find("gzip") != std::string::npos);
+}
+
+// ---- The record-size bound ----
+
+namespace {
+std::string header(const std::string& id) { return "1 " + id + " 1700000000000000000 0\n"; }
+}  // namespace
+
+TEST_CASE("a payload one byte over the bound is skipped and counted; one at the bound and the next are read") {
+  TempDir dir;
+  std::string sep(gor::kSeparator);
+  constexpr std::size_t kBound = 1000;
+  std::string at_bound = header("a") + std::string(kBound, 'a');
+  std::string over = header("b") + std::string(kBound + 1, 'b');
+  std::string after = header("c") + "GET / HTTP/1.1\r\n\r\n";
+  file_test::write_bytes(dir.file("x.gor"), at_bound + sep + over + sep + after + sep);
+  gor::RecordReader reader(dir.file("x.gor"), 4096, kBound);
+  gor::RecordReader::Record r;
+  REQUIRE(reader.next(r) == Status::record);
+  CHECK(r.bytes == at_bound);
+  REQUIRE(reader.next(r) == Status::too_large);
+  CHECK(r.offset == at_bound.size() + sep.size());
+  CHECK(r.size == over.size());
+  CHECK(r.bytes == over.substr(0, r.bytes.size()));  // its start, to show where it was
+  CHECK(!r.bytes.empty());
+  REQUIRE(reader.next(r) == Status::record);
+  CHECK(r.bytes == after);
+  CHECK(r.offset == at_bound.size() + over.size() + 2 * sep.size());
+  CHECK(reader.next(r) == Status::end);
+}
+
+TEST_CASE("a record far over the bound is skipped without being held, wherever the separator falls") {
+  TempDir dir;
+  std::string sep(gor::kSeparator);
+  constexpr std::size_t kBound = 2000, kBuffer = 4096;
+  // Sizes that put the separator after the skipped record across the buffer's edges.
+  for (std::size_t size : {9000u, 12279u, 12280u, 12281u, 12290u, 50000u, 65536u}) {
+    CAPTURE(size);
+    std::string big = header("big") + std::string(size, 'x');
+    std::string small = header("small") + file_test::nasty_body();
+    file_test::write_bytes(dir.file("y.gor"), small + sep + big + sep + small + sep + big);
+    gor::RecordReader reader(dir.file("y.gor"), kBuffer, kBound);
+    gor::RecordReader::Record r;
+    REQUIRE(reader.next(r) == Status::record);
+    CHECK(r.bytes == small);
+    REQUIRE(reader.next(r) == Status::too_large);
+    CHECK(r.offset == small.size() + sep.size());
+    CHECK(r.size == big.size());
+    REQUIRE(reader.next(r) == Status::record);
+    CHECK(r.bytes == small);
+    CHECK(r.offset == small.size() + big.size() + 2 * sep.size());
+    // The last one runs to the end of the file without a separator: too large all the same.
+    REQUIRE(reader.next(r) == Status::too_large);
+    CHECK(r.size == big.size());
+    CHECK(reader.next(r) == Status::end);
+    CHECK(reader.position() == 2 * small.size() + 2 * big.size() + 3 * sep.size());
+    CHECK(reader.buffer_capacity() <= std::max(kBuffer, kBound + gor::kMaxHeaderLine + sep.size()));
+  }
+}
+
+TEST_CASE("200 MB without a separator through a 1 MiB bound: memory stays bounded, the next record is read") {
+  // A pipe, so that nothing lands on disk: a writer thread streams the bytes as they are read.
+  TempDir dir;
+  std::string fifo = dir.file("stream.gor");
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  constexpr std::size_t kTotal = 200u << 20, kBound = 1u << 20;
+  std::string sep(gor::kSeparator);
+  std::string after = header("after") + "GET /after HTTP/1.1\r\n\r\n";
+  auto rss_peak_kib = [] {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("VmHWM:", 0) == 0) return std::stoul(line.substr(6));
+    return 0ul;
+  };
+  // "5" resets the peak to the current size (Linux 4.0+): the growth measured is this test's.
+  std::ofstream("/proc/self/clear_refs") << "5";
+  unsigned long peak_before = rss_peak_kib();
+  std::thread writer([&] {
+    int fd = ::open(fifo.c_str(), O_WRONLY);
+    if (fd < 0) return;
+    std::string chunk(1 << 16, 'A');
+    std::string first = header("huge");
+    std::size_t sent = 0;
+    (void)!::write(fd, first.data(), first.size());
+    while (sent < kTotal) {
+      std::size_t n = std::min(chunk.size(), kTotal - sent);
+      ssize_t w = ::write(fd, chunk.data(), n);
+      if (w <= 0) break;
+      sent += static_cast<std::size_t>(w);
+    }
+    std::string tail = sep + after + sep;
+    (void)!::write(fd, tail.data(), tail.size());
+    ::close(fd);
+  });
+  {
+    gor::RecordReader reader(fifo, 64 << 10, kBound);
+    gor::RecordReader::Record r;
+    REQUIRE(reader.next(r) == Status::too_large);
+    CHECK(r.offset == 0);
+    CHECK(r.size == header("huge").size() + kTotal);
+    CHECK(reader.buffer_capacity() <= kBound + gor::kMaxHeaderLine + sep.size());
+    REQUIRE(reader.next(r) == Status::record);
+    CHECK(r.bytes == after);
+    CHECK(reader.next(r) == Status::end);
+  }
+  writer.join();
+  // The peak resident size grew by about the bound, not by the 200 MB that went through.
+  unsigned long growth_kib = rss_peak_kib() - peak_before;
+  MESSAGE("peak RSS growth: " << growth_kib << " KiB");
+  CHECK(growth_kib < 16 * 1024);
+}
+
+// ---- Probing a file's first bytes ----
+
+TEST_CASE("probe: a .gor file gives its first header; gzip or not, whatever the name") {
+  TempDir dir;
+  file_test::write_gor(dir.file("a.gor"), {file_test::request("first", 1234), file_test::request("second", 5678)});
+  file_test::write_gor(dir.file("a.gor.gz"), {file_test::request("first", 1234)});
+  file_test::write_bytes(dir.file("plain-named.gz"), file_test::read_bytes(dir.file("a.gor")));
+  for (const char* name : {"a.gor", "a.gor.gz", "plain-named.gz"}) {
+    CAPTURE(std::string(name));
+    auto probe = gor::probe_file(dir.file(name));
+    REQUIRE(probe.verdict == gor::FileProbe::Verdict::records);
+    REQUIRE(probe.first);
+    CHECK(probe.first->id == "first");
+    CHECK(probe.first->timestamp_ns == 1234);
+    CHECK(probe.gzip == std::string_view(name).ends_with(".gor.gz"));
+  }
+}
+
+TEST_CASE("probe: an empty file, or a gzip stream of nothing, is an empty recording") {
+  TempDir dir;
+  file_test::write_bytes(dir.file("empty.gor"), "");
+  {
+    auto w = gor::RecordWriter::open_file(dir.file("empty.gor.gz"), false, true);
+    w->close();
+  }
+  for (const char* name : {"empty.gor", "empty.gor.gz"}) {
+    CAPTURE(std::string(name));
+    CHECK(gor::probe_file(dir.file(name)).verdict == gor::FileProbe::Verdict::empty);
+  }
+}
+
+TEST_CASE("probe: random bytes, gzip garbage, text and a header-less stream are not .gor files, and say why") {
+  TempDir dir;
+  std::string random;
+  std::uint32_t x = 2463534242u;
+  for (int i = 0; i < 100000; ++i) {  // xorshift: no separator, no header
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    random += static_cast<char>(x & 0xff);
+  }
+  random[0] = '\x8f';  // not a digit, not gzip
+  file_test::write_bytes(dir.file("random.gor"), random);
+  file_test::write_bytes(dir.file("random.gor.gz"), random);
+  file_test::write_bytes(dir.file("garbage.gor.gz"), std::string("\x1f\x8b", 2) + random.substr(2));
+  file_test::write_bytes(dir.file("text.gor"), "hello world\nthis is not a recording\n");
+  file_test::write_bytes(dir.file("long.gor"), "1 " + std::string(10000, 'a'));
+  struct Case {
+    const char* name;
+    const char* says;
+  };
+  for (Case c : {Case{"random.gor", "its first"}, Case{"random.gor.gz", "not gzip"},
+                 Case{"garbage.gor.gz", "does not decompress"}, Case{"text.gor", "\"hello world\""},
+                 Case{"long.gor", "no line break in its first 4096 bytes"}}) {
+    CAPTURE(std::string(c.name));
+    auto probe = gor::probe_file(dir.file(c.name));
+    CHECK(probe.verdict == gor::FileProbe::Verdict::not_gor);
+    CHECK(probe.problem.find(dir.file(c.name) + " is not a .gor file") == 0);
+    CHECK(probe.problem.find("expected a first line \"TYPE ID TIMESTAMP [LATENCY]\"") != std::string::npos);
+    CHECK(probe.problem.find(c.says) != std::string::npos);
+    MESSAGE(probe.problem);
+  }
+  CHECK_THROWS_AS(gor::probe_file(dir.file("missing.gor")), std::system_error);
+}
+
+TEST_CASE("peek shows the next bytes without consuming them") {
+  TempDir dir;
+  std::string sep(gor::kSeparator);
+  std::string record = header("p") + std::string(10000, 'z');
+  file_test::write_bytes(dir.file("p.gor"), record + sep);
+  gor::RecordReader reader(dir.file("p.gor"), 4096);
+  CHECK(reader.peek(5) == record.substr(0, 5));
+  CHECK(reader.peek(8000) == record.substr(0, 8000));  // more than the buffer held
+  gor::RecordReader::Record r;
+  REQUIRE(reader.next(r) == Status::record);
+  CHECK(r.bytes == record);
+  CHECK(reader.peek(10).empty());
+  CHECK(reader.next(r) == Status::end);
 }
 
 TEST_CASE("writer flush makes records visible before close; size counts what the file holds") {

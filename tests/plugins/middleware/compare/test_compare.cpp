@@ -2,7 +2,13 @@
 #include <simdjson.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <future>
+#include <map>
+#include <mutex>
+#include <random>
 #include <regex>
+#include <thread>
 
 #include "doppel/testing.hpp"
 
@@ -100,6 +106,13 @@ void add_seed_comparators(testing::StageHarness& h) {
   h.add_comparator("intentions", std::make_unique<NonEmptyList>("intention_list"));
 }
 
+// `options` judged on the caller's thread (threads = 1): verdicts are out when process()
+// returns, in the order the exchanges completed. The tests of `threads` > 1 wait for them.
+Value one_thread(Value options) {
+  options.as_table().emplace_back("threads", 1);
+  return options;
+}
+
 // The seed workflow's three rules, as pipelines/robot-shadow.toml writes them.
 Value seed_rules() {
   return Value::table({{"rule", Value::array({
@@ -120,7 +133,7 @@ Value seed_rules() {
 }  // namespace
 
 TEST_CASE("a complete exchange yields one verdict as soon as its last side arrives, in any order") {
-  testing::StageHarness h(testing::linked_plugin("compare"), Value::table({}));
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({})));
   h.add_comparator("status", std::make_unique<StatusCheck>());
   h.process(replay("r1", 200, "{}"));
   h.process(original("r1", 200, "{}"));
@@ -163,7 +176,7 @@ TEST_CASE("the seed's rules: status everywhere, input_hint warn vs mismatch, int
                                                            {"path", "^/v2/robot/query$"},
                                                            {"fail", Value::array({"status", "body"})}}),
                                          })}});
-  testing::StageHarness h(testing::linked_plugin("compare"), options);
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(options));
   add_seed_comparators(h);
   auto run = [&](const std::string& id, const std::string& path, int s1, const std::string& b1, int s2,
                  const std::string& b2) {
@@ -211,7 +224,7 @@ TEST_CASE("the seed's rules: status everywhere, input_hint warn vs mismatch, int
 }
 
 TEST_CASE("rules are ordered, first match wins, method matches whole and case-insensitively") {
-  testing::StageHarness h(testing::linked_plugin("compare"), seed_rules());
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(seed_rules()));
   add_seed_comparators(h);
   h.process(post("a", "/v2/robot/input_hint"));
   h.process(original("a", 200, "x"));
@@ -224,7 +237,7 @@ TEST_CASE("rules are ordered, first match wins, method matches whole and case-in
 }
 
 TEST_CASE("missing sides: flush decides every pending join as missing_original / missing_replay") {
-  testing::StageHarness h(testing::linked_plugin("compare"), Value::table({{"timeout", "1h"}}));
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({{"timeout", "1h"}})));
   add_seed_comparators(h);
   h.process(post("no-replay", "/a"));
   h.process(original("no-replay", 200, "{}"));
@@ -253,7 +266,7 @@ TEST_CASE("missing sides: flush decides every pending join as missing_original /
 }
 
 TEST_CASE("a join expires after timeout; a late side is counted, not judged again") {
-  testing::StageHarness h(testing::linked_plugin("compare"), Value::table({{"timeout", "50ms"}}));
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({{"timeout", "50ms"}})));
   add_seed_comparators(h);
   h.process(post("slow", "/a"));
   h.process(original("slow", 200, "{}"));
@@ -268,7 +281,7 @@ TEST_CASE("a join expires after timeout; a late side is counted, not judged agai
 }
 
 TEST_CASE("a replay with an error is a replay_error verdict carrying the error") {
-  testing::StageHarness h(testing::linked_plugin("compare"), Value::table({}));
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({})));
   add_seed_comparators(h);
   h.process(post("e", "/a"));
   h.process(original("e", 200, "{}"));
@@ -282,7 +295,7 @@ TEST_CASE("a replay with an error is a replay_error verdict carrying the error")
 
 TEST_CASE("max_pending bounds memory: the oldest join is decided early and counted") {
   testing::StageHarness h(testing::linked_plugin("compare"),
-                          Value::table({{"max_pending", 2}, {"timeout", "1h"}}));
+                          one_thread(Value::table({{"max_pending", 2}, {"timeout", "1h"}})));
   add_seed_comparators(h);
   h.process(post("1", "/a"));
   h.process(post("2", "/a"));
@@ -295,7 +308,7 @@ TEST_CASE("max_pending bounds memory: the oldest join is decided early and count
 }
 
 TEST_CASE("duplicates and verdict messages are dropped with reasons") {
-  testing::StageHarness h(testing::linked_plugin("compare"), Value::table({}));
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({})));
   add_seed_comparators(h);
   h.process(post("d", "/a"));
   h.process(post("d", "/a"));
@@ -306,7 +319,7 @@ TEST_CASE("duplicates and verdict messages are dropped with reasons") {
 
 TEST_CASE("bad input: payloads that are not HTTP still get a verdict, a throwing comparator is a check") {
   testing::StageHarness h(testing::linked_plugin("compare"),
-                          Value::table({{"fail", Value::array({"status", "throws"})}}));
+                          one_thread(Value::table({{"fail", Value::array({"status", "throws"})}})));
   add_seed_comparators(h);
   h.add_comparator("throws", std::make_unique<Throwing>());
   h.process(msg(Kind::request, "x", std::string("\x00\xff garbage \xc3", 13)));
@@ -331,9 +344,9 @@ TEST_CASE("ignore paths are exact: items.id does not silence items.idempotency_k
     }
   };
   testing::StageHarness h(testing::linked_plugin("compare"),
-                          Value::table({{"rule", Value::array({Value::table(
+                          one_thread(Value::table({{"rule", Value::array({Value::table(
                                                      {{"fail", Value::array({"both"})},
-                                                      {"ignore", Value::array({"items.id", "list[*].ts"})}})})}}));
+                                                      {"ignore", Value::array({"items.id", "list[*].ts"})}})})}})));
   h.add_comparator("both", std::make_unique<Both>());
   h.process(post("i", "/a"));
   h.process(original("i", 200, "{}"));
@@ -346,8 +359,8 @@ TEST_CASE("ignore paths are exact: items.id does not silence items.idempotency_k
 
 TEST_CASE("samples are bounded per endpoint x path; long values are truncated") {
   testing::StageHarness h(testing::linked_plugin("compare"),
-                          Value::table({{"samples_per_path", 2}, {"value_limit", "64"},
-                                        {"fail", Value::array({"status", "body"})}}));
+                          one_thread(Value::table({{"samples_per_path", 2}, {"value_limit", "64"},
+                                        {"fail", Value::array({"status", "body"})}})));
   add_seed_comparators(h);
   for (int i = 0; i < 5; ++i) {
     auto id = "s" + std::to_string(i);
@@ -371,7 +384,7 @@ TEST_CASE("samples are bounded per endpoint x path; long values are truncated") 
 
 TEST_CASE("noise cancellation: a field that differs between the baselines is noise, not a mismatch") {
   testing::StageHarness h(testing::linked_plugin("compare"),
-                          Value::table({{"baseline", "secondary"}, {"fail", Value::array({"fields"})}}));
+                          one_thread(Value::table({{"baseline", "secondary"}, {"fail", Value::array({"fields"})}})));
   h.add_comparator("fields", std::make_unique<FieldsCheck>());
   // "ts" differs on every response of every server (noise); "price" differs only on the
   // candidate, one exchange in four (a real regression); "id" is stable.
@@ -412,7 +425,7 @@ TEST_CASE("noise cancellation: a field that differs between the baselines is noi
 
 TEST_CASE("noise cancellation: a field that differs as often on the candidate as on the baseline is noise") {
   testing::StageHarness h(testing::linked_plugin("compare"),
-                          Value::table({{"baseline", "secondary"}, {"fail", Value::array({"fields"})}}));
+                          one_thread(Value::table({{"baseline", "secondary"}, {"fail", Value::array({"fields"})}})));
   h.add_comparator("fields", std::make_unique<FieldsCheck>());
   // "rank" flips on about a third of the responses of either copy: after a short warm-up the
   // candidate's flips are indistinguishable from the baseline's.
@@ -447,7 +460,7 @@ TEST_CASE("a verdict holds the leases of every side it joined until it is releas
   // the request but with a lease of its own here, so that the verdict must hold two.
   std::weak_ptr<const void> source, other;
   {
-    testing::StageHarness h(testing::linked_plugin("compare"), Value::table({}));
+    testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({})));
     h.add_comparator("status", std::make_unique<StatusCheck>());
     auto lease = std::make_shared<int>(1);
     auto replay_lease = std::make_shared<int>(2);
@@ -471,4 +484,146 @@ TEST_CASE("a verdict holds the leases of every side it joined until it is releas
   }
   CHECK(source.expired());  // released with the verdict
   CHECK(other.expired());
+}
+
+namespace {
+
+// The verdicts by id: verdict and checks, leaving out what depends on timing (samples go to
+// the first verdicts of a path, whichever thread judged them first).
+std::map<std::string, std::string> verdicts_by_id(const std::vector<MessagePtr>& emitted) {
+  std::map<std::string, std::string> out;
+  for (const auto& m : emitted) {
+    Parsed p(m);
+    std::string checks;
+    for (auto c : p.checks()) checks += simdjson::to_string(c);
+    CHECK_MESSAGE(out.emplace(p.str("id"), p.str("verdict") + " " + checks).second, "two verdicts for " << p.str("id"));
+  }
+  return out;
+}
+
+// Runs 300 exchanges, their sides interleaved across ids, through a compare stage with
+// `threads`; returns the verdicts by id once flushed.
+std::map<std::string, std::string> run_many(int threads) {
+  testing::StageHarness h(testing::linked_plugin("compare"),
+                          Value::table({{"threads", threads}, {"fail", Value::array({"status", "fields"})}}));
+  h.add_comparator("status", std::make_unique<StatusCheck>());
+  h.add_comparator("fields", std::make_unique<FieldsCheck>());
+  std::vector<MessagePtr> sides;
+  for (int i = 0; i < 300; ++i) {
+    std::string id = "x" + std::to_string(i);
+    std::string a = R"({"a":)" + std::to_string(i % 7) + R"(,"b":1})";
+    std::string b = R"({"a":)" + std::to_string(i % 5) + R"(,"b":)" + std::to_string(i % 3 == 0 ? 2 : 1) + "}";
+    sides.push_back(post(id, "/p" + std::to_string(i % 4)));
+    if (i % 11 != 0) sides.push_back(original(id, 200, a));  // some never get their original
+    sides.push_back(replay(id, i % 13 == 0 ? 500 : 200, b));
+  }
+  // Sides of one id keep their order; ids interleave.
+  std::mt19937 rng(7);
+  for (std::size_t i = sides.size() - 1; i > 0; --i) {
+    std::size_t j = rng() % (i + 1);
+    if (sides[i]->id != sides[j]->id) std::swap(sides[i], sides[j]);
+  }
+  for (const auto& m : sides) h.process(m);
+  h.flush();
+  CHECK(h.stage().pending() == 0);
+  return verdicts_by_id(h.emitted());
+}
+
+}  // namespace
+
+TEST_CASE("threads: exchanges judged on several threads get the verdicts one thread gives") {
+  auto one = run_many(1);
+  REQUIRE(one.size() == 300);
+  CHECK(run_many(4) == one);
+  CHECK(run_many(0) == one);  // one per core
+}
+
+TEST_CASE("threads: every id is judged once; late and duplicate sides are counted in their shard") {
+  testing::StageHarness h(testing::linked_plugin("compare"), Value::table({{"threads", 3}, {"timeout", "1h"}}));
+  add_seed_comparators(h);
+  for (int i = 0; i < 40; ++i) {
+    std::string id = "d" + std::to_string(i);
+    h.process(post(id, "/a"));
+    h.process(original(id, 200, "{}"));
+    h.process(original(id, 200, "{}"));  // duplicate
+  }
+  h.flush();  // decides every join: missing_replay
+  REQUIRE(h.emitted().size() == 40);
+  for (int i = 0; i < 40; ++i) h.process(replay("d" + std::to_string(i), 200, "{}"));
+  h.flush();
+  CHECK(h.emitted().size() == 40);
+  CHECK(h.dropped("duplicate") == 40);
+  CHECK(h.dropped("late") == 40);
+  for (const auto& m : h.emitted()) CHECK(Parsed(m).str("verdict") == "missing_replay");
+}
+
+TEST_CASE("threads: max_pending is shared out among the threads") {
+  testing::StageHarness h(testing::linked_plugin("compare"),
+                          Value::table({{"threads", 2}, {"max_pending", 4}, {"timeout", "1h"}}));
+  add_seed_comparators(h);
+  for (int i = 0; i < 20; ++i) h.process(post("m" + std::to_string(i), "/a"));
+  // pending() counts the joins and the sides still queued for a thread.
+  REQUIRE(h.wait_until([&] {
+    std::size_t pending = h.stage().pending();
+    return pending <= 4 && h.emitted().size() + pending == 20;
+  }));
+  CHECK(h.emitted().size() >= 16);
+  CHECK(h.dropped("late") == 0);
+  h.flush();
+  CHECK(h.emitted().size() == 20);
+}
+
+namespace {
+// Blocks in compare() until released, to show what goes on meanwhile.
+struct Gate : Comparator {
+  std::vector<Difference> compare(const Exchange& e) const override {
+    if (e.request->id != "slow") return {};
+    entered = true;
+    std::unique_lock lock(mutex);
+    opened.wait(lock, [&] { return open; });
+    return {};
+  }
+  void release() {
+    std::lock_guard lock(mutex);
+    open = true;
+    opened.notify_all();
+  }
+  mutable std::mutex mutex;
+  mutable std::condition_variable opened;
+  mutable bool open = false;
+  mutable std::atomic<bool> entered{false};
+};
+}  // namespace
+
+TEST_CASE("comparators run outside the stage's locks: a slow one holds up neither the stage nor other ids") {
+  for (int threads : {1, 4}) {
+    CAPTURE(threads);
+    testing::StageHarness h(testing::linked_plugin("compare"),
+                            Value::table({{"threads", threads}, {"fail", Value::array({"gate"})}}));
+    auto gate = std::make_unique<Gate>();
+    Gate& g = *gate;
+    h.add_comparator("gate", std::move(gate));
+    h.start();
+    std::thread feeder([&] {
+      h.process(post("slow", "/a"));
+      h.process(original("slow", 200, "{}"));
+      h.process(replay("slow", 200, "{}"));
+      if (threads == 1) return;
+      for (int i = 0; i < 16; ++i) {
+        std::string id = "fast" + std::to_string(i);
+        h.process(post(id, "/a"));
+        h.process(original(id, 200, "{}"));
+        h.process(replay(id, 200, "{}"));
+      }
+    });
+    REQUIRE(h.wait_until([&] { return g.entered.load(); }));
+    // The join was taken out of its table before it was judged: nothing pending, no lock held.
+    auto pending = std::async(std::launch::async, [&] { return h.stage().pending(); });
+    REQUIRE(pending.wait_for(std::chrono::seconds(5)) == std::future_status::ready);
+    if (threads > 1) CHECK(h.wait_until([&] { return !h.emitted().empty(); }));  // other shards go on
+    g.release();
+    feeder.join();
+    h.flush();
+    CHECK(h.emitted().size() == (threads == 1 ? 1u : 17u));
+  }
 }

@@ -10,31 +10,14 @@ its response as a `2` record with the same id, as GoReplay records with --input-
 Exits non-zero unless every recorded response is 2xx.
 """
 import json
+import os
 import socket
 import sys
 import time
 
-SEP = "\n\U0001F435\U0001F648\U0001F649\n".encode()
-
-
-def read_response(sock, buffer):
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise RuntimeError("connection closed")
-        buffer += chunk
-    head, _, rest = buffer.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise RuntimeError("connection closed")
-        rest += chunk
-    return head + b"\r\n\r\n" + rest[:length], rest[length:]
+# One response reader for the quickstart's recorder and this test: the same framing rules.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "..", "pipelines", "quickstart"))
+from record import SEPARATOR as SEP, read_response  # noqa: E402
 
 
 def request(method, target, client, token=None, body=None):

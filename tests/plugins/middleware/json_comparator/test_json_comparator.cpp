@@ -1,9 +1,14 @@
 #include <doctest/doctest.h>
 
+#include <random>
 #include <string>
 
+#include "doppel/json_text.hpp"
 #include "doppel/testing.hpp"
 #include "gzip_text.hpp"
+#include "ignored_edits.hpp"
+#include "json_diff.hpp"
+#include "json_tape.hpp"
 
 using namespace doppel;
 using doppel::testing::make_message;
@@ -34,6 +39,49 @@ std::string summary(const std::vector<Difference>& ds) {
     out += d.path + " " + d.kind + " " + d.original + " " + d.replay;
   }
   return out;
+}
+
+// A random JSON text of objects, arrays and scalars, from a small pool of keys and values so
+// that equal and look-alike values are frequent.
+std::string random_json(std::mt19937& rng, int depth = 0) {
+  static const char* const keys[] = {"a", "b", "id", "ts", "trace_id", "meta", "l", "x.y", "caf\u00e9"};
+  static const char* const scalars[] = {"0", "-1", "1.0", "1", "2.5", "1e5", "18446744073709551615", "\"s\"", "\"t\"",
+                                        "\"caf\u00e9\"", "\"tab\\tx\"", "true", "false", "null", "\"\""};
+  auto pick = [&](std::size_t n) { return static_cast<std::size_t>(rng() % n); };
+  std::size_t kind = depth > 3 ? 2 : pick(3);
+  if (kind == 2) return scalars[pick(std::size(scalars))];
+  std::string out(1, kind == 0 ? '{' : '[');
+  std::size_t n = pick(5);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i) out += pick(2) ? ", " : ",";
+    if (kind == 0) out += std::string("\"") + keys[pick(std::size(keys))] + "\":";
+    out += random_json(rng, depth + 1);
+  }
+  out += kind == 0 ? '}' : ']';
+  return out;
+}
+
+// `text` with its i-th scalar token (counting strings, numbers and literals, keys included)
+// replaced by `with`.
+std::string replace_token(const std::string& text, std::size_t i, const std::string& with) {
+  std::size_t seen = 0;
+  for (std::size_t p = 0; p < text.size();) {
+    char c = text[p];
+    std::size_t end = p;
+    if (c == '"') {
+      for (end = p + 1; text[end] != '"'; ++end)
+        if (text[end] == '\\') ++end;
+      ++end;
+    } else if (c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')) {
+      while (end < text.size() && std::string_view(",]} :").find(text[end]) == std::string_view::npos) ++end;
+    } else {
+      ++p;
+      continue;
+    }
+    if (seen++ == i) return text.substr(0, p) + with + text.substr(end);
+    p = end;
+  }
+  return text;
 }
 
 
@@ -214,4 +262,112 @@ TEST_CASE("bad options are configuration errors") {
                        doctest::Contains("invalid path \"items[*\""), ConfigError);
   CHECK_THROWS_AS(make(Value::table({{"tolerance", -1.0}})), ConfigError);
   CHECK_THROWS_AS(make(Value::table({{"max_differences", 0}})), ConfigError);
+}
+
+TEST_CASE("bodies that differ only in ignored scalars are equal without parsing the replay") {
+  doppel::plugins::JsonDiffConfig config;
+  config.ignore = json::JsonPathSet::parse({"meta.trace_id", "items[*].ts", "stamp"});
+  // The original with its five scalars swapped for others.
+  auto edited = [](const char* trace, const char* n, const char* ts0, const char* ts1, const char* stamp) {
+    return std::string(R"({"meta":{"trace_id":)") + trace + R"(,"n":)" + n + R"(},"items":[{"ts":)" + ts0 +
+           R"(,"v":"x"},{"ts":)" + ts1 + R"(,"v":"y"}],"stamp":)" + stamp + "}";
+  };
+  std::string a = edited(R"("a1")", "1", "17", R"("t")", "true");
+  auto only_ignored = [&](const std::string& b) {
+    return doppel::plugins::differs_only_at_ignored_scalars(a, b, config.ignore);
+  };
+  CHECK(only_ignored(edited(R"("b22")", "1", "17", R"("t")", "true")));
+  CHECK(only_ignored(edited(R"("a1")", "1", "-4.25", "null", R"("no")")));
+  CHECK(only_ignored(edited("7", "1", R"("17")", R"("t")", "false")));
+  // Anything else is left to the walk: a value that is not ignored, a key, an escape, a
+  // number simdjson might not take alike, a container, whitespace.
+  CHECK_FALSE(only_ignored(edited(R"("a1")", "2", "17", R"("t")", "true")));
+  std::string key = a;
+  key.replace(key.find("trace_id"), 8, "trace_ie");
+  CHECK_FALSE(only_ignored(key));
+  CHECK_FALSE(only_ignored(edited(R"("a\u0031")", "1", "17", R"("t")", "true")));
+  CHECK_FALSE(only_ignored(edited(R"("a1")", "1", "1e7", R"("t")", "true")));
+  CHECK_FALSE(only_ignored(edited(R"("a1")", "1", "[17]", R"("t")", "true")));
+  CHECK_FALSE(only_ignored(edited(R"("a1" )", "1", "17", R"("t")", "true")));
+  // Through the comparator: the same verdicts as a full walk.
+  auto c = comparator(Value::table({{"ignore", Value::array({"meta.trace_id"})}}));
+  CHECK(diff(*c, R"({"meta":{"trace_id":"1"},"x":[1,2]})", R"({"meta":{"trace_id":"2"},"x":[1,2]})").empty());
+  CHECK(summary(diff(*c, R"({"meta":{"trace_id":"1"},"x":[1,2]})", R"({"meta":{"trace_id":"2"},"x":[1,3]})")) ==
+        "x[1] changed 2 3");
+  CHECK(diff(*c, R"({"meta":{"trace_id":"1"},"x":[1,2],})", R"({"meta":{"trace_id":"2"},"x":[1,2],})").at(0).kind ==
+        "invalid_json");
+}
+
+TEST_CASE("the shortcut for ignored scalars agrees with the full walk on random edits") {
+  std::mt19937 rng(16888);
+  doppel::plugins::JsonDiffConfig config;
+  config.ignore = json::JsonPathSet::parse({"ts", "meta.*", "[*].ts", "l[1]", "a.b"});
+  const char* const replacements[] = {"1", "-7", "2.25", "\"z\"", "\"ab cd\"", "true", "null", "1e3", "\"\\n\"", "[]"};
+  std::size_t shortcut = 0, cases = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::string a = "{\"meta\":{\"trace_id\":\"x\"},\"ts\":1,\"l\":[1,2,3],\"a\":{\"b\":\"c\"},\"body\":" + random_json(rng) + "}";
+    std::string b = a;
+    for (std::size_t edits = 1 + rng() % 3; edits > 0; --edits)
+      b = replace_token(b, rng() % 12, replacements[rng() % std::size(replacements)]);
+    if (a == b) continue;
+    ++cases;
+    auto fast = doppel::plugins::json_diff(a, b, config);
+    auto walked = doppel::plugins::json_diff_walk(a, b, config);
+    CHECK_MESSAGE(summary(fast) == summary(walked), a << "\n" << b);
+    if (doppel::plugins::differs_only_at_ignored_scalars(a, b, config.ignore)) {
+      ++shortcut;
+      CHECK_MESSAGE(walked.empty(), a << "\n" << b);
+      CHECK(json::JsonDocument::parse(b).ok());
+    }
+  }
+  CHECK(shortcut > 100);  // the shortcut is exercised, not just the walk
+  CHECK(shortcut < cases);
+}
+
+TEST_CASE("order: a permutation is told from a few changed elements, look-alike numbers included") {
+  auto c = comparator();
+  CHECK(summary(diff(*c, "[1.0, 2, 3]", "[1.0000000000001, 3, 2]")) == "[1] changed 2 3 | [2] changed 3 2");
+  // Equal within the relative slack but hashed apart: still paired as the walk pairs them.
+  CHECK(summary(diff(*c, R"([{"v":1.0,"k":"x"},{"w":1},{"v":1.0000000000001,"k":"x"}])",
+                     R"([{"v":1.0000000000001,"k":"x"},{"v":1.0,"k":"x"},{"w":1}])")) ==
+        R"($ order [{"v":1,"k":"x"},{"w":1},{"v":1.0000000000001,"k":"x"}] [{"v":1.0000000000001,"k":"x"},{"v":1,"k":"x"},{"w":1}])");
+  CHECK(summary(diff(*c, R"({"l":[[1,2],[3,4]]})", R"({"l":[[2,1],[4,3]]})")) ==
+        "l[0] order [1,2] [2,1] | l[1] order [3,4] [4,3]");
+  CHECK(summary(diff(*c, R"({"a":[1,2,3],"a":[3,2,1]})", R"({"a":[2,1,3]})")) == "a order [3,2,1] [2,1,3]");
+  CHECK(diff(*c, "[-0.0, 0]", "[0, -0.0]").empty());
+}
+
+TEST_CASE("the tape the comparator reads is simdjson's DOM, shown exactly as json::display shows it") {
+  simdjson::dom::parser parser;
+  simdjson::dom::document doc;
+  std::string text = R"({"a":[1,-2,18446744073709551615,2.5,"s\u00e9\n",true,false,null,{}],"b":{"c":"\u2028"}})";
+  simdjson::dom::element root;
+  REQUIRE(parser.parse_into_document(doc, text.data(), text.size()).get(root) == simdjson::SUCCESS);
+  doppel::plugins::JsonTape t(doc);
+  std::size_t r = doppel::plugins::JsonTape::kRoot;
+  REQUIRE(t.type(r) == '{');
+  CHECK(t.count(r) == 2);
+  std::size_t key = doppel::plugins::JsonTape::first(r);
+  CHECK(t.string(key) == "a");
+  std::size_t array = key + 1;
+  REQUIRE(t.type(array) == '[');
+  CHECK(t.count(array) == 9);
+  std::string types;
+  std::size_t e = doppel::plugins::JsonTape::first(array);
+  for (; e != t.end(array); e = t.next(e)) types += t.type(e);
+  CHECK(types == "llud\"tfn{");
+  std::size_t first = doppel::plugins::JsonTape::first(array);
+  CHECK(t.int64(first) == 1);
+  CHECK(t.int64(t.next(first)) == -2);
+  CHECK(t.uint64(t.next(t.next(first))) == 18446744073709551615ULL);
+  CHECK(t.real(t.next(t.next(t.next(first)))) == 2.5);
+  CHECK(t.string(t.next(t.next(t.next(t.next(first))))) == "s\xC3\xA9\n");
+  std::size_t b = t.next(array);
+  CHECK(t.string(b) == "b");
+  CHECK(t.next(b + 1) == t.end(r));
+  for (std::size_t limit : {0, 1, 5, 16, 20, 200}) {
+    CHECK(doppel::plugins::display(t, r, limit) == json::display(root, limit));
+    CHECK(doppel::plugins::display(t, array, limit) == json::display(root["a"].value(), limit));
+    CHECK(doppel::plugins::display(t, b + 1, limit) == json::display(root["b"].value(), limit));
+  }
 }

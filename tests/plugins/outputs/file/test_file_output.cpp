@@ -1,8 +1,11 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
+#include "../../../sdk/file_size_limit.hpp"
 #include "../../inputs/file/test_support.hpp"
 #include "doppel/testing.hpp"
 
@@ -211,7 +214,7 @@ TEST_CASE("size_limit with gzip rotates on compressed size") {
   check_same(all, messages);
 }
 
-TEST_CASE("append adds to an existing file; without it the file starts anew") {
+TEST_CASE("an existing file is refused unless append or overwrite says what to do with it") {
   TempDir dir;
   auto messages = sample_messages();
   for (int run = 0; run < 2; ++run) {
@@ -220,12 +223,120 @@ TEST_CASE("append adds to an existing file; without it the file starts anew") {
     h.stop();
   }
   CHECK(read_back(dir.file("a.gor")).size() == 2);
+  // Neither: the run does not start, and the capture is untouched. (Checked when the file is
+  // opened, not at validation: `doppel validate` and `doppel test` do not depend on what a
+  // previous run left behind.)
   {
     auto h = output(dir.file("a.gor"));
+    CHECK_THROWS_WITH(h.start(), doctest::Contains("a.gor already exists; set append = true to add to it, or "
+                                                   "overwrite = true to replace it"));
+  }
+  CHECK(read_back(dir.file("a.gor")).size() == 2);
+  CHECK_THROWS_WITH_AS(output(dir.file("a.gor"), {{"append", true}, {"overwrite", true}}),
+                       doctest::Contains("exclude each other"), ConfigError);
+  {
+    auto h = output(dir.file("a.gor"), {{"overwrite", true}});
     h.process(messages[1]);
     h.stop();
   }
   CHECK(read_back(dir.file("a.gor")).size() == 1);
+}
+
+TEST_CASE("files are created 0600 unless `mode` says otherwise") {
+  TempDir dir;
+  mode_t saved = ::umask(022);
+  auto mode_of = [](const std::string& path) { return std::filesystem::status(path).permissions(); };
+  {
+    auto h = output(dir.file("private.gor"));
+    h.process(sample_messages()[0]);
+    h.stop();
+  }
+  CHECK(mode_of(dir.file("private.gor")) == std::filesystem::perms(0600));
+  {
+    auto h = output(dir.file("shared.gor.gz"), {{"mode", "0640"}, {"max_records", 1}});
+    for (auto& m : sample_messages()) h.process(m);
+    h.stop();
+  }
+  for (int i = 0; i < 4; ++i)
+    CHECK(mode_of(dir.file("shared_" + std::to_string(i) + ".gor.gz")) == std::filesystem::perms(0640));
+  ::umask(saved);
+  CHECK_THROWS_WITH_AS(output(dir.file("x.gor"), {{"mode", "0999"}}), doctest::Contains("octal"), ConfigError);
+  CHECK_THROWS_WITH_AS(output(dir.file("x.gor"), {{"mode", "rw-r--r--"}}), doctest::Contains("octal"), ConfigError);
+}
+
+TEST_CASE("a symbolic link at the path is refused, whatever append and overwrite say") {
+  TempDir dir;
+  file_test::write_bytes(dir.file("victim"), "precious");
+  std::filesystem::create_symlink(dir.file("victim"), dir.file("out.gor"));
+  for (Value::Table extra : {Value::Table{}, Value::Table{{"append", true}}, Value::Table{{"overwrite", true}}}) {
+    auto h = output(dir.file("out.gor"), extra);
+    std::string expected =
+        "output \"under_test\": " + dir.file("out.gor") + " is a symbolic link; doppel never writes through a link";
+    CHECK_THROWS_WITH(h.start(), doctest::Contains(expected.c_str()));
+  }
+  CHECK(file_test::read_bytes(dir.file("victim")) == "precious");
+  CHECK(std::filesystem::is_symlink(dir.file("out.gor")));
+}
+
+TEST_CASE("chunks never replace an existing file, whatever overwrite says") {
+  TempDir dir;
+  file_test::write_bytes(dir.file("c_0.gor"), "chunk of an earlier run");
+  file_test::write_bytes(dir.file("victim"), "precious");
+  {
+    auto h = output(dir.file("c.gor"), {{"max_records", 1}, {"overwrite", true}});
+    h.process(sample_messages()[0]);  // c_1.gor: after the highest existing index
+    // Planted while the run goes on, where the next chunk would go.
+    std::filesystem::create_symlink(dir.file("victim"), dir.file("c_2.gor"));
+    h.process(sample_messages()[1]);
+    h.process(sample_messages()[2]);
+    h.stop();
+    CHECK(h.counter("records_written").value() == 3);
+  }
+  CHECK(file_test::read_bytes(dir.file("c_0.gor")) == "chunk of an earlier run");
+  CHECK(file_test::read_bytes(dir.file("victim")) == "precious");
+  CHECK(read_back(dir.file("c_1.gor")).size() == 1);
+  CHECK(read_back(dir.file("c_3.gor")).size() == 1);  // the name taken by the link is stepped over
+  CHECK(read_back(dir.file("c_4.gor")).size() == 1);
+}
+
+TEST_CASE("disk full: records_written counts what the file holds, the rest is dropped as write_failed") {
+  for (std::string name : {"full.gor", "full.gor.gz"}) {
+    CAPTURE(name);
+    TempDir dir;
+    std::string path = dir.file(name);
+    std::vector<MessagePtr> messages;
+    std::uint32_t x = 7;
+    for (int i = 0; i < 3000; ++i) {
+      std::string payload = "POST /" + std::to_string(i) + " HTTP/1.1\r\n\r\n";
+      for (int j = 0; j < 400; ++j) {
+        x = x * 1103515245u + 12345u;
+        payload += static_cast<char>('a' + (x >> 24) % 26);
+      }
+      messages.push_back(testing::make_message(Kind::request, std::move(payload), "id" + std::to_string(i), i));
+    }
+    auto h = output(path, {{"flush_interval", "1h"}});
+    h.start();
+    {
+      testing::FileSizeLimit limit(300 << 10);
+      for (int i = 0; i < 2000; ++i) h.process(messages[static_cast<std::size_t>(i)]);
+      h.flush();
+      std::uint64_t written = h.counter("records_written").value();
+      CHECK(written > 0);
+      CHECK(h.dropped("write_failed") > 0);
+      CHECK(written + h.dropped("write_failed") == 2000);
+      CHECK(read_back(path).size() == written);  // whole records only, and no partial one at the end
+      // Space returns: writing resumes where the file ends.
+      limit.lift();
+      for (int i = 2000; i < 3000; ++i) h.process(messages[static_cast<std::size_t>(i)]);
+      h.stop();
+      CHECK(h.counter("records_written").value() == written + 1000);
+    }
+    CHECK(h.counter("records_written").value() + h.dropped("write_failed") == 3000);
+    auto back = read_back(path);
+    CHECK(back.size() == h.counter("records_written").value());
+    REQUIRE(!back.empty());
+    CHECK(back.back().id == "id2999");
+  }
 }
 
 TEST_CASE("name patterns expand from the time the file is opened") {

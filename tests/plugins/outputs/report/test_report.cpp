@@ -1,4 +1,5 @@
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -8,6 +9,7 @@
 
 #include "doppel/json_writer.hpp"
 #include "doppel/testing.hpp"
+#include "../../../sdk/file_size_limit.hpp"
 
 using namespace doppel;
 namespace fs = std::filesystem;
@@ -233,5 +235,105 @@ TEST_CASE("a verdict's lease is held until its JSON line is flushed to the file"
   h.flush();
   CHECK(released == 2);
   h.stop();
+  fs::remove_all(dir);
+}
+
+TEST_CASE("report files: 0600, an existing jsonl refused unless appended to or overwritten, links never followed") {
+  auto dir = temp_dir("files");
+  mode_t saved = ::umask(022);
+  std::string jsonl = (dir / "v.jsonl").string(), html = (dir / "r.html").string();
+  auto report = [&](Value::Table extra) {
+    Value::Table options{{"jsonl", jsonl}, {"html", html}, {"summary", false}};
+    for (auto& entry : extra) options.push_back(entry);
+    return testing::StageHarness(testing::linked_plugin("report"), Value(options));
+  };
+  auto lines = [&] {
+    std::string text = read(jsonl);
+    return std::count(text.begin(), text.end(), '\n');
+  };
+  {
+    auto h = report({});
+    feed(h);
+    h.stop();
+  }
+  CHECK(lines() == 100);
+  CHECK(fs::status(jsonl).permissions() == fs::perms(0600));
+  CHECK(fs::status(html).permissions() == fs::perms(0600));
+  // A second run: refused when it starts, the first run's verdicts untouched.
+  {
+    auto h = report({});
+    CHECK_THROWS_WITH(h.start(), doctest::Contains("v.jsonl already exists; set append = true"));
+  }
+  CHECK(lines() == 100);
+  {
+    auto h = report({{"append", true}});
+    feed(h);
+    h.stop();
+    CHECK(h.counter("jsonl_written").value() == 100);
+  }
+  CHECK(lines() == 200);
+  {
+    auto h = report({{"overwrite", true}, {"mode", "0640"}});
+    feed(h);
+    h.stop();
+  }
+  CHECK(lines() == 100);
+  CHECK(fs::status(jsonl).permissions() == fs::perms(0600));  // an existing file keeps its mode
+  CHECK(fs::status(html).permissions() == fs::perms(0640));   // the report is a new file each time
+
+  // Links: refused for the appended jsonl; replaced (never written through) for the html.
+  std::ofstream(dir / "victim") << "precious";
+  fs::remove(jsonl);
+  fs::create_symlink(dir / "victim", jsonl);
+  {
+    auto h = report({{"overwrite", true}});
+    CHECK_THROWS_WITH(h.start(), doctest::Contains("v.jsonl is a symbolic link"));
+  }
+  CHECK(read(dir / "victim") == "precious");
+  fs::remove(jsonl);
+  fs::remove(html);
+  fs::create_symlink(dir / "victim", html);
+  {
+    auto h = report({});
+    feed(h);
+    h.stop();
+  }
+  CHECK(read(dir / "victim") == "precious");
+  CHECK_FALSE(fs::is_symlink(html));
+  CHECK(read(html).starts_with("<!DOCTYPE html>"));
+  ::umask(saved);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("disk full: jsonl keeps whole lines, lost lines are dropped as write_failed, writing resumes") {
+  auto dir = temp_dir("full");
+  std::string jsonl = (dir / "v.jsonl").string();
+  testing::StageHarness h(testing::linked_plugin("report"), Value::table({{"jsonl", jsonl}, {"summary", false}}));
+  h.start();
+  std::uint64_t written = 0;
+  {
+    testing::FileSizeLimit limit(40 << 10);
+    for (int round = 0; round < 30; ++round) feed(h);  // 3000 verdicts, about 300 KiB of lines
+    h.flush();
+    written = h.counter("jsonl_written").value();
+    CHECK(written > 0);
+    CHECK(h.dropped("write_failed") > 0);
+    CHECK(written + h.dropped("write_failed") == 3000);
+    std::string text = read(jsonl);
+    CHECK(static_cast<std::uint64_t>(std::count(text.begin(), text.end(), '\n')) == written);
+    CHECK(text.ends_with("}\n"));  // no partial line
+    limit.lift();
+    feed(h);
+    h.stop();
+  }
+  CHECK(h.counter("jsonl_written").value() == written + 100);
+  std::string text = read(jsonl);
+  CHECK(static_cast<std::uint64_t>(std::count(text.begin(), text.end(), '\n')) == written + 100);
+  // Every line is one whole verdict.
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    CHECK(line.starts_with("{\"id\":"));
+    CHECK(line.ends_with("}"));
+  }
   fs::remove_all(dir);
 }

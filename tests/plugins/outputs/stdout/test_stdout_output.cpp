@@ -51,14 +51,14 @@ TEST_CASE("stdout output writes .gor framing that reads back byte-exact") {
     h.process(sent[1]);
     h.flush();
     h.stop();
-    CHECK(h.failed("write_error") == 0);
+    CHECK(h.dropped("write_failed") == 0);
   }
   std::string expected;
   for (auto& m : sent) expected += gor::format_record(*m) + std::string(gor::kSeparator);
   CHECK(file_test::read_bytes(path) == expected);
 }
 
-TEST_CASE("a closed pipe is counted as write errors, not a crash") {
+TEST_CASE("a closed pipe is counted as lost records (write_failed), not a crash") {
   int fds[2];
   REQUIRE(::pipe(fds) == 0);
   ::close(fds[0]);  // nobody reads
@@ -73,7 +73,7 @@ TEST_CASE("a closed pipe is counted as write errors, not a crash") {
     h.process(testing::make_message(Kind::request, std::string(200 << 10, 'x')));
     h.process(testing::make_message(Kind::request, "GET / HTTP/1.1\r\n\r\n"));
     h.stop();
-    CHECK(h.failed("write_error") == 2);
+    CHECK(h.dropped("write_failed") == 2);
   }
   std::signal(SIGPIPE, previous);
   ::dup2(saved, STDOUT_FILENO);

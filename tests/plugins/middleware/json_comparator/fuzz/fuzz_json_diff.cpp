@@ -1,6 +1,7 @@
 // libFuzzer target for the json comparator's diff (and the path parser it relies on).
+// Also holds json_diff (with its shortcut for ignored scalars) to json_diff_walk (without).
 // Input: one selector byte, then the original and the replay separated by the first NUL
-// (without a NUL the rest is cut in half). Built by fuzz_json_diff.sh with clang++.
+// (without a NUL the rest is cut in half). Built by doppel_add_fuzz_target (DOPPEL_FUZZ=ON).
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -49,5 +50,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (a == b && !diffs.empty()) __builtin_trap();
   for (const auto& d : diffs)
     if (d.path.empty() || d.kind.empty()) __builtin_trap();
+  // The shortcut for bodies that differ only in ignored scalars changes nothing.
+  auto walked = doppel::plugins::json_diff_walk(a, b, config(selector));
+  if (walked.size() != diffs.size()) __builtin_trap();
+  for (std::size_t i = 0; i < diffs.size(); ++i)
+    if (walked[i].path != diffs[i].path || walked[i].kind != diffs[i].kind || walked[i].original != diffs[i].original ||
+        walked[i].replay != diffs[i].replay)
+      __builtin_trap();
   return 0;
 }
