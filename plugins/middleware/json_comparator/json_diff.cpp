@@ -20,9 +20,10 @@ using simdjson::dom::element;
 
 // Candidates tried per element when pairing unordered arrays.
 constexpr std::size_t kMaxCandidates = 64;
-// Parser buffers kept per thread between comparisons (larger ones are given back), as the
-// SDK's parser pool does.
-constexpr std::size_t kKeptCapacity = std::size_t{4} << 20;
+// Bodies up to this size leave their buffers to the thread's next comparison; larger ones give
+// them back. A document's buffers take about ten times its text (a tape word per structural,
+// the strings, the parser's index), twice per comparison: 1 MiB keeps a judging thread at ~25 MB.
+constexpr std::size_t kKeptCapacity = std::size_t{1} << 20;
 
 // A member of an object on a tape: its key and the index of its value.
 struct Member {

@@ -92,7 +92,9 @@ TEST_CASE("a program that rewrites messages: kind and id come from the header it
                      "  decoded=$(echo \"$line\" | xxd -r -p | sed '1s/^1 [^ ]* /2 new /' | sed 's/Host: a/Host: b/')\n"
                      "  printf '%s' \"$decoded\" | xxd -p | tr -d '\\n'; echo\n"
                      "done\n");
-  testing::StageHarness h(process_plugin(), Value::table({{"command", path}}));
+  // Three processes a line: on a loaded machine the first answer can take longer than the
+  // default quiet time flush() waits for.
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}, {"return_timeout", "10s"}}));
   h.process(request("old"));
   h.flush();
   auto out = h.emitted();
