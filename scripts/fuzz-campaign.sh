@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 minutes=${1:-30}
 jobs=${FUZZ_JOBS:-2}
 build_dir=${BUILD_DIR:-build-fuzz}
-BUILD_DIR=$build_dir scripts/build-fuzz.sh
+BUILD_DIR=$build_dir scripts/build-fuzz.sh -DDOPPEL_FUZZ_EVERY_PLUGIN=ON
 # Crash reports with function names and lines.
 for symbolizer in llvm-symbolizer-16 llvm-symbolizer llvm-symbolizer-14; do
   command -v "$symbolizer" >/dev/null && { export ASAN_SYMBOLIZER_PATH=${ASAN_SYMBOLIZER_PATH:-$(command -v "$symbolizer")}; break; }
