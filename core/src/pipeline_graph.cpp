@@ -186,7 +186,15 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
         node.stage = configure(s, [&] { return plugin->definition->create_stage(options); }, errors);
       if (!plugin->definition->create_stage)
         errors.emplace_back(s.plugin_position, stage_label(s), "plugin \"" + s.plugin + "\" cannot run as a stage");
+      else if (!node.stage && errors.size() == before)
+        // A factory that returned nothing without saying why: refuse the pipeline rather than
+        // run a stage that is not there (found by fuzz_pipeline_file).
+        errors.emplace_back(s.plugin_position, stage_label(s), "plugin \"" + s.plugin + "\" created no stage");
     }
+    // A stage left without a stage object and without an error of its own here (a missing
+    // `plugin` key is reported by the file loader) still refuses the graph, with its name.
+    if (!node.stage && errors.size() == errors_before)
+      errors.emplace_back(s.position, stage_label(s), "[" + stage_label(s) + "] cannot be built: it has no plugin to run");
     if (s.role == Role::input && s.has_from)
       errors.emplace_back(s.from_position, stage_label(s) + ".from",
                           "inputs read from the outside world, not from other stages: remove `from`");

@@ -250,17 +250,30 @@ std::vector<HeaderSpan> find_headers(std::string_view payload, std::string_view 
   std::size_t pos = payload.find('\n');
   if (pos == std::string_view::npos) return spans;
   ++pos;
+  bool continues_match = false;
   while (pos < head_end) {
     std::size_t nl = payload.find('\n', pos);
     if (nl == std::string_view::npos || nl >= head_end) nl = head_end - 1;
     std::string_view line = payload.substr(pos, nl - pos);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty()) break;
+    if (line.front() == ' ' || line.front() == '\t') {
+      // obs-fold (RFC 9112 §5.2): the line continues the header above and is never a header of
+      // its own; a matched header's span takes its continuation lines along.
+      if (continues_match) {
+        spans.back().value_end = pos + line.size();
+        spans.back().line_end = nl + 1;
+      }
+      pos = nl + 1;
+      continue;
+    }
+    continues_match = false;
     auto colon = line.find(':');
     if (colon != std::string_view::npos && iequals(trim_ows(line.substr(0, colon)), name)) {
       std::size_t vb = pos + colon + 1;
       while (vb < pos + line.size() && (payload[vb] == ' ' || payload[vb] == '\t')) ++vb;
       spans.push_back({vb, pos + line.size(), pos, nl + 1});
+      continues_match = true;
     }
     pos = nl + 1;
   }
@@ -283,7 +296,9 @@ std::string http_set_header(std::string_view payload, std::string_view name, std
   std::size_t first_nl = payload.find('\n');
   bool crlf = first_nl != std::string_view::npos && first_nl > 0 && payload[first_nl - 1] == '\r';
   std::size_t insert_at = head_end;
-  if (head_end >= 2 && payload.substr(head_end - 2, 2) == "\r\n" && crlf) insert_at = head_end - 2;
+  // Before the blank line, whichever ending it has: a head that mixes endings (LF lines, a CRLF
+  // blank line) must not get the new line between the blank line's CR and LF.
+  if (head_end >= 2 && payload.substr(head_end - 2, 2) == "\r\n") insert_at = head_end - 2;
   else if (head_end >= 1 && payload[head_end - 1] == '\n') insert_at = head_end - 1;
   out.append(payload.substr(0, insert_at));
   out.append(name);
@@ -308,7 +323,10 @@ std::string http_remove_header(std::string_view payload, std::string_view name) 
 }
 
 std::string http_set_target(std::string_view payload, std::string_view target) {
-  auto sp1 = payload.find(' ');
+  // From the method on, as HttpView reads the start line: leading whitespace is not a separator.
+  auto start = payload.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) return std::string(payload);
+  auto sp1 = payload.find(' ', start);
   if (sp1 == std::string_view::npos) return std::string(payload);
   auto sp2 = payload.find(' ', sp1 + 1);
   auto nl = payload.find('\n');
