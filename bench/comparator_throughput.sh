@@ -18,44 +18,7 @@ fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-python3 - "$work/pairs.bin" "$pairs" 2>&1 <<'PY'
-import json, random, sys
-path, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(16888)
-words = "robot hint query intention weather music alarm timer news map call light door".split()
-def item(i):
-    return {"id": i, "text": " ".join(rng.choice(words) for _ in range(rng.randint(3, 12))),
-            "score": round(rng.random(), 6), "tags": rng.sample(words, rng.randint(0, 4)),
-            "source": {"name": rng.choice(words), "rank": rng.randint(1, 100), "cached": rng.random() < .5}}
-def response():
-    doc = {"code": 0, "msg": "ok", "meta": {"trace_id": "%032x" % rng.getrandbits(128), "elapsed_ms": rng.randint(1, 90)},
-           "results": {"robot_id": str(rng.randint(600, 700)), "hint_list": [item(i) for i in range(rng.randint(8, 80))],
-                       "intention_list": [{"name": rng.choice(words), "confidence": round(rng.random(), 4)} for _ in range(rng.randint(1, 6))]}}
-    return doc
-def mutate(doc):
-    doc = json.loads(json.dumps(doc))
-    hints = doc["results"]["hint_list"]
-    for _ in range(rng.randint(1, 3)):
-        k = rng.randint(0, 3)
-        h = rng.choice(hints)
-        if k == 0: h["score"] = round(h["score"] + 0.01, 6)
-        elif k == 1: h.pop("tags", None)
-        elif k == 2: h["text"] += " changed"
-        else: hints.reverse()
-    return doc
-with open(path, "wb") as out:
-    sizes = []
-    for _ in range(n):
-        a = response()
-        while len(json.dumps(a)) > 20000: a["results"]["hint_list"].pop()
-        b = mutate(a) if rng.random() < 1 / 3 else json.loads(json.dumps(a))
-        b["meta"]["trace_id"] = "%032x" % rng.getrandbits(128)  # differs everywhere, ignored by both sides
-        ta, tb = json.dumps(a).encode(), json.dumps(b).encode()
-        sizes.append(len(ta))
-        out.write(b"%d %d\n" % (len(ta), len(tb)) + ta + tb)
-    sizes.sort()
-    print("pairs: %d, original body size min/median/max: %d/%d/%d bytes" % (n, sizes[0], sizes[n // 2], sizes[-1]), file=sys.stderr)
-PY
+python3 "$here/bench/lib/json_pairs.py" "$work/pairs.bin" "$pairs" 2>&1
 
 doppel_out="$("$driver" "$work/pairs.bin" "$seconds" ${DUMP:+--dump "$DUMP"})"
 doppel_rate="$(awk '/^verdicts_per_second/ {print $2}' <<<"$doppel_out")"

@@ -18,37 +18,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export DOPPEL_PLUGIN_PATH=$build/plugins
 
-# 2,000 distinct pairs as comparator_throughput.sh makes them, each reused under fresh ids.
-python3 - "$work/exchanges.gor" "$exchanges" <<'PY'
-import json, random, sys
+# The 2,000 distinct pairs of bench/lib/json_pairs.py, each reused under fresh ids.
+python3 - "$work/exchanges.gor" "$exchanges" "$root/bench/lib" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[3])
+from json_pairs import pairs as json_pairs
 path, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(16888)
-words = "robot hint query intention weather music alarm timer news map call light door".split()
-def item(i):
-    return {"id": i, "text": " ".join(rng.choice(words) for _ in range(rng.randint(3, 12))),
-            "score": round(rng.random(), 6), "tags": rng.sample(words, rng.randint(0, 4)),
-            "source": {"name": rng.choice(words), "rank": rng.randint(1, 100), "cached": rng.random() < .5}}
-def response():
-    return {"code": 0, "msg": "ok", "meta": {"trace_id": "%032x" % rng.getrandbits(128), "elapsed_ms": rng.randint(1, 90)},
-            "results": {"robot_id": str(rng.randint(600, 700)), "hint_list": [item(i) for i in range(rng.randint(8, 80))],
-                        "intention_list": [{"name": rng.choice(words), "confidence": round(rng.random(), 4)} for _ in range(rng.randint(1, 6))]}}
-def mutate(doc):
-    doc = json.loads(json.dumps(doc))
-    hints = doc["results"]["hint_list"]
-    for _ in range(rng.randint(1, 3)):
-        k, h = rng.randint(0, 3), rng.choice(hints)
-        if k == 0: h["score"] = round(h["score"] + 0.01, 6)
-        elif k == 1: h.pop("tags", None)
-        elif k == 2: h["text"] += " changed"
-        else: hints.reverse()
-    return doc
-pairs = []
-for _ in range(2000):
-    a = response()
-    while len(json.dumps(a)) > 20000: a["results"]["hint_list"].pop()
-    b = mutate(a) if rng.random() < 1 / 3 else json.loads(json.dumps(a))
-    b["meta"]["trace_id"] = "%032x" % rng.getrandbits(128)
-    pairs.append((json.dumps(a).encode(), json.dumps(b).encode()))
+pairs = list(json_pairs(2000))
 sep = "\n🐵🙈🙉\n".encode()
 t = 1_700_000_000_000_000_000
 def response_head(body):

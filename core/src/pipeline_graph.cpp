@@ -225,7 +225,7 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
     Options options = Options::validate(c.options, plugin->definition->options, errors, reserved_stage_keys());
     if (errors.size() != before) continue;
     auto comparator = configure(c, [&] { return plugin->definition->create_comparator(options); }, errors);
-    if (comparator) graph->comparators.emplace(c.name, std::move(comparator));
+    if (comparator) graph->comparators.emplace(c.name, ComparatorNode{plugin->definition, std::move(comparator)});
   }
   if (errors.size() != errors_before) {
     sort_errors(errors);
@@ -321,7 +321,8 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
         Options options = Options::validate(Value(Value::Table{}), plugin->definition->options, option_errors);
         if (option_errors.empty()) {
           try {
-            graph->comparators.emplace(ref.name, plugin->definition->create_comparator(options));
+            graph->comparators.emplace(
+                ref.name, ComparatorNode{plugin->definition, plugin->definition->create_comparator(options)});
             continue;
           } catch (const std::exception& e) {
             msg = "comparator \"" + ref.name + "\" cannot be used without options (" + e.what() + ")";

@@ -44,10 +44,16 @@ struct StageNode {
   OverflowPolicy overflow = OverflowPolicy::block;
 };
 
+// A comparator as configured: declared ([comparators.NAME]) or a stock one used by name.
+struct ComparatorNode {
+  const PluginDefinition* definition = nullptr;
+  std::unique_ptr<Comparator> comparator;
+};
+
 struct PipelineGraph {
   PipelineSpec spec;
   std::vector<StageNode> stages;
-  std::map<std::string, std::unique_ptr<Comparator>, std::less<>> comparators;
+  std::map<std::string, ComparatorNode, std::less<>> comparators;  // by the name rules use
   std::vector<std::vector<int>> components;  // SCCs, upstream first
 
   int find(std::string_view stage_name) const;

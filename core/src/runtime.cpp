@@ -85,7 +85,7 @@ bool StageRunner::stopping() const { return runtime_.stopping_.load(); }
 
 const Comparator* StageRunner::comparator(std::string_view name) {
   auto it = runtime_.graph_.comparators.find(name);
-  return it == runtime_.graph_.comparators.end() ? nullptr : it->second.get();
+  return it == runtime_.graph_.comparators.end() ? nullptr : it->second.comparator.get();
 }
 
 void StageRunner::goal_missed(std::string message) {
@@ -320,6 +320,28 @@ StageRunner::Snapshot StageRunner::snapshot() const {
   return s;
 }
 
+// ---------------------------------------------------------------- ComparatorRunner
+
+ComparatorRunner::ComparatorRunner(std::string name, ComparatorNode& node)
+    : name_(std::move(name)), node_(node), logger_(spdlog::default_logger()->clone(name_)) {}
+
+Counter& ComparatorRunner::counter(std::string_view name) {
+  std::lock_guard lock(mutex_);
+  auto& slot = counters_[std::string(name)];
+  if (!slot) slot = std::make_unique<Counter>();
+  return *slot;
+}
+
+StageRunner::Snapshot ComparatorRunner::snapshot() const {
+  StageRunner::Snapshot s;
+  s.name = name_;
+  s.plugin = node_.definition ? node_.definition->name : name_;
+  s.role = "comparator";
+  std::lock_guard lock(mutex_);
+  for (const auto& [k, v] : counters_) s.counters.emplace_back(k, v->value());
+  return s;
+}
+
 // ---------------------------------------------------------------- Runtime
 
 Runtime::Runtime(PipelineGraph& graph, RuntimeOptions options) : graph_(graph), options_(std::move(options)) {
@@ -329,6 +351,7 @@ Runtime::Runtime(PipelineGraph& graph, RuntimeOptions options) : graph_(graph), 
     std::uint64_t bytes = node.spec->queue_bytes ? node.spec->queue_bytes : settings.queue_bytes;
     runners_.push_back(std::make_unique<StageRunner>(*this, node, capacity, bytes));
   }
+  for (auto& [name, node] : graph_.comparators) comparator_runners_.push_back(std::make_unique<ComparatorRunner>(name, node));
   last_out_.assign(runners_.size(), 0);
 }
 
@@ -360,9 +383,14 @@ void Runtime::start() {
   }
   io_threads_.emplace_back([this] { io_.run(); });  // serves /metrics
 
-  // Start downstream stages first, so nothing is emitted into a stage that is not ready.
+  // Comparators first: a stage may judge as soon as it starts. Then downstream stages
+  // first, so nothing is emitted into a stage that is not ready.
   std::vector<StageRunner*> started;
   try {
+    for (auto& c : comparator_runners_) {
+      c->node_.comparator->start(*c);
+      c->started_ = true;
+    }
     for (auto c = graph_.components.rbegin(); c != graph_.components.rend(); ++c) {
       for (int v : *c) {
         auto& runner = *runners_[v];
@@ -378,6 +406,7 @@ void Runtime::start() {
       } catch (...) {
       }
     }
+    stop_comparators();
     io_work_.reset();
     io_.stop();
     for (auto& t : io_threads_) t.join();
@@ -497,6 +526,9 @@ void Runtime::drain_and_stop() {
     }
     r->thread_.join();
   }
+  // Before the stages: what a comparator still owes is answered (as errors) while the stage
+  // that asked can still write its verdict.
+  stop_comparators();
   for (auto& r : runners_) {
     try {
       r->node_.stage->stop();
@@ -518,9 +550,23 @@ void Runtime::drain_and_stop() {
   stopped_ = true;
 }
 
+void Runtime::stop_comparators() {
+  for (auto& c : comparator_runners_) {
+    if (!c->started_) continue;
+    c->started_ = false;
+    try {
+      c->node_.comparator->stop();
+    } catch (const std::exception& e) {
+      c->logger_->error("stop failed: {}", e.what());
+    }
+  }
+}
+
 std::vector<StageRunner::Snapshot> Runtime::snapshots() const {
   std::vector<StageRunner::Snapshot> out;
   for (const auto& r : runners_) out.push_back(r->snapshot());
+  for (const auto& c : comparator_runners_)
+    if (auto s = c->snapshot(); !s.counters.empty()) out.push_back(std::move(s));
   return out;
 }
 
@@ -550,7 +596,7 @@ std::string Runtime::stats_line() {
   last_stats_at_ = now;
   std::string line = "stats:";
   auto snaps = snapshots();
-  for (std::size_t i = 0; i < snaps.size(); ++i) {
+  for (std::size_t i = 0; i < runners_.size(); ++i) {
     const auto& s = snaps[i];
     double rate = seconds > 0 ? static_cast<double>(s.out - last_out_[i]) / seconds : 0;
     last_out_[i] = s.out;
@@ -595,6 +641,12 @@ std::string Runtime::summary() const {
   out << header;
   for (const auto& s : snaps) {
     char line[256];
+    if (s.role == "comparator") {
+      std::snprintf(line, sizeof line, "  %-18s %-12s (comparator)\n", s.name.c_str(), s.plugin.c_str());
+      out << line;
+      for (const auto& [k, v] : s.counters) out << "      " << k << ": " << v << "\n";
+      continue;
+    }
     std::snprintf(line, sizeof line, "  %-18s %-12s %12s %12" PRIu64 " %12" PRIu64 " %10" PRIu64 "\n", s.name.c_str(),
                   s.plugin.c_str(), s.role == "input" ? "-" : std::to_string(s.in).c_str(), s.out, s.dropped,
                   s.failed);
@@ -636,7 +688,9 @@ std::string Runtime::loss_warnings() const {
 
 std::string Runtime::prometheus_metrics() const {
   std::ostringstream out;
-  auto snaps = snapshots();
+  auto all = snapshots();
+  std::vector<StageRunner::Snapshot> snaps, comparators;
+  for (auto& s : all) (s.role == "comparator" ? comparators : snaps).push_back(std::move(s));
   out << "# HELP doppel_stage_in_total Messages a stage received.\n# TYPE doppel_stage_in_total counter\n";
   for (const auto& s : snaps) out << "doppel_stage_in_total{stage=\"" << prometheus_escape(s.name) << "\"} " << s.in << "\n";
   out << "# HELP doppel_stage_out_total Messages a stage emitted.\n# TYPE doppel_stage_out_total counter\n";
@@ -664,6 +718,10 @@ std::string Runtime::prometheus_metrics() const {
       out << "doppel_" << metric_name(s.plugin) << "_" << metric_name(k) << "{stage=\"" << prometheus_escape(s.name)
           << "\"} " << v << "\n";
   }
+  for (const auto& c : comparators)
+    for (const auto& [k, v] : c.counters)
+      out << "doppel_comparator_" << metric_name(c.plugin) << "_" << metric_name(k) << "_total{comparator=\""
+          << prometheus_escape(c.name) << "\"} " << v << "\n";
   return out.str();
 }
 

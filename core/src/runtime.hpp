@@ -91,6 +91,29 @@ class StageRunner : public StageContext {
   std::array<std::atomic<Counter*>, 5> unread_{};  // by kind number
 };
 
+// A comparator as the runtime runs it (started before the stages, stopped after their
+// threads); also the ComparatorContext it sees.
+class ComparatorRunner : public ComparatorContext {
+ public:
+  ComparatorRunner(std::string name, ComparatorNode& node);
+
+  const std::string& comparator_name() const override { return name_; }
+  spdlog::logger& log() override { return *logger_; }
+  Counter& counter(std::string_view name) override;
+
+  // Role "comparator"; only counters. Listed once it has any.
+  StageRunner::Snapshot snapshot() const;
+
+ private:
+  friend class Runtime;
+  std::string name_;
+  ComparatorNode& node_;
+  std::shared_ptr<spdlog::logger> logger_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::unique_ptr<Counter>, std::less<>> counters_;
+  bool started_ = false;
+};
+
 struct RuntimeOptions {
   bool test_mode = false;  // no inputs/outputs; messages are injected
   // Sees every message a stage emits (doppel test).
@@ -138,11 +161,13 @@ class Runtime {
   friend class StageRunner;
   void start_stats_thread();
   void flush_stage(StageRunner& runner, std::chrono::steady_clock::time_point deadline);
+  void stop_comparators();
   bool wait_idle(StageRunner& runner, std::chrono::steady_clock::time_point deadline);
 
   PipelineGraph& graph_;
   RuntimeOptions options_;
   std::vector<std::unique_ptr<StageRunner>> runners_;
+  std::vector<std::unique_ptr<ComparatorRunner>> comparator_runners_;
   boost::asio::io_context io_;
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> io_work_;
   std::vector<std::thread> io_threads_;

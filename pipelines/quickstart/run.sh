@@ -3,6 +3,7 @@
 # (robot-v1.gor) against v2 with `doppel run quickstart.toml`, writes report.html and
 # verdicts.jsonl here (or in $OUT_DIR), prints the summary, and stops both servers.
 # No root, nothing external. Exit code: doppel's (3 when a fail_if goal is missed).
+# PIPELINE runs another pipeline of pipelines/ against the same servers (an example's run.sh).
 #
 #   pipelines/quickstart/run.sh                 # uses build/bin/doppel and build/bin/robot-api
 #   BUILD_DIR=build-x pipelines/quickstart/run.sh
@@ -13,7 +14,8 @@ build=${BUILD_DIR:-$root/build}
 [[ "$build" = /* ]] || build="$root/$build"
 doppel=${DOPPEL:-$build/bin/doppel}
 robot_api=${ROBOT_API:-$build/bin/robot-api}
-out=${OUT_DIR:-$here}
+pipeline=${PIPELINE:-quickstart/quickstart.toml}
+out=${OUT_DIR:-$(dirname "$root/pipelines/$pipeline")}
 for bin in "$doppel" "$robot_api"; do
   [[ -x "$bin" ]] || { echo "run.sh: $bin not found; build first: cmake -S . -B build -G Ninja && ninja -C build" >&2; exit 2; }
 done
@@ -32,20 +34,24 @@ for port in 18081 18082; do
   (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || { echo "run.sh: robot-api did not start on port $port" >&2; exit 2; }
 done
 
-# doppel resolves the pipeline's relative paths from here; outputs go to $out.
-work=$here
-if [[ "$out" != "$here" ]]; then
+# doppel resolves the pipeline's relative paths from its directory, where its outputs go; for
+# another $out it runs in a scratch copy of pipelines/ (paths between pipelines keep working).
+pipelines=$root/pipelines
+scratch=""
+if [[ "$out" != "$(dirname "$pipelines/$pipeline")" ]]; then
   mkdir -p "$out"
-  work=$(mktemp -d)
-  cp "$here/quickstart.toml" "$here/robot-v1.gor" "$work/"
+  scratch=$(mktemp -d)
+  cp -r "$pipelines" "$scratch/"
+  pipelines=$scratch/pipelines
 fi
+work=$(dirname "$pipelines/$pipeline")
 set +e
-(cd "$work" && "$doppel" ${DOPPEL_PLUGIN_DIR:+--plugin-dir "$DOPPEL_PLUGIN_DIR"} run quickstart.toml)
+(cd "$work" && "$doppel" ${DOPPEL_PLUGIN_DIR:+--plugin-dir "$DOPPEL_PLUGIN_DIR"} run "$(basename "$pipeline")")
 status=$?
 set -e
-if [[ "$work" != "$here" ]]; then
+if [[ -n "$scratch" ]]; then
   cp "$work/report.html" "$work/verdicts.jsonl" "$out/" 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$scratch"
 fi
 echo "report: $out/report.html"
 exit $status

@@ -29,13 +29,31 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   return n;
 }
 
+
+// Per byte: copied as it is (printable ASCII but '"' and '\\'), in plain and in HTML-safe text.
+struct PlainBytes {
+  bool plain[256] = {};
+  bool html[256] = {};
+  constexpr PlainBytes() {
+    for (int c = 0x20; c < 0x7F; ++c) plain[c] = html[c] = c != '"' && c != '\\';
+    html['<'] = html['>'] = html['&'] = false;
+  }
+};
+constexpr PlainBytes kPlainBytes;
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view text, bool html_safe) {
   static constexpr char hex[] = "0123456789abcdef";
+  const bool* plain = html_safe ? kPlainBytes.html : kPlainBytes.plain;
   out.reserve(out.size() + text.size() + 2);
   out.push_back('"');
   for (std::size_t i = 0; i < text.size();) {
+    // Most text is runs of plain ASCII: copied in one go, not byte by byte.
+    std::size_t run = i;
+    while (run < text.size() && plain[static_cast<unsigned char>(text[run])]) ++run;
+    out.append(text.data() + i, run - i);
+    i = run;
+    if (i == text.size()) break;
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
       std::size_t n = utf8_sequence_length(text, i);
@@ -62,14 +80,10 @@ void append_json_string(std::string& out, std::string_view text, bool html_safe)
       case '\t': out.append("\\t"); break;
       case '\b': out.append("\\b"); break;
       case '\f': out.append("\\f"); break;
-      default:
-        if (c < 0x20 || c == 0x7F || (html_safe && (c == '<' || c == '>' || c == '&'))) {
-          out.append("\\u00");
-          out.push_back(hex[c >> 4]);
-          out.push_back(hex[c & 0xF]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
+      default:  // other control characters, DEL, and <>& when HTML-safe
+        out.append("\\u00");
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 0xF]);
     }
     ++i;
   }

@@ -1,28 +1,28 @@
 #!/usr/bin/env bash
 # Every pipeline shipped in pipelines/ validates, and its [[tests]] blocks (if any) pass.
-# Each is checked from a copy of its folder; a recording it expects the user to provide
-# (a relative `path = "x.gor"` that is not shipped) is generated, as a user would record it.
+# They are checked in a copy of pipelines/ (paths between them, like an example reading the
+# quickstart's recording, keep working); a recording a pipeline expects the user to provide (a
+# relative `path = "x.gor"` that is not shipped) is generated, as a user would record it.
 # Running them for real is covered by their own integration tests.
 set -euo pipefail
 : "${DOPPEL:?}" "${DOPPEL_SOURCE_DIR:?}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+cp -r "$DOPPEL_SOURCE_DIR/pipelines" "$work/"
 status=0
 while IFS= read -r -d '' file; do
-  name=${file#$DOPPEL_SOURCE_DIR/}
-  copy="$work/$(echo "$name" | tr '/' '_')"
-  mkdir -p "$copy"
-  cp -r "$(dirname "$file")"/. "$copy"/
+  name=${file#$work/}
+  dir=$(dirname "$file")
   for recording in $(grep -oE '^path = "[^"/][^"]*\.gor"' "$file" | sed 's/^path = "//; s/"$//'); do
-    [ -e "$copy/$recording" ] || python3 "$DOPPEL_SOURCE_DIR/tests/support/gor_tool.py" generate "$copy/$recording" 5
+    [ -e "$dir/$recording" ] || python3 "$DOPPEL_SOURCE_DIR/tests/support/gor_tool.py" generate "$dir/$recording" 5
   done
-  if out=$(cd "$copy" && "$DOPPEL" validate "$(basename "$file")" 2>&1); then
+  if out=$(cd "$dir" && "$DOPPEL" validate "$(basename "$file")" 2>&1); then
     echo "ok    $name"
   else
     echo "FAIL  $name"; echo "$out"; status=1
   fi
   if grep -q '^\[\[tests\]\]' "$file"; then
-    (cd "$copy" && "$DOPPEL" test "$(basename "$file")") || status=1
+    (cd "$dir" && "$DOPPEL" test "$(basename "$file")") || status=1
   fi
-done < <(find "$DOPPEL_SOURCE_DIR/pipelines" -name '*.toml' -print0 | sort -z)
+done < <(find "$work/pipelines" -name '*.toml' -print0 | sort -z)
 exit $status

@@ -175,7 +175,7 @@ void CompareStage::sweep_all(bool everything) {
 }
 
 void CompareStage::judge_all(std::vector<DecidedJoin>& decided) {
-  for (auto& d : decided) emit(decide(d));
+  for (auto& d : decided) judge(std::move(d));
 }
 
 void CompareStage::update_pending(std::int64_t delta) {
@@ -188,6 +188,10 @@ void CompareStage::flush() {
   // join can still arrive, so every join is decided now (incomplete ones as missing_*).
   if (workers_) workers_->wait_idle();
   sweep_all(true);
+  // Judgements still with a comparator are bounded by its own timeout; wait for their verdicts.
+  std::unique_lock lock(judging_mutex_);
+  while (!judging_done_.wait_for(lock, std::chrono::seconds(10), [&] { return judging_ == 0; }))
+    context().log().info("compare: waiting for {} judgement(s) a comparator has not answered yet", judging_);
 }
 
 void CompareStage::stop() {
@@ -198,10 +202,18 @@ void CompareStage::stop() {
   if (timer_) timer_->cancel();
   if (workers_)
     if (std::size_t left = workers_->stop()) context().drop("shutdown", left);
+  // The runtime stopped the comparators first: whatever they owed has been answered (as errors).
+  std::unique_lock lock(judging_mutex_);
+  if (!judging_done_.wait_for(lock, std::chrono::seconds(5), [&] { return judging_ == 0; }))
+    context().log().error("compare: {} judgement(s) never answered by their comparator", judging_);
 }
 
 std::size_t CompareStage::pending() const {
   std::size_t n = workers_ ? workers_->backlog() : 0;
+  {
+    std::lock_guard lock(judging_mutex_);
+    n += judging_;
+  }
   for (const auto& shard : shards_) {
     std::lock_guard lock(shard->mutex);
     n += shard->table.size();
@@ -238,19 +250,128 @@ std::string CompareStage::endpoint_for(const CompareRule& rule, std::string_view
   return endpoint;
 }
 
-CompareStage::Verdict CompareStage::decide(DecidedJoin& decided) {
-  const std::string& id = decided.id;
-  Join& join = decided.join;
-  bool expired = decided.expired;
-  std::string method, path, target;
+// One exchange being judged. `runs` only grows while none is in flight (escalation), so a
+// run's result is written by its comparator's thread into a slot that stays put.
+struct CompareStage::Judging {
+  struct Run {
+    std::string comparator;
+    const char* severity;  // "fail", "warn" or "info"
+    bool baseline;         // old vs old (noise), not the candidate
+    Judgement result;
+  };
+  DecidedJoin decided;
+  const CompareRule* rule = nullptr;
+  std::string method, path, target, endpoint;
+  Exchange candidate, old_vs_old;
+  std::vector<Run> runs;
+  std::atomic<std::size_t> left{0};
+  bool escalated = false;
+};
+
+void CompareStage::judge(DecidedJoin decided) {
+  auto j = std::make_shared<Judging>();
+  j->decided = std::move(decided);
+  const Join& join = j->decided.join;
   if (join.request && join.request->http().is_request()) {
     const HttpView& http = join.request->http();
-    method = http.method();
-    path = http.path();
-    target = http.target();
+    j->method = http.method();
+    j->path = http.path();
+    j->target = http.target();
   }
-  const CompareRule& rule = rule_for(method, path);
-  std::string endpoint = endpoint_for(rule, method, path);
+  j->rule = &rule_for(j->method, j->path);
+  j->endpoint = endpoint_for(*j->rule, j->method, j->path);
+  {
+    std::lock_guard lock(judging_mutex_);
+    ++judging_;
+  }
+  bool judgeable = join.original && join.replay && join.replay->meta.error.empty();
+  if (!judgeable) {
+    emit(verdict_of(*j));
+    judged();
+    return;
+  }
+  const CompareRule& rule = *j->rule;
+  j->candidate = Exchange(join.request, join.original, join.replay, j->endpoint);
+  auto plan = [&](const std::vector<std::string>& names, const char* severity, bool baseline) {
+    for (const auto& name : names) j->runs.push_back({name, severity, baseline, {}});
+  };
+  plan(rule.fail, "fail", false);
+  plan(rule.warn, "warn", false);
+  plan(rule.info, "info", false);
+  if (!config_.baseline.empty() && join.baseline && join.baseline->meta.error.empty()) {
+    // Diffy's model: the same comparators between the two copies of the old service.
+    j->old_vs_old = Exchange(join.request, join.original, join.baseline, j->endpoint, true);
+    plan(rule.fail, "fail", true);
+    plan(rule.warn, "warn", true);
+    plan(rule.info, "info", true);
+  }
+  start_runs(j, 0);
+}
+
+void CompareStage::start_runs(const std::shared_ptr<Judging>& j, std::size_t first) {
+  // One extra count held while starting: a run that answers at once cannot finish the
+  // judgement before the others are started.
+  j->left.store(j->runs.size() - first + 1);
+  auto complete = [this, j] {
+    if (j->left.fetch_sub(1, std::memory_order_acq_rel) == 1) advance(j);
+  };
+  for (std::size_t i = first; i < j->runs.size(); ++i) {
+    auto& run = j->runs[i];
+    const Comparator* comparator = context().comparator(run.comparator);
+    if (!comparator) {
+      context().fail("unknown_comparator");
+      run.result.error = "no comparator named \"" + run.comparator + "\"";
+      complete();
+      continue;
+    }
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    auto done = [this, j, i, answered, complete](Judgement result) {
+      if (answered->exchange(true)) return;  // a comparator that answers twice is heard once
+      if (!result.error.empty()) context().fail("comparator_error");
+      j->runs[i].result = std::move(result);
+      complete();
+    };
+    try {
+      comparator->compare_async(run.baseline ? j->old_vs_old : j->candidate, done);
+    } catch (const std::exception& e) {
+      done(Judgement{{}, e.what()});
+    }
+  }
+  complete();
+}
+
+void CompareStage::advance(const std::shared_ptr<Judging>& j) {
+  const CompareRule& rule = *j->rule;
+  if (!j->escalated && !rule.escalate.empty()) {
+    j->escalated = true;
+    bool softer = std::any_of(j->runs.begin(), j->runs.end(), [&](const Judging::Run& r) {
+      if (r.baseline || std::string_view(r.severity) == "fail") return false;
+      if (!r.result.error.empty()) return true;
+      return std::any_of(r.result.differences.begin(), r.result.differences.end(),
+                         [&](const Difference& d) { return !ignored(rule, d); });
+    });
+    if (softer) {
+      std::size_t first = j->runs.size();
+      for (const auto& name : rule.escalate) j->runs.push_back({name, "fail", false, {}});
+      start_runs(j, first);
+      return;
+    }
+  }
+  emit(verdict_of(*j));
+  judged();
+}
+
+void CompareStage::judged() {
+  std::lock_guard lock(judging_mutex_);
+  if (--judging_ == 0) judging_done_.notify_all();
+}
+
+CompareStage::Verdict CompareStage::verdict_of(Judging& j) {
+  const std::string& id = j.decided.id;
+  Join& join = j.decided.join;
+  bool expired = j.decided.expired;
+  const CompareRule& rule = *j.rule;
+  const std::string& endpoint = j.endpoint;
 
   std::string verdict;
   std::string error;
@@ -268,46 +389,26 @@ CompareStage::Verdict CompareStage::decide(DecidedJoin& decided) {
   } else if (!join.replay) {
     verdict = "missing_replay";
   } else {
-    Exchange candidate{join.request, join.original, join.replay};
-    auto run = [&](const std::vector<std::string>& names, const char* severity, const Exchange& exchange,
-                   std::vector<Check>& out) {
-      for (const auto& name : names) {
-        const Comparator* comparator = context().comparator(name);
-        std::vector<Difference> diffs;
-        if (!comparator) {
-          context().fail("unknown_comparator");
-          diffs.push_back({"", "error", "", "no comparator named \"" + name + "\""});
-        } else {
-          try {
-            diffs = comparator->compare(exchange);
-          } catch (const std::exception& e) {
-            context().fail("comparator_error");
-            diffs.push_back({"", "error", "", truncate_for_display(e.what(), config_.value_limit)});
-          }
-        }
-        for (auto& d : diffs) {
-          if (ignored(rule, d)) continue;
-          d.original = truncate_for_display(d.original, config_.value_limit);
-          d.replay = truncate_for_display(d.replay, config_.value_limit);
-          out.push_back({name, severity, std::move(d), {}});
-        }
+    std::vector<Check> noise_checks;
+    for (auto& run : j.runs) {
+      auto& out = run.baseline ? noise_checks : checks;
+      if (!run.result.error.empty()) {
+        out.push_back({run.comparator, run.severity,
+                       Difference("", "error", "", truncate_for_display(run.result.error, config_.value_limit)), {}});
+        continue;
       }
-    };
-    run(rule.fail, "fail", candidate, checks);
-    run(rule.warn, "warn", candidate, checks);
-    run(rule.info, "info", candidate, checks);
-    bool softer = std::any_of(checks.begin(), checks.end(),
-                              [](const Check& c) { return c.severity == "warn" || c.severity == "info"; });
-    if (softer) run(rule.escalate, "fail", candidate, checks);
-
+      for (auto& d : run.result.differences) {
+        if (ignored(rule, d)) continue;
+        d.original = truncate_for_display(d.original, config_.value_limit);
+        d.replay = truncate_for_display(d.replay, config_.value_limit);
+        d.message = truncate_for_display(d.message, config_.value_limit);
+        out.push_back({run.comparator, run.severity, std::move(d), {}});
+      }
+    }
     if (!config_.baseline.empty()) {
-      if (join.baseline && join.baseline->meta.error.empty()) {
-        // Diffy's model: the same comparators between the two copies of the old service.
-        Exchange old_vs_old{join.request, join.original, join.baseline};
-        std::vector<Check> noise_checks;
-        run(rule.fail, "fail", old_vs_old, noise_checks);
-        run(rule.warn, "warn", old_vs_old, noise_checks);
-        run(rule.info, "info", old_vs_old, noise_checks);
+      if (!j.old_vs_old.replay) {
+        baseline_missing_->add();
+      } else {
         std::set<std::string> raw_keys, noise_keys;
         for (const auto& c : checks) raw_keys.insert(c.key());
         for (const auto& c : noise_checks) noise_keys.insert(c.key());
@@ -323,11 +424,9 @@ CompareStage::Verdict CompareStage::decide(DecidedJoin& decided) {
             c.noise = counts;
           }
         }
-      } else {
-        baseline_missing_->add();
       }
     }
-    bool fail = false, warn = false;
+  bool fail = false, warn = false;
     for (const auto& c : checks) {
       fail = fail || c.severity == "fail";
       warn = warn || c.severity == "warn";
@@ -363,9 +462,9 @@ CompareStage::Verdict CompareStage::decide(DecidedJoin& decided) {
   w.field("verdict", verdict);
   w.field("endpoint", endpoint);
   w.field("rule", rule.label);
-  w.field("method", method);
-  w.field("path", path);
-  w.field("target", truncate_for_display(target, config_.value_limit));
+  w.field("method", j.method);
+  w.field("path", j.path);
+  w.field("target", truncate_for_display(j.target, config_.value_limit));
   w.field("timestamp_ns", join.request ? join.request->timestamp_ns : std::int64_t{0});
   write_side(w, "original", join.original);
   write_side(w, "replay", join.replay);
@@ -386,6 +485,7 @@ CompareStage::Verdict CompareStage::decide(DecidedJoin& decided) {
     w.field("kind", c.difference.kind);
     w.field("original", c.difference.original);
     w.field("replay", c.difference.replay);
+    if (!c.difference.message.empty()) w.field("message", c.difference.message);
     if (c.severity == "noise") {
       w.key("noise").begin_object();
       w.field("candidate", c.noise.raw);

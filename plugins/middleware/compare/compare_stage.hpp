@@ -7,11 +7,16 @@
 // its responses meet in one shard while other exchanges are judged on the other cores. No
 // lock is held while comparators run: a join is taken out of its shard's table first, and
 // only the per-endpoint aggregates are shared, behind a lock of their own.
+//
+// A comparator may judge asynchronously (a program it runs answers later): an exchange's
+// verdict is then written by whichever thread completes its last comparator. Comparators that
+// judge inline keep the verdicts in the order the joins were decided.
 #include <re2/re2.h>
 
 #include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -94,8 +99,16 @@ class CompareStage : public Stage {
   void sweep_all(bool everything);
   void judge_all(std::vector<DecidedJoin>& decided);
   void update_pending(std::int64_t delta);
-  // Judges a join into a verdict payload. Thread-safe; holds no lock while comparators run.
-  Verdict decide(DecidedJoin& decided);
+  struct Judging;
+  // Judges a join: runs its rule's comparators and emits the verdict once the last one has
+  // answered. Thread-safe; holds no lock while comparators run.
+  void judge(DecidedJoin decided);
+  // Starts runs [first, end) of `judging`; the one that completes last calls advance().
+  void start_runs(const std::shared_ptr<Judging>& judging, std::size_t first);
+  // Every run so far answered: escalate when a softer check found something, else finish.
+  void advance(const std::shared_ptr<Judging>& judging);
+  Verdict verdict_of(Judging& judging);
+  void judged();  // one judgement fewer in flight
   const CompareRule& rule_for(std::string_view method, std::string_view path) const;
   std::string endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path);
   void arm_timer();
@@ -116,6 +129,10 @@ class CompareStage : public Stage {
   Counter* endpoints_folded_ = nullptr;
   Counter* baseline_missing_ = nullptr;
   Gauge* pending_gauge_ = nullptr;
+  // Exchanges whose comparators have not all answered; flush() waits for none.
+  mutable std::mutex judging_mutex_;
+  std::condition_variable judging_done_;
+  std::size_t judging_ = 0;
   struct TimerGuard {
     std::mutex mutex;
     CompareStage* stage = nullptr;  // null once stopped

@@ -1,6 +1,5 @@
 // Plugin `process` (middleware): options, their parsing into ProcessMiddlewareConfig, and registration.
-#include <sstream>
-
+#include "doppel/child_process.hpp"
 #include "doppel/plugin.hpp"
 #include "middleware_process.hpp"
 
@@ -70,13 +69,7 @@ PluginDefinition process_middleware_definition() {
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     ProcessMiddlewareConfig config;
-    auto command = options.strings("command");
-    if (command.size() == 1) {
-      std::istringstream words(command[0]);
-      std::string word;
-      command.clear();
-      while (words >> word) command.push_back(word);
-    }
+    auto command = split_command(options.strings("command"));
     if (command.empty() || command[0].empty()) options.fail("command", "command must name a program");
     config.argv = std::move(command);
     config.restart = options.string("restart") == "always";

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,25 +13,17 @@
 #include <spdlog/spdlog.h>
 #include <stdexcept>
 
+#include "doppel/child_process.hpp"
 #include "hex_lines.hpp"
-
-extern char** environ;
 
 namespace doppel::plugins {
 
 namespace {
 constexpr std::size_t kReadChunk = 1 << 20;
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + strsignal(WTERMSIG(status));
-  return "stopped";
-}
 }  // namespace
 
-ProcessMiddleware::ProcessMiddleware(ProcessMiddlewareConfig config) : config_(std::move(config)) {
-  for (auto& arg : config_.argv) command_text_ += (command_text_.empty() ? "" : " ") + arg;
-}
+ProcessMiddleware::ProcessMiddleware(ProcessMiddlewareConfig config)
+    : config_(std::move(config)), command_text_(command_text(config_.argv)) {}
 
 ProcessMiddleware::~ProcessMiddleware() {
   if (supervisor_.joinable()) stop();
@@ -74,49 +65,11 @@ void ProcessMiddleware::start(StageContext& context) {
 }
 
 ProcessMiddleware::Child ProcessMiddleware::spawn() {
-  int in[2], out[2], err[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0)
-    throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0)
-    throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, in[1], 0);
-  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, defaults;
-  sigemptyset(&none);
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGINT);
-  sigaddset(&defaults, SIGTERM);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  // Its own process group: a Ctrl-C at the terminal reaches doppel, which drains the
-  // middleware before stopping it, instead of killing it with messages in flight.
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-
-  std::vector<char*> argv;
-  for (auto& a : config_.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  int rc = posix_spawnp(&pid, argv[0], &actions, &attr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  ::close(in[1]);
-  ::close(out[1]);
-  ::close(err[1]);
-  if (rc != 0) {
-    ::close(in[0]);
-    ::close(out[0]);
-    ::close(err[0]);
-    throw std::runtime_error("cannot start middleware `" + command_text_ + "`: " + std::strerror(rc));
+  try {
+    return spawn_child(config_.argv);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot start middleware `" + command_text_ + "`: " + e.what());
   }
-  return Child{pid, in[0], out[0], err[0]};
 }
 
 void ProcessMiddleware::supervise() {
@@ -146,7 +99,7 @@ void ProcessMiddleware::supervise() {
     std::unique_lock lock(mutex_);
     if (stopping_) {
       lock.unlock();
-      context().log().info("middleware `{}` (pid {}) {}", command_text_, child.pid, describe_status(status));
+      context().log().info("middleware `{}` (pid {}) {}", command_text_, child.pid, describe_exit(status));
       break;
     }
     std::uint64_t lost = sent_ > returned_ + written_off_ ? sent_ - returned_ - written_off_ : 0;
@@ -159,12 +112,12 @@ void ProcessMiddleware::supervise() {
     if (!config_.restart) {
       context().log().error("middleware `{}` (pid {}) {}; {} message(s) in flight lost; restart = \"never\": "
                             "messages sent to it from now on are dropped (middleware_exited)",
-                            command_text_, child.pid, describe_status(status), lost);
+                            command_text_, child.pid, describe_exit(status), lost);
       break;
     }
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10)) backoff = config_.backoff;
     context().log().warn("middleware `{}` (pid {}) {}; {} message(s) in flight lost; restarting in {}ms",
-                         command_text_, child.pid, describe_status(status), lost,
+                         command_text_, child.pid, describe_exit(status), lost,
                          std::chrono::duration_cast<std::chrono::milliseconds>(backoff).count());
     lock.lock();
     if (changed_.wait_for(lock, backoff, [&] { return stopping_; })) break;
@@ -191,9 +144,7 @@ void ProcessMiddleware::supervise() {
 }
 
 void ProcessMiddleware::read_stdout(int fd) {
-  std::string buffer;
-  std::size_t scan = 0;
-  bool skipping = false;  // inside a line longer than max_line
+  LineSplitter lines(config_.max_line);
   std::vector<char> chunk(kReadChunk);
   for (;;) {
     pollfd p{fd, POLLIN, 0};
@@ -206,27 +157,13 @@ void ProcessMiddleware::read_stdout(int fd) {
     ssize_t n = ::read(fd, chunk.data(), chunk.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;
-    buffer.append(chunk.data(), static_cast<std::size_t>(n));
-    std::size_t begin = 0;
-    for (;;) {
-      auto nl = buffer.find('\n', scan);
-      if (nl == std::string::npos) break;
-      if (!skipping) handle_line(std::string_view(buffer).substr(begin, nl - begin));
-      skipping = false;
-      begin = scan = nl + 1;
-    }
-    buffer.erase(0, begin);
-    scan = buffer.size();
-    if (buffer.size() > config_.max_line) {
-      if (!skipping) {
-        context().fail("line_too_long");
-        context().log().warn("middleware `{}` wrote a line longer than max_line ({} bytes); skipped", command_text_,
-                             config_.max_line);
-      }
-      skipping = true;
-      buffer.clear();
-      scan = 0;
-    }
+    lines.feed(
+        std::string_view(chunk.data(), static_cast<std::size_t>(n)), [&](std::string_view line) { handle_line(line); },
+        [&] {
+          context().fail("line_too_long");
+          context().log().warn("middleware `{}` wrote a line longer than max_line ({} bytes); skipped", command_text_,
+                               config_.max_line);
+        });
   }
 }
 
@@ -255,31 +192,7 @@ void ProcessMiddleware::handle_line(std::string_view line) {
 }
 
 void ProcessMiddleware::forward_stderr(int fd, pid_t pid) {
-  std::string buffer;
-  char chunk[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    buffer.append(chunk, static_cast<std::size_t>(n));
-    std::size_t nl;
-    while ((nl = buffer.find('\n')) != std::string::npos) {
-      context().log().info("[{} {}] {}", config_.argv[0], pid, std::string_view(buffer).substr(0, nl));
-      buffer.erase(0, nl + 1);
-    }
-    if (buffer.size() > 64 * 1024) {  // a runaway line: log it in pieces
-      context().log().info("[{} {}] {}", config_.argv[0], pid, buffer);
-      buffer.clear();
-    }
-  }
-  if (!buffer.empty()) context().log().info("[{} {}] {}", config_.argv[0], pid, buffer);
-}
-
-int ProcessMiddleware::wait_child(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
+  read_lines(fd, [&](std::string_view line) { context().log().info("[{} {}] {}", config_.argv[0], pid, line); });
 }
 
 void ProcessMiddleware::process(const MessagePtr& message) {
@@ -362,13 +275,7 @@ void ProcessMiddleware::send(const MessagePtr& message) {
     hold_lease(*message, last_activity_);
   }
   sent_counter_->add();
-  std::size_t done = 0;
-  while (done < line.size()) {
-    ssize_t n = ::send(fd, line.data() + done, line.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the program is gone: the supervisor counts this message as lost
-    done += static_cast<std::size_t>(n);
-  }
+  send_all(fd, line);  // when the program is gone, the supervisor counts this message as lost
 }
 
 void ProcessMiddleware::write_off_unreturned(bool force) {

@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "doppel/child_process.hpp"
 #include "doppel/stage.hpp"
 #include "exchange_order.hpp"
 
@@ -54,12 +55,7 @@ class ProcessMiddleware : public Stage {
   std::size_t pending() const override;
 
  private:
-  struct Child {
-    pid_t pid = -1;
-    int stdin_fd = -1;   // our end of a socketpair (send with MSG_NOSIGNAL: no SIGPIPE)
-    int stdout_fd = -1;
-    int stderr_fd = -1;
-  };
+  using Child = ChildProcess;
   Child spawn();  // throws std::runtime_error when the program cannot be started
   void send(const MessagePtr& message);  // writes one message to the program
   // Holding (see ExchangeOrder): sends what became ready, with order_mutex_ held so that
@@ -80,7 +76,6 @@ class ProcessMiddleware : public Stage {
   // Moves out the leases of messages the program dropped (all when `all`), so that their
   // sources may be acknowledged. Called with mutex_ held.
   void release_leases(bool all, std::vector<std::shared_ptr<const void>>& released);
-  int wait_child(pid_t pid);
 
   ProcessMiddlewareConfig config_;
   std::string command_text_;

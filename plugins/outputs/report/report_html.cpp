@@ -154,6 +154,7 @@ std::string report_data(const ReportModel& model, const ReportConfig& config,
       w.field("kind", s.kind);
       w.field("original_value", s.original_value);
       w.field("replay_value", s.replay_value);
+      if (!s.message.empty()) w.field("message", s.message);
       w.field("request", s.request);
       w.field("original", s.original);
       w.field("replay", s.replay);
@@ -330,6 +331,7 @@ function sampleBox(p, s) {
     " id ", el("code", {text: s.id}), " · ", s.kind));
   if (s.original_value || s.replay_value)
     box.append(el("div", {class: "kv"}, "original: ", el("code", {text: s.original_value}), "  replay: ", el("code", {text: s.replay_value})));
+  if (s.message) box.append(el("div", {class: "kv", text: s.message}));
   if (s.request) box.append(el("details", {}, el("summary", {text: "request"}), el("pre", {class: "kv", text: s.request})));
   if (s.original || s.replay) box.append(sideBySide(s.original, s.replay, "original", "replay"));
   if (s.baseline) box.append(el("details", {}, el("summary", {text: "baseline vs original"}), sideBySide(s.original, s.baseline, "original", "baseline")));

@@ -107,13 +107,14 @@ bool ReportModel::add(std::string_view json, std::string& error) {
 
   simdjson::dom::object sample_obj;
   bool has_sample = !root["sample"].get_object().get(sample_obj);
-  auto make_sample = [&](std::string kind, std::string ov, std::string rv) {
+  auto make_sample = [&](std::string kind, std::string ov, std::string rv, std::string message = {}) {
     PathSample s;
     s.id = text(root, "id");
     s.verdict = verdict;
     s.kind = std::move(kind);
     s.original_value = std::move(ov);
     s.replay_value = std::move(rv);
+    s.message = std::move(message);
     if (has_sample) {
       auto side = [&](const char* k) {
         std::string_view v;
@@ -162,7 +163,7 @@ bool ReportModel::add(std::string_view json, std::string& error) {
       if (p->kinds.count(kind) || p->kinds.size() < 16) ++p->kinds[kind];
       bool useful = has_sample || p->samples.empty();
       if (useful && p->samples.size() < limits_.samples_per_path)
-        p->samples.push_back(make_sample(kind, text(c, "original"), text(c, "replay")));
+        p->samples.push_back(make_sample(kind, text(c, "original"), text(c, "replay"), text(c, "message")));
     }
   }
   if (n_checks == 0 && verdict != "match") {

@@ -51,6 +51,7 @@ struct EndpointStats {
 
 struct PathSample {
   std::string id, verdict, kind, original_value, replay_value;
+  std::string message;  // the comparator's words, when it gave any
   std::string request, original, replay, baseline;  // "" when the verdict carried no sample
 };
 

@@ -1,7 +1,10 @@
 #pragma once
 // Unit-test support for plugin authors: run one stage outside a pipeline, feed it messages,
 // and look at what it emitted and counted. Used by doppel's own plugin tests.
+#include <chrono>
+#include <future>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -164,6 +167,61 @@ class StageHarness : public StageContext {
   std::map<std::string, std::uint64_t> dropped_, failed_;
   std::map<std::string, Counter> counters_;
   std::map<std::string, Gauge> gauges_;
+};
+
+// One comparator outside a pipeline, with a context of its own: for comparators that run
+// something (start/stop, counters, asynchronous answers).
+class ComparatorHarness : public ComparatorContext {
+ public:
+  ComparatorHarness(const PluginDefinition& def, const Value& options, std::string name = "under_test")
+      : name_(std::move(name)),
+        logger_(std::make_shared<spdlog::logger>(name_, std::make_shared<spdlog::sinks::stderr_sink_mt>())),
+        comparator_(def.create_comparator(validated_options(def, options))) {}
+  ~ComparatorHarness() override { stop(); }
+
+  Comparator& comparator() { return *comparator_; }
+  void start() {
+    if (started_) return;
+    comparator_->start(*this);
+    started_ = true;
+  }
+  void stop() {
+    if (started_) comparator_->stop();
+    started_ = false;
+  }
+  // Judges `exchange` (starting the comparator first) and waits for the outcome; throws when
+  // none came within `timeout`.
+  Judgement judge(const Exchange& exchange, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    start();
+    auto answer = std::make_shared<std::promise<Judgement>>();
+    auto future = answer->get_future();
+    comparator_->compare_async(exchange, [answer](Judgement j) { answer->set_value(std::move(j)); });
+    if (future.wait_for(timeout) != std::future_status::ready)
+      throw std::runtime_error("the comparator did not answer in time");
+    return future.get();
+  }
+  // A counter's value; 0 when the comparator never created it.
+  std::uint64_t count(const std::string& name) {
+    std::lock_guard lock(mutex_);
+    auto it = counters_.find(name);
+    return it == counters_.end() ? 0 : it->second.value();
+  }
+
+  // ComparatorContext
+  const std::string& comparator_name() const override { return name_; }
+  spdlog::logger& log() override { return *logger_; }
+  Counter& counter(std::string_view name) override {
+    std::lock_guard lock(mutex_);
+    return counters_[std::string(name)];
+  }
+
+ private:
+  std::string name_;
+  std::shared_ptr<spdlog::logger> logger_;
+  std::unique_ptr<Comparator> comparator_;
+  bool started_ = false;
+  std::mutex mutex_;
+  std::map<std::string, Counter> counters_;
 };
 
 inline MessagePtr make_message(Kind kind, std::string payload, std::string id = "",

@@ -23,6 +23,7 @@
 
 #include "doppel/json_writer.hpp"
 #include "doppel/testing.hpp"
+#include "json_pairs.hpp"
 
 using namespace doppel;
 
@@ -97,27 +98,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   double seconds = positional.size() > 1 ? std::stod(std::string(positional[1])) : 3.0;
-  std::ifstream in(std::string(positional[0]), std::ios::binary);
-  std::stringstream all;
-  all << in.rdbuf();
-  std::string data = all.str();
-  std::vector<Exchange> exchanges;
-  std::size_t pos = 0;
-  auto wrap = [](Kind kind, const std::string& body) {
-    return share(Message(kind, "0123456789abcdef01234567", 0,
-                         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\n\r\n" + body));
-  };
-  while (pos < data.size()) {
-    std::size_t nl = data.find('\n', pos);
-    if (nl == std::string::npos) break;
-    std::size_t la = 0, lb = 0;
-    if (std::sscanf(data.c_str() + pos, "%zu %zu", &la, &lb) != 2) break;
-    pos = nl + 1;
-    exchanges.push_back(Exchange{nullptr, wrap(Kind::response, data.substr(pos, la)),
-                                 wrap(Kind::replay, data.substr(pos + la, lb))});
-    pos += la + lb;
-  }
+  std::vector<Exchange> exchanges = testing::read_json_pairs(std::string(positional[0]));
   if (exchanges.empty()) {
     std::cerr << "no pairs in " << positional[0] << "\n";
     return 1;
