@@ -1,7 +1,7 @@
 #pragma once
 // The pairs file of bench/lib/json_pairs.py, as exchanges: per pair "LEN_A LEN_B\n" followed by
 // the original's and the replay's JSON body, each wrapped in an HTTP 200 response.
-#include <cstdio>
+#include <charconv>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -26,9 +26,14 @@ inline std::vector<Exchange> read_json_pairs(const std::string& path) {
   while (pos < data.size()) {
     std::size_t nl = data.find('\n', pos);
     if (nl == std::string::npos) break;
+    // from_chars, not sscanf: sscanf measures the whole rest of the buffer on every call.
     std::size_t la = 0, lb = 0;
-    if (std::sscanf(data.c_str() + pos, "%zu %zu", &la, &lb) != 2) break;
+    const char* end = data.data() + nl;
+    auto first = std::from_chars(data.data() + pos, end, la);
+    if (first.ec != std::errc() || first.ptr == end) break;
+    if (std::from_chars(first.ptr + 1, end, lb).ec != std::errc()) break;
     pos = nl + 1;
+    if (pos + la + lb > data.size()) break;
     exchanges.emplace_back(nullptr, wrap(Kind::response, data.substr(pos, la)),
                            wrap(Kind::replay, data.substr(pos + la, lb)));
     pos += la + lb;

@@ -226,8 +226,8 @@ void ProcessComparator::supervise(Program& p) {
       break;
     }
     std::string ended = "`" + command_text_ + "` (pid " + std::to_string(child.pid) + ") " + describe_exit(status);
+    owed_on_exit_->add(owed);  // counted before the errors are handed out: whoever gets one sees it
     fail_all(p, ended + " before answering", true);
-    owed_on_exit_->add(owed);
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10)) backoff = config_.backoff;
     context_->log().warn("comparator `{}`: {}; {} judgement(s) it owed are errors; restarting in {}", name, ended,
                          owed, seconds_text(backoff));
