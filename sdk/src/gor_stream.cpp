@@ -201,13 +201,9 @@ RecordReader::Status RecordReader::next(Record& out) {
       out.offset = consumed_;
       out.size = skipped_ + (at - begin_);
       bool too_large = skipping_;
-      if (!too_large && at - start > max_payload_size_) {
-        // Larger than the bound as a whole: measure its payload, after the header line.
-        const void* newline = std::memchr(base + start, '\n', std::min(at - start, kMaxHeaderLine + 1));
-        std::size_t payload_start =
-            newline != nullptr ? static_cast<std::size_t>(static_cast<const char*>(newline) - base) + 1 : start;
-        too_large = at - payload_start > max_payload_size_;
-        if (too_large) skipped_start_.assign(base + start, std::min(at - start, kSkippedStart));
+      if (!too_large && payload_over_bound(start, at)) {
+        too_large = true;
+        skipped_start_.assign(base + start, std::min(at - start, kSkippedStart));
       }
       consumed_ += out.size + kSeparator.size();
       begin_ = scanned_ = after;
@@ -238,8 +234,22 @@ RecordReader::Status RecordReader::next(Record& out) {
   }
 }
 
+bool RecordReader::payload_over_bound(std::size_t start, std::size_t end) const {
+  if (end - start <= max_payload_size_) return false;
+  // Larger than the bound as a whole: measure its payload, after the header line.
+  const void* newline = std::memchr(buffer_ + start, '\n', std::min(end - start, kMaxHeaderLine + 1));
+  std::size_t payload_start =
+      newline != nullptr ? static_cast<std::size_t>(static_cast<const char*>(newline) - buffer_) + 1 : start;
+  return end - payload_start > max_payload_size_;
+}
+
 RecordReader::Status RecordReader::finish(Record& out) {
   std::size_t left = end_ - begin_;
+  // The last record, unended, is bound like any other (it was short of being skipped while read).
+  if (!skipping_ && payload_over_bound(begin_, end_)) {
+    skipping_ = true;
+    skipped_start_.assign(buffer_ + begin_, std::min(left, kSkippedStart));
+  }
   out.offset = consumed_;
   out.size = skipped_ + left;
   out.bytes = skipping_ ? std::string_view(skipped_start_) : std::string_view(buffer_ + begin_, left);

@@ -82,6 +82,8 @@ class RecordReader {
   enum class Failure { none, io, cut, damaged };
   bool fill();  // reads more; false at end of input or on error (error_, failure_ set)
   Status finish(Record& out);  // at the end of the input: what is left, and why
+  // The record in buffer_[start, end) carries more payload than max_payload_size_.
+  bool payload_over_bound(std::size_t start, std::size_t end) const;
 
   std::string path_;
   std::unique_ptr<Source> source_;
