@@ -41,8 +41,6 @@ std::string prepend_path(const std::string& dir, const char* variable) {
   return old && *old ? dir + ":" + old : dir;
 }
 
-std::string seconds_text(std::chrono::nanoseconds d) { return format_duration(d); }
-
 }  // namespace
 
 ProcessComparator::ProcessComparator(ProcessComparatorConfig config)
@@ -63,7 +61,7 @@ std::vector<std::pair<std::string, std::string>> ProcessComparator::environment(
   return env;
 }
 
-ChildProcess ProcessComparator::spawn(const Program&) const {
+ChildProcess ProcessComparator::spawn() const {
   try {
     return spawn_child(config_.argv, environment());
   } catch (const std::exception& e) {
@@ -96,7 +94,7 @@ void ProcessComparator::start(ComparatorContext& context) {
     auto program = std::make_unique<Program>();
     program->index = i;
     try {
-      program->child = spawn(*program);
+      program->child = spawn();
     } catch (...) {
       stop();
       throw;
@@ -230,7 +228,7 @@ void ProcessComparator::supervise(Program& p) {
     fail_all(p, ended + " before answering", true);
     if (std::chrono::steady_clock::now() - started > std::chrono::seconds(10)) backoff = config_.backoff;
     context_->log().warn("comparator `{}`: {}; {} judgement(s) it owed are errors; restarting in {}", name, ended,
-                         owed, seconds_text(backoff));
+                         owed, format_duration(backoff));
     if (!restart(p, backoff)) break;
   }
   std::lock_guard lock(p.mutex);
@@ -246,7 +244,7 @@ bool ProcessComparator::restart(Program& p, std::chrono::nanoseconds& backoff) {
     }
     backoff = std::min(backoff * 2, config_.backoff_max);
     try {
-      ChildProcess next = spawn(p);
+      ChildProcess next = spawn();
       {
         std::lock_guard lock(p.mutex);
         p.child = next;
@@ -266,7 +264,7 @@ bool ProcessComparator::restart(Program& p, std::chrono::nanoseconds& backoff) {
       }
       p.changed.notify_all();
       fail_all(p, e.what());
-      context_->log().error("{}; trying again in {}", e.what(), seconds_text(backoff));
+      context_->log().error("{}; trying again in {}", e.what(), format_duration(backoff));
     }
   }
 }
@@ -371,7 +369,7 @@ void ProcessComparator::reap_timeouts() {
   t_comparator_thread = true;
   auto period = std::clamp<std::chrono::nanoseconds>(config_.timeout / 20, std::chrono::milliseconds(10),
                                                       std::chrono::milliseconds(200));
-  std::string why = "no answer within " + seconds_text(config_.timeout);
+  std::string why = "no answer within " + format_duration(config_.timeout);
   for (;;) {
     {
       std::unique_lock lock(reaper_mutex_);
@@ -395,7 +393,7 @@ void ProcessComparator::reap_timeouts() {
         // the supervisor answer the rest and start it again.
         if (!expired.empty() && p.alive && now - p.last_answer > config_.timeout) {
           context_->log().warn("comparator `{}`: `{}` (pid {}) answered nothing for {}; killing it", 
-                               context_->comparator_name(), command_text_, p.child.pid, seconds_text(config_.timeout));
+                               context_->comparator_name(), command_text_, p.child.pid, format_duration(config_.timeout));
           ::kill(p.child.pid, SIGKILL);
           p.alive = false;  // what comes now waits for the next one
           p.last_answer = now;
@@ -413,6 +411,7 @@ void ProcessComparator::stop() {
   if (!context_) return;
   stopping_ = true;
   {
+    // Taken once so that the reaper, between testing stopping_ and waiting, cannot miss the wake.
     std::lock_guard lock(reaper_mutex_);
   }
   reaper_wake_.notify_all();

@@ -83,7 +83,7 @@ class ProcessComparator : public Comparator {
   void fail_all(Program& program, const std::string& why, bool only_sent = false);
   void reap_timeouts();
   void finish(Pending& pending, Judgement judgement) const;
-  ChildProcess spawn(const Program& program) const;
+  ChildProcess spawn() const;
   std::vector<std::pair<std::string, std::string>> environment() const;
 
   ProcessComparatorConfig config_;
