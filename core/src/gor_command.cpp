@@ -9,15 +9,6 @@
 #include "doppel/value.hpp"
 
 namespace doppel::core {
-namespace {
-
-enum class Arity { flag, value, repeated };
-
-struct GorFlag {
-  const char* name;
-  Arity arity;
-  const char* help;
-};
 
 // Every GoReplay flag doppel accepts. Anything else is an error, never silently ignored.
 const std::vector<GorFlag>& gor_flags() {
@@ -86,6 +77,8 @@ const std::vector<GorFlag>& gor_flags() {
   };
   return flags;
 }
+
+namespace {
 
 bool parse_bool(const std::string& flag, const std::string& v) {
   if (v == "true" || v == "1" || v == "t" || v == "T" || v == "TRUE" || v == "True") return true;

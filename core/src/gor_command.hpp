@@ -23,6 +23,17 @@ struct GorTranslation {
 // unknown, lacks its value or has a value GoReplay would refuse.
 GorTranslation translate_gor_command_line(const std::vector<std::string>& args);
 
+enum class Arity { flag, value, repeated };
+
+struct GorFlag {
+  const char* name;  // without the leading dashes
+  Arity arity;
+  const char* help;
+};
+
+// Every GoReplay flag doppel accepts (also listed by the man page and the shell completions).
+const std::vector<GorFlag>& gor_flags();
+
 // The supported flags with one line each, for `doppel gor --help`.
 std::string gor_flags_help();
 

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "cli_docs.hpp"
 #include "doppel/version.hpp"
 #include "exit_codes.hpp"
 #include "gor_command.hpp"
@@ -417,9 +418,16 @@ int main(int argc, char** argv) {
   graph->add_option("FILE", file, "Pipeline TOML file")->required();
   graph->callback([&] { code = cmd_graph(file, plugins); });
 
+  bool names_only = false;
   auto* list = app.add_subcommand("plugins", "List loaded plugins with the kinds they accept and produce");
+  list->add_flag("--names", names_only, "Only the names, one per line (what shell completion offers)");
   list->callback([&] {
-    std::printf("%s", plugin_table(load_registry(plugins)).c_str());
+    auto registry = load_registry(plugins);
+    if (names_only) {
+      for (const auto& p : registry.plugins()) std::printf("%s\n", p.definition->name.c_str());
+    } else {
+      std::printf("%s", plugin_table(registry).c_str());
+    }
     code = exit_code::ok;
   });
 
@@ -442,6 +450,41 @@ int main(int argc, char** argv) {
   gor->fallthrough(false);  // everything after `gor` is its own; cmd_gor takes out doppel's global options
   gor->set_help_flag();  // --help belongs to the GoReplay flags: they are listed by cmd_gor
   gor->callback([&] { code = cmd_gor(gor->remaining(), plugins); });
+
+  // Generated from the definitions above, so they say what the command line does.
+  auto* man = app.add_subcommand("man", "Write the man pages (doppel.1, doppel-COMMAND.1) generated from the command line");
+  man->add_option("--output", output, "Directory to write to")->required()->type_name("DIR");
+  man->callback([&] {
+    std::error_code ec;
+    std::filesystem::create_directories(output, ec);
+    for (const auto& page : man_pages(app, kSdkVersion, gor_flags())) {
+      std::ofstream file(std::filesystem::path(output) / page.file_name);
+      file << page.text;
+      if (!file.flush()) {
+        spdlog::error("cannot write {}/{}", output, page.file_name);
+        code = exit_code::runtime_error;
+        return;
+      }
+    }
+    code = exit_code::ok;
+  });
+  std::string shell;
+  auto* completion = app.add_subcommand("completion", "Print the shell completion script for bash or zsh");
+  completion->add_option("SHELL", shell, "bash or zsh")->required()->check(CLI::IsMember({"bash", "zsh"}));
+  completion->callback([&] {
+    const CompletionHints hints = {
+        {"--log-level", "choices:trace debug info warn error off"},
+        {"--plugin-dir", "directory"},
+        {"--output", "directory"},
+        {"--junit", "file"},
+        {"SHELL", "choices:bash zsh"},
+        {"NAME", "plugins"},
+        {"FILE", "file:*.toml"},
+    };
+    std::string script = shell == "bash" ? bash_completion(app, hints, gor_flags()) : zsh_completion(app, hints, gor_flags());
+    std::fwrite(script.data(), 1, script.size(), stdout);
+    code = exit_code::ok;
+  });
 
   try {
     app.parse(argc, argv);

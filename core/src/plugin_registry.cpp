@@ -1,5 +1,6 @@
 #include "plugin_registry.hpp"
 
+#include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cstdlib>
 #include <dlfcn.h>
@@ -162,9 +163,13 @@ std::vector<fs::path> builtin_plugin_dirs() {
   std::vector<fs::path> out;
   if (ec) return out;
   fs::path bin = exe.parent_path();
-  for (fs::path candidate : {bin.parent_path() / "plugins", bin.parent_path() / "lib" / "doppel" / "plugins",
+  // The build tree (bin/ beside plugins/), then an installed tree wherever it was moved: the
+  // libdir it was configured with (Debian's lib/x86_64-linux-gnu), lib, lib64.
+  for (fs::path candidate : {bin.parent_path() / "plugins", bin.parent_path() / DOPPEL_INSTALL_LIBDIR / "doppel" / "plugins",
+                             bin.parent_path() / "lib" / "doppel" / "plugins",
                              bin.parent_path() / "lib64" / "doppel" / "plugins"})
-    if (fs::is_directory(candidate, ec)) out.push_back(candidate);
+    if (fs::is_directory(candidate, ec) && std::find(out.begin(), out.end(), candidate) == out.end())
+      out.push_back(candidate);
   return out;
 }
 

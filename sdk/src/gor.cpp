@@ -4,17 +4,32 @@
 
 namespace doppel::gor {
 
-std::string format_header(const Message& m) {
-  std::string out;
-  out.reserve(m.id.size() + 48);
+void append_header(std::string& out, const Message& m) {
+  char number[24];
   out += static_cast<char>('0' + static_cast<int>(m.kind));
   out += ' ';
   out += m.id;
   out += ' ';
-  out += std::to_string(m.timestamp_ns);
+  out.append(number, std::to_chars(number, number + sizeof number, m.timestamp_ns).ptr);
   out += ' ';
-  out += std::to_string(m.latency_ns);
+  out.append(number, std::to_chars(number, number + sizeof number, m.latency_ns).ptr);
+  // doppel's own fields follow as key=value tokens; GoReplay and its middleware split the line
+  // at spaces and read the first four, so they pass through them.
+  if (!m.meta.proto.empty()) {
+    out += " proto=";
+    out += m.meta.proto;
+    if (m.meta.stream_id != 0) {
+      out += " stream=";
+      out.append(number, std::to_chars(number, number + sizeof number, m.meta.stream_id).ptr);
+    }
+  }
   out += '\n';
+}
+
+std::string format_header(const Message& m) {
+  std::string out;
+  out.reserve(m.id.size() + 48 + m.meta.proto.size());
+  append_header(out, m);
   return out;
 }
 
@@ -26,14 +41,19 @@ std::string format_record(const Message& m) {
 
 std::optional<Header> parse_header(std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  // "TYPE ID TIMESTAMP [LATENCY]": GoReplay before 1.0 wrote three fields.
+  // "TYPE ID TIMESTAMP [LATENCY] [KEY=VALUE ...]": GoReplay before 1.0 wrote three fields;
+  // doppel's own fields (format_header) follow the latency.
   std::string_view fields[4];
   std::size_t count = 0;
-  while (!line.empty() && count < 5) {
+  std::string_view extensions;
+  while (!line.empty()) {
     auto sp = line.find(' ');
     std::string_view field = line.substr(0, sp);
     if (field.empty()) return std::nullopt;
-    if (count == 4) return std::nullopt;
+    if (count == 4) {
+      extensions = line;
+      break;
+    }
     fields[count++] = field;
     if (sp == std::string_view::npos) break;
     line.remove_prefix(sp + 1);
@@ -52,6 +72,24 @@ std::optional<Header> parse_header(std::string_view line) {
   };
   if (!parse_int(fields[2], h.timestamp_ns)) return std::nullopt;
   if (count == 4 && !parse_int(fields[3], h.latency_ns)) return std::nullopt;
+  while (!extensions.empty()) {
+    auto sp = extensions.find(' ');
+    std::string_view token = extensions.substr(0, sp);
+    extensions = sp == std::string_view::npos ? std::string_view() : extensions.substr(sp + 1);
+    auto eq = token.find('=');
+    if (token.empty() || eq == std::string_view::npos || eq == 0) return std::nullopt;
+    if (sp != std::string_view::npos && extensions.empty()) return std::nullopt;  // a trailing space
+    std::string_view key = token.substr(0, eq), value = token.substr(eq + 1);
+    for (char c : value)
+      if (c <= ' ' || c > '~') return std::nullopt;
+    if (key == "proto") {
+      h.proto.assign(value);
+    } else if (key == "stream") {
+      std::int64_t stream = 0;
+      if (!parse_int(value, stream) || stream <= 0 || stream > 0x7fffffff) return std::nullopt;
+      h.stream_id = static_cast<std::uint32_t>(stream);
+    }  // other keys: written by a later doppel; ignored, as GoReplay ignores them all
+  }
   return h;
 }
 
@@ -62,6 +100,8 @@ std::optional<Message> parse_record(std::string_view record) {
   if (!header) return std::nullopt;
   Message m(header->kind, std::move(header->id), header->timestamp_ns, std::string(record.substr(nl + 1)));
   m.latency_ns = header->latency_ns;
+  m.meta.proto = std::move(header->proto);
+  m.meta.stream_id = header->stream_id;
   return m;
 }
 

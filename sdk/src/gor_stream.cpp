@@ -333,15 +333,7 @@ class FileRecordWriter : public RecordWriter {
   // The header line into header_, which keeps its capacity: no allocation per record.
   void format_header_line(const Message& m) {
     header_.clear();
-    header_ += static_cast<char>('0' + static_cast<int>(m.kind));
-    header_ += ' ';
-    header_ += m.id;
-    char number[24];
-    header_ += ' ';
-    header_.append(number, std::to_chars(number, number + sizeof number, m.timestamp_ns).ptr);
-    header_ += ' ';
-    header_.append(number, std::to_chars(number, number + sizeof number, m.latency_ns).ptr);
-    header_ += '\n';
+    append_header(header_, m);
   }
 
   std::unique_ptr<OutputFile> file_;
@@ -376,8 +368,13 @@ std::size_t record_size(const Message& m) {
     }
     return n;
   };
-  return 1 + 1 + m.id.size() + 1 + digits(m.timestamp_ns) + 1 + digits(m.latency_ns) + 1 + m.payload.size() +
-         kSeparator.size();
+  std::size_t extensions = 0;
+  if (!m.meta.proto.empty()) {
+    extensions = 7 + m.meta.proto.size();  // " proto="
+    if (m.meta.stream_id != 0) extensions += 8 + digits(m.meta.stream_id);  // " stream="
+  }
+  return 1 + 1 + m.id.size() + 1 + digits(m.timestamp_ns) + 1 + digits(m.latency_ns) + extensions + 1 +
+         m.payload.size() + kSeparator.size();
 }
 
 // ---------------------------------------------------------------------------------------------

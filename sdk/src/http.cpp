@@ -1,6 +1,6 @@
 #include "doppel/http.hpp"
 
-#include <zlib.h>
+#include "zlib_inflate.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -31,8 +31,33 @@ bool contains_token(std::string_view list, std::string_view token) {
   return false;
 }
 
-// Removes chunked framing; stops with an error at the first malformed or missing chunk.
-std::string dechunk(std::string_view in, std::string& error, std::size_t max_size) {
+// The header fields of a chunked body's trailer section (the bytes after the last chunk's
+// size line), up to the blank line that ends it.
+std::vector<HttpHeader> parse_trailers(std::string_view in, std::string& error) {
+  std::vector<HttpHeader> trailers;
+  while (true) {
+    auto eol = in.find('\n');
+    if (eol == std::string_view::npos) {
+      if (error.empty()) error = "truncated trailer section";
+      return trailers;
+    }
+    std::string_view line = in.substr(0, eol);
+    in.remove_prefix(eol + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) return trailers;
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0 || line.front() == ' ' || line.front() == '\t') {
+      if (error.empty()) error = "malformed trailer field";
+      return trailers;
+    }
+    trailers.push_back({trim_ows(line.substr(0, colon)), trim_ows(line.substr(colon + 1))});
+  }
+}
+
+// Removes chunked framing; stops with an error at the first malformed or missing chunk. The
+// trailer fields go to `trailers` when given.
+std::string dechunk(std::string_view in, std::string& error, std::size_t max_size,
+                    std::vector<HttpHeader>* trailers = nullptr) {
   std::string out;
   while (true) {
     auto eol = in.find('\n');
@@ -49,7 +74,10 @@ std::string dechunk(std::string_view in, std::string& error, std::size_t max_siz
       return out;
     }
     in.remove_prefix(eol + 1);
-    if (size == 0) return out;  // trailers follow; they are headers, not body
+    if (size == 0) {  // trailers follow; they are header fields, not body
+      if (trailers != nullptr) *trailers = parse_trailers(in, error);
+      return out;
+    }
     if (size > in.size()) {
       out.append(in.substr(0, std::min<std::size_t>(in.size(), max_size - std::min(max_size, out.size()))));
       error = "truncated chunked body";
@@ -64,42 +92,6 @@ std::string dechunk(std::string_view in, std::string& error, std::size_t max_siz
     if (in.starts_with("\r\n")) in.remove_prefix(2);
     else if (in.starts_with("\n")) in.remove_prefix(1);
   }
-}
-
-// gzip (window_bits 15+32 detects gzip or zlib) or raw deflate (-15).
-bool inflate_into(std::string_view in, int window_bits, std::string& out, std::string& error,
-                  std::size_t max_size) {
-  z_stream zs{};
-  if (inflateInit2(&zs, window_bits) != Z_OK) {
-    error = "zlib init failed";
-    return false;
-  }
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  char buf[16384];
-  int rc = Z_OK;
-  std::string result;
-  while (rc == Z_OK) {
-    zs.next_out = reinterpret_cast<Bytef*>(buf);
-    zs.avail_out = sizeof(buf);
-    rc = inflate(&zs, Z_NO_FLUSH);
-    result.append(buf, sizeof(buf) - zs.avail_out);
-    if (result.size() > max_size) {
-      inflateEnd(&zs);
-      error = "decoded body larger than the limit";
-      out = std::move(result);
-      out.resize(max_size);
-      return true;
-    }
-    if (rc == Z_BUF_ERROR && zs.avail_in == 0) break;  // input ended early
-  }
-  inflateEnd(&zs);
-  if (rc != Z_STREAM_END) {
-    if (result.empty()) return false;
-    error = "truncated compressed body";
-  }
-  out = std::move(result);
-  return true;
 }
 
 }  // namespace
@@ -196,26 +188,40 @@ bool HttpView::chunked() const {
   return te && contains_token(*te, "chunked");
 }
 
-DecodedBody decode_body(const HttpView& view, std::size_t max_size) {
-  DecodedBody out;
+namespace {
+// The body without its transfer coding into `out` (and the trailers when asked for them).
+void unchunk_into(const HttpView& view, std::size_t max_size, std::string& out, std::string& error,
+                  std::vector<HttpHeader>* trailers) {
   std::string_view raw = view.raw_body();
   if (view.chunked()) {
-    out.bytes = dechunk(raw, out.error, max_size);
+    out = dechunk(raw, error, max_size, trailers);
   } else {
     if (auto cl = view.header("Content-Length")) {
       std::uint64_t n = 0;
       auto [ptr, ec] = std::from_chars(cl->data(), cl->data() + cl->size(), n);
       if (ec == std::errc{} && ptr == cl->data() + cl->size()) {
         if (n < raw.size()) raw = raw.substr(0, n);
-        else if (n > raw.size()) out.error = "body shorter than Content-Length";
+        else if (n > raw.size()) error = "body shorter than Content-Length";
       }
     }
     if (raw.size() > max_size) {
       raw = raw.substr(0, max_size);
-      out.error = "body larger than the limit";
+      error = "body larger than the limit";
     }
-    out.bytes.assign(raw);
+    out.assign(raw);
   }
+}
+}  // namespace
+
+FramedBody unframe_body(const HttpView& view, std::size_t max_size) {
+  FramedBody out;
+  unchunk_into(view, max_size, out.bytes, out.error, &out.trailers);
+  return out;
+}
+
+DecodedBody decode_body(const HttpView& view, std::size_t max_size) {
+  DecodedBody out;
+  unchunk_into(view, max_size, out.bytes, out.error, nullptr);
   auto encoding = view.header("Content-Encoding");
   if (!encoding || out.bytes.empty()) return out;
   std::string_view enc = trim_ows(*encoding);
@@ -228,8 +234,8 @@ DecodedBody decode_body(const HttpView& view, std::size_t max_size) {
     return out;
   }
   // "deflate" is zlib-wrapped by the RFC, raw deflate by some servers: accept both.
-  if (inflate_into(out.bytes, 15 + 32, inflated, error, max_size) ||
-      (deflate && inflate_into(out.bytes, -15, inflated, error, max_size))) {
+  if (detail::inflate_into(out.bytes, 15 + 32, inflated, error, max_size) ||
+      (deflate && detail::inflate_into(out.bytes, -15, inflated, error, max_size))) {
     out.bytes = std::move(inflated);
     if (out.error.empty()) out.error = error;
   } else if (out.error.empty()) {

@@ -160,6 +160,8 @@ void MessagePool::clear_for_reuse(Message& message) noexcept {
   message.meta.stage.clear();
   message.meta.incomplete = false;
   message.meta.error.clear();
+  message.meta.proto.clear();
+  message.meta.stream_id = 0;
   message.payload.clear();
 }
 

@@ -3,7 +3,7 @@
 SDK's headers in declaration order (a virtual inserted in the middle of an interface moves the
 ones after it, and a plugin built before calls the wrong function). Printed in full, then its
 SHA-256; with --check VERSION_HPP, compared with DOPPEL_ABI_FINGERPRINT there.
-  abi_fingerprint.py INCLUDE_DIR LAYOUT_FILE [--check VERSION_HPP]
+  abi_fingerprint.py INCLUDE_DIR[:INCLUDE_DIR...] LAYOUT_FILE [--check VERSION_HPP]
 Also refuses a type defined in the headers that LAYOUT_FILE does not list (add it to
 tests/sdk/abi_layout.cpp), so that a new type cannot escape the fingerprint.
 """
@@ -93,12 +93,13 @@ def defined_types(path):
 
 
 def main():
-    include_dir, layout_file = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+    include_dirs = [pathlib.Path(d) for d in sys.argv[1].split(":")]
+    layout_file = pathlib.Path(sys.argv[2])
     layout = layout_file.read_text().splitlines()
     laid_out = {line.split()[0].split("::")[-1] for line in layout if line.strip()}
     lines = ["layout " + line for line in layout if line.strip()]
     missing = []
-    for header in sorted(include_dir.glob("*.hpp")):
+    for header in sorted(h for d in include_dirs for h in d.glob("*.hpp")):
         if header.name in NOT_BOUNDARY:
             continue
         for cls, declaration in virtuals(header):

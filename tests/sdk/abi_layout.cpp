@@ -7,14 +7,18 @@
 #include "doppel/form.hpp"
 #include "doppel/gor.hpp"
 #include "doppel/gor_stream.hpp"
+#include "doppel/grpc.hpp"
 #include "doppel/held_leases.hpp"
+#include "doppel/http2.hpp"
 #include "doppel/io_threads.hpp"
+#include "doppel/json_diff.hpp"
 #include "doppel/json_path.hpp"
 #include "doppel/json_writer.hpp"
 #include "doppel/message_pool.hpp"
 #include "doppel/nats_connection.hpp"
 #include "doppel/output_file.hpp"
 #include "doppel/plugin.hpp"
+#include "doppel/protobuf_json.hpp"
 #include "doppel/session_key.hpp"
 #include "doppel/units.hpp"
 
@@ -38,16 +42,23 @@ int main() {
   LAYOUT(gor::RecordReader);
   LAYOUT(gor::RecordWriter);
   LAYOUT(gor::PeriodicFlush);
+  LAYOUT(grpc::Messages);
+  LAYOUT(grpc::Status);
+  LAYOUT(grpc::Response);
   LAYOUT(HeldLeases);
   LAYOUT(HttpHeader);
   LAYOUT(HttpView);
   LAYOUT(DecodedBody);
+  LAYOUT(FramedBody);
+  LAYOUT(h2::Field);
+  LAYOUT(h2::StreamMessage);
   LAYOUT(IoThreads);
   LAYOUT(json::PathStep);
   LAYOUT(json::JsonPathError);
   LAYOUT(json::JsonPath);
   LAYOUT(json::JsonPathSet);
   LAYOUT(json::JsonDocument);
+  LAYOUT(json::JsonDiffConfig);
   LAYOUT(JsonWriterOptions);
   LAYOUT(JsonWriter);
   LAYOUT(KindSet);
@@ -67,6 +78,9 @@ int main() {
   LAYOUT(MetricSpec);
   LAYOUT(PluginDefinition);
   LAYOUT(doppel_plugin_descriptor);
+  LAYOUT(protobuf::DescriptorSetError);
+  LAYOUT(protobuf::DescriptorSet);
+  LAYOUT(protobuf::DescriptorSet::Method);
   LAYOUT(SessionKeySpec);
   LAYOUT(StageContext);
   LAYOUT(Reference);

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include "doppel/gor.hpp"
+#include "doppel/gor_stream.hpp"
 
 using namespace doppel;
 
@@ -24,4 +25,32 @@ TEST_CASE("gor header round trip, 3 and 4 fields") {
   CHECK_FALSE(gor::parse_header("1 id 1 2 3"));
   CHECK_FALSE(gor::parse_header("1  1 2"));
   CHECK_FALSE(gor::parse_record("no newline"));
+}
+
+TEST_CASE("gor header carries doppel's proto and stream fields after the latency") {
+  Message m(Kind::request, "a1b2c3d4e5f6a1b2c3d4e5f6", 17, "GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+  m.meta.proto = "h2";
+  m.meta.stream_id = 5;
+  std::string record = gor::format_record(m);
+  CHECK(record.starts_with("1 a1b2c3d4e5f6a1b2c3d4e5f6 17 0 proto=h2 stream=5\n"));
+  CHECK(gor::record_size(m) == record.size() + gor::kSeparator.size());
+  auto back = gor::parse_record(record);
+  REQUIRE(back);
+  CHECK(back->meta.proto == "h2");
+  CHECK(back->meta.stream_id == 5);
+  CHECK(back->payload == m.payload);
+
+  // HTTP/1.x messages keep GoReplay's four fields exactly.
+  Message plain(Kind::request, "ab", 1, "GET / HTTP/1.1\r\n\r\n");
+  CHECK(gor::format_header(plain) == "1 ab 1 0\n");
+
+  // Unknown keys (a later doppel) are ignored; malformed extension tokens make the header invalid.
+  auto later = gor::parse_header("1 ab 1 0 proto=h2 future=yes");
+  REQUIRE(later);
+  CHECK(later->proto == "h2");
+  CHECK(!gor::parse_header("1 ab 1 0 proto"));
+  CHECK(!gor::parse_header("1 ab 1 0 =h2"));
+  CHECK(!gor::parse_header("1 ab 1 0 stream=0"));
+  CHECK(!gor::parse_header("1 ab 1 0 stream=4294967296"));
+  CHECK(!gor::parse_header("1 ab 1 0 proto=h2 "));
 }

@@ -31,6 +31,14 @@ JsonFieldFilterConfig make_config(const Options& options) {
   }
   if (!config.look_in_json && !config.look_in_form && !config.look_in_query)
     options.fail("sources", "at least one source is needed");
+  if (options.has("descriptor_set")) {
+    std::string path = options.string("descriptor_set");
+    try {
+      config.descriptors = protobuf::DescriptorSet::load_file(path);
+    } catch (const protobuf::DescriptorSetError& e) {
+      options.fail("descriptor_set", e.what());
+    }
+  }
   return config;
 }
 
@@ -38,7 +46,9 @@ PluginDefinition json_field_filter_definition() {
   PluginDefinition def;
   def.name = "json_field";
   def.role = Role::filter;
-  def.description = "Keeps requests by the value of a field (exact path) in the JSON body, form body or query string";
+  def.description =
+      "Keeps requests by the value of a field (exact path) in the JSON body, form body or query string, or in "
+      "a gRPC request's first message (with descriptor_set)";
   def.accepts = KindSet::http();
   def.passes_through = true;
   def.requests_only = true;
@@ -59,6 +69,12 @@ PluginDefinition json_field_filter_definition() {
              "other condition is set"),
       option("sources", OptionType::string_list, "Where to look: \"json\" body, \"form\" body, \"query\" string")
           .default_value(Value::array({"json", "form", "query"})),
+      option("descriptor_set", OptionType::string,
+             "FileDescriptorSet of the gRPC service (protoc --descriptor_set_out=api.pb --include_imports "
+             "api.proto); relative to the directory doppel runs in. With it, a gRPC request (content-type "
+             "application/grpc*) is read as the proto3 JSON of its first message, decoded with its method's "
+             "request type: field names as in the .proto, every scalar field present (at its default value when "
+             "not sent), enums by name, 64-bit integers as strings. Without it gRPC bodies cannot be read"),
   };
   def.metrics = {
       {"dropped.field_missing", "requests without the field (in, matches, exists = true)"},
@@ -68,6 +84,11 @@ PluginDefinition json_field_filter_definition() {
       {"dropped.value_not_matching", "requests whose field matched no `matches` pattern"},
       {"dropped.invalid_json", "requests whose body should be JSON but does not parse (or nests too deep)"},
       {"dropped.undecodable_body", "requests whose chunked/gzip/deflate body could not be decoded"},
+      {"dropped.grpc_no_descriptor_set", "gRPC requests that could not be read because descriptor_set is not set"},
+      {"dropped.grpc_unknown_method", "gRPC requests whose method (the path) is not in the descriptor set"},
+      {"dropped.grpc_undecodable",
+       "gRPC requests whose first message could not be split from the body (truncated length prefix, bad "
+       "compression) or does not decode as the method's request type"},
       {"dropped.unparseable_request", "messages that are not a parseable HTTP request"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {

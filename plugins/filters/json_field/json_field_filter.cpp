@@ -1,9 +1,12 @@
 #include "json_field_filter.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
-#include "doppel/json_text.hpp"
 #include "doppel/form.hpp"
+#include "doppel/grpc.hpp"
+#include "doppel/json_text.hpp"
 
 namespace doppel::plugins {
 namespace {
@@ -23,6 +26,45 @@ void collect_form(const json::JsonPath& field, std::string_view form, std::vecto
 
 }  // namespace
 
+void JsonFieldFilter::warn_once(std::string_view reason, const std::string& detail) {
+  bool& warned = reason == "grpc_no_descriptor_set" ? warned_no_descriptor_set_
+                 : reason == "grpc_unknown_method"  ? warned_unknown_method_
+                                                    : warned_undecodable_;
+  if (warned) return;
+  warned = true;
+  context().log().warn("{} (counted as dropped.{} when it decides the drop; logged once)", detail, reason);
+}
+
+std::string_view JsonFieldFilter::read_grpc(const HttpView& http, std::string& json) {
+  if (!config_.descriptors) {
+    warn_once("grpc_no_descriptor_set",
+              "gRPC request bodies are protobuf and can only be read with descriptor_set (protoc "
+              "--descriptor_set_out=api.pb --include_imports api.proto); first seen on " + std::string(http.path()));
+    return "grpc_no_descriptor_set";
+  }
+  auto method = config_.descriptors->method(http.path());
+  if (!method) {
+    warn_once("grpc_unknown_method",
+              "gRPC method " + std::string(http.path()) + " is not in the descriptor set; add its .proto to the set");
+    return "grpc_unknown_method";
+  }
+  grpc::Response read = grpc::read_response(http);
+  // Unary and client-streaming requests are judged by their first message; an error after it
+  // (a stream cut short by the capture) does not make that message unreadable.
+  if (read.body.messages.empty()) {
+    if (read.body.error.empty()) return {};  // no message: no field, like a blank JSON body
+    warn_once("grpc_undecodable", "gRPC request to " + method->path + " cannot be split into messages: " +
+                                      read.body.error);
+    return "grpc_undecodable";
+  }
+  std::string error;
+  if (!config_.descriptors->to_json(method->input_type, read.body.messages.front(), json, error)) {
+    warn_once("grpc_undecodable", "gRPC request to " + method->path + " does not decode: " + error);
+    return "grpc_undecodable";
+  }
+  return {};
+}
+
 void JsonFieldFilter::process(const MessagePtr& message) {
   const HttpView& http = message->http();
   if (!http.is_request()) {
@@ -36,12 +78,21 @@ void JsonFieldFilter::process(const MessagePtr& message) {
   // The body problem that kept us from looking, reported only when it decides the drop.
   std::string_view body_problem;
   std::optional<json::JsonDocument> doc;
+  std::string grpc_json;  // the decoded gRPC message `doc` was parsed from
   if ((config_.look_in_json || config_.look_in_form) && !http.raw_body().empty()) {
     const DecodedBody& body = message->body();
     auto content_type = http.header("Content-Type");
     bool json_type = content_type && json::is_json_content_type(*content_type);
     bool form_type = content_type && is_form_content_type(*content_type);
-    if (!body.error.empty()) {
+    if (content_type && grpc::is_grpc_content_type(*content_type)) {
+      // Protobuf, not text: read through the descriptor set or not at all.
+      if (config_.look_in_json) body_problem = read_grpc(http, grpc_json);
+      if (body_problem.empty() && !grpc_json.empty()) {
+        doc.emplace(json::JsonDocument::parse(grpc_json));
+        if (doc->ok()) found.json = config_.field.find(doc->root());
+        else body_problem = "grpc_undecodable";  // libprotobuf printed what simdjson refuses (too deep)
+      }
+    } else if (!body.error.empty()) {
       body_problem = "undecodable_body";
     } else if (config_.look_in_json && (json_type || (!form_type && json::looks_like_json(body.bytes)))) {
       doc.emplace(json::JsonDocument::parse(body.bytes));

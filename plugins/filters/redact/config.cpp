@@ -83,6 +83,14 @@ RedactFilterConfig make_config(const Options& options) {
   if (config.headers.empty() && config.fields.empty())
     options.fail("headers", "redact needs at least one entry in \"headers\" or \"fields\"");
   config.drop_unreadable = options.string("on_unreadable") == "drop";
+  if (options.has("descriptor_set")) {
+    std::string path = options.string("descriptor_set");
+    try {
+      config.descriptors = protobuf::DescriptorSet::load_file(path);
+    } catch (const protobuf::DescriptorSetError& e) {
+      options.fail("descriptor_set", e.what());
+    }
+  }
 
   if (options.has("key") && options.has("key_file")) options.fail("key_file", "set key or key_file, not both");
   if (options.has("key")) {
@@ -108,8 +116,8 @@ PluginDefinition redact_filter_definition() {
   def.name = "redact";
   def.role = Role::filter;
   def.description =
-      "Replaces header values and JSON, form, multipart and query fields by REDACTED-<keyed hash (HMAC-SHA256) "
-      "prefix>, keeping every other byte";
+      "Replaces header values and JSON, form, multipart and query fields (and gRPC message fields, with "
+      "descriptor_set) by REDACTED-<keyed hash (HMAC-SHA256) prefix>, keeping every other byte";
   def.accepts = KindSet::http();
   def.produces = KindSet::http();
   def.passes_through = true;
@@ -127,10 +135,19 @@ PluginDefinition redact_filter_definition() {
              "(`user[password]` is `user.password`); a JSON part of a multipart form is looked into")
           .default_value(Value::array({})),
       option("on_unreadable", OptionType::string,
-             "A JSON, form or multipart body that cannot be read (invalid JSON, broken gzip, a multipart body "
-             "without its boundary): \"drop\" it (counted), or \"pass\" it unredacted (counted)")
+             "A JSON, form, multipart or gRPC body that cannot be read (invalid JSON, broken gzip, a multipart body "
+             "without its boundary, a gRPC body without descriptor_set or that does not decode): \"drop\" it "
+             "(counted), or \"pass\" it unredacted (counted)")
           .default_value("drop")
           .choices({"drop", "pass"}),
+      option("descriptor_set", OptionType::string,
+             "FileDescriptorSet of the gRPC service (protoc --descriptor_set_out=api.pb --include_imports "
+             "api.proto); relative to the directory doppel runs in. With it, `fields` are redacted in every message "
+             "of a gRPC body (content-type application/grpc*), read as proto3 JSON with field names as in the "
+             ".proto: a request's by its method's input type, a response's by the output type of its request's "
+             "method (the request must pass through this filter first). A changed message is re-encoded and framed "
+             "uncompressed; only string fields (and string elements of repeated fields) can hold a token. "
+             "Without it a gRPC body cannot be read, and on_unreadable decides"),
       option("key_file", OptionType::string,
              "File holding the secret key of the keyed hash (a trailing newline is not part of it), read at "
              "startup: at least 16 bytes, mode 600 (640 is accepted with a warning; a file others can read, or its "
@@ -148,6 +165,15 @@ PluginDefinition redact_filter_definition() {
        "messages whose JSON body (or a JSON part of a multipart body) does not parse, so could not be redacted"},
       {"dropped.invalid_multipart", "messages whose multipart/form-data body has no boundary or does not parse"},
       {"dropped.undecodable_body", "messages whose chunked/gzip/deflate body could not be decoded"},
+      {"dropped.grpc_no_descriptor_set", "messages with a gRPC body, which cannot be read without descriptor_set"},
+      {"dropped.grpc_unknown_method", "gRPC messages whose method (the request path) is not in the descriptor set"},
+      {"dropped.grpc_request_not_seen",
+       "gRPC responses whose request did not pass through this filter, so their message type is unknown"},
+      {"dropped.grpc_undecodable",
+       "gRPC messages whose body cannot be split into messages (truncated length prefix, bad compression) or "
+       "whose messages do not decode as the method's type"},
+      {"dropped.grpc_unencodable",
+       "gRPC messages whose redacted message cannot be encoded again (a field that is not a string was named)"},
       {"dropped.unparseable_message", "messages that are not parseable HTTP"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <optional>
 
 #include "doppel/form.hpp"
+#include "doppel/grpc.hpp"
 #include "json_spans.hpp"
 
 namespace doppel::plugins {
@@ -220,7 +222,127 @@ BodyRedaction redact_multipart(std::string_view body, std::string_view content_t
   return {splice(body, replacements), {}};
 }
 
+// The 5-byte prefix of an uncompressed gRPC message of `size` bytes.
+std::string grpc_prefix(std::size_t size) {
+  std::string out(1, '\0');
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((size >> shift) & 0xFF);
+  return out;
+}
+
+// The length in the prefix of the gRPC frame at `pos` (the caller checked that it is whole).
+std::size_t grpc_frame_length(std::string_view data, std::size_t pos) {
+  std::size_t n = 0;
+  for (std::size_t i = 1; i <= 4; ++i) n = (n << 8) | static_cast<unsigned char>(data[pos + i]);
+  return n;
+}
+
+// Responses whose request path is remembered: enough for the requests in flight of a busy capture.
+constexpr std::size_t kRememberedGrpcPaths = 65536;
+
 }  // namespace
+
+void RedactFilter::warn_once(std::string_view reason, const std::string& detail) {
+  if (std::find(warned_.begin(), warned_.end(), reason) != warned_.end()) return;
+  warned_.emplace_back(reason);
+  if (config_.drop_unreadable) context().log().warn("{} (dropped, counted as dropped.{}; logged once)", detail, reason);
+  else context().log().warn("{} (passed on unredacted, counted in unredacted_bodies; logged once)", detail);
+}
+
+void RedactFilter::remember_method(const Message& message, const HttpView& http) {
+  auto [it, inserted] = grpc_paths_.insert_or_assign(message.id, std::string(http.path()));
+  if (!inserted) return;
+  grpc_path_order_.push_back(it->first);
+  if (grpc_path_order_.size() > kRememberedGrpcPaths) {
+    grpc_paths_.erase(grpc_path_order_.front());
+    grpc_path_order_.pop_front();
+  }
+}
+
+std::optional<std::string> RedactFilter::grpc_type(const Message& message, const HttpView& http,
+                                                   std::string_view& unreadable) {
+  std::string path(http.path());
+  if (!http.is_request()) {
+    auto it = grpc_paths_.find(message.id);
+    if (it == grpc_paths_.end()) {
+      warn_once("grpc_request_not_seen",
+                "a gRPC response (id " + message.id + ") came without its request: its message type is the "
+                "output type of the request's method, so requests must pass through this filter too");
+      unreadable = "grpc_request_not_seen";
+      return std::nullopt;
+    }
+    path = it->second;
+  }
+  auto method = config_.descriptors->method(path);
+  if (!method) {
+    warn_once("grpc_unknown_method", "gRPC method " + path + " is not in the descriptor set; add its .proto to the set");
+    unreadable = "grpc_unknown_method";
+    return std::nullopt;
+  }
+  return http.is_request() ? method->input_type : method->output_type;
+}
+
+RedactFilter::GrpcRedaction RedactFilter::redact_grpc(const Message& message, const HttpView& http,
+                                                      std::size_t& count) {
+  if (!config_.descriptors) {
+    warn_once("grpc_no_descriptor_set",
+              "gRPC bodies are protobuf and can only be redacted with descriptor_set (protoc "
+              "--descriptor_set_out=api.pb --include_imports api.proto)");
+    return {std::nullopt, "grpc_no_descriptor_set"};
+  }
+  GrpcRedaction result;
+  auto type = grpc_type(message, http, result.unreadable);
+  if (!type) return result;
+  auto undecodable = [&](const std::string& why) -> GrpcRedaction {
+    warn_once("grpc_undecodable", "a gRPC message of " + *type + " cannot be read: " + why);
+    return {std::nullopt, "grpc_undecodable"};
+  };
+  // gRPC compresses per message (grpc-encoding); an HTTP content coding is not how it does.
+  auto content_encoding = http.header("Content-Encoding");
+  if (content_encoding && !iequals(trim_ows(*content_encoding), "identity"))
+    return undecodable("Content-Encoding " + std::string(trim_ows(*content_encoding)) + " on a gRPC body");
+  FramedBody framed = unframe_body(http);
+  if (!framed.error.empty()) return undecodable(framed.error);
+  auto encoding = http.header("grpc-encoding");
+  // Every message must be read, even after the first: one left as it was may hold the secret.
+  grpc::Messages split = grpc::split_messages(framed.bytes, encoding ? trim_ows(*encoding) : std::string_view{});
+  if (!split.error.empty()) return undecodable(split.error);
+
+  std::string data;
+  bool changed = false;
+  std::size_t pos = 0;
+  for (const auto& bytes : split.messages) {
+    std::string_view frame = std::string_view(framed.bytes).substr(pos, 5 + grpc_frame_length(framed.bytes, pos));
+    pos += frame.size();
+    std::string json, error;
+    if (!config_.descriptors->to_json(*type, bytes, json, error)) return undecodable(error);
+    // libprotobuf printed it, so it is valid JSON nested no deeper than its parser's limit (100).
+    std::vector<Replacement> replacements;
+    for (auto& span : find_value_spans(json, config_.fields)) {
+      // to_json prints fields not sent at their default; one was not on the wire, holds nothing to
+      // hide, and a token would invent a value (and cannot go into a number or a bool).
+      std::string_view text = std::string_view(json).substr(span.begin, span.end - span.begin);
+      if (text == "\"\"" || text == "0" || text == "false" || text == "[]" || text == "{}") continue;
+      replacements.push_back({span.begin, span.end, "\"" + tokens_.token(span.value) + "\""});
+    }
+    if (replacements.empty()) {
+      data.append(frame);  // untouched: the original frame, compressed or not
+      continue;
+    }
+    count += replacements.size();
+    std::string encoded;
+    if (!config_.descriptors->from_json(*type, splice(json, replacements), encoded, error)) {
+      // A token is a string: a number, enum, bool or message field cannot hold one.
+      warn_once("grpc_unencodable", "a redacted " + *type + " cannot be encoded again (name string fields, "
+                                    "or the string elements of repeated fields): " + error);
+      return {std::nullopt, "grpc_unencodable"};
+    }
+    data += grpc_prefix(encoded.size());
+    data += encoded;
+    changed = true;
+  }
+  if (changed) result.data = std::move(data);
+  return result;
+}
 
 void RedactFilter::start(StageContext& context) {
   Stage::start(context);
@@ -261,10 +383,25 @@ void RedactFilter::process(const MessagePtr& message) {
     }
   }
 
+  auto content_type = http.header("Content-Type");
+  bool grpc_body = content_type && grpc::is_grpc_content_type(*content_type);
+  if (grpc_body && http.is_request() && config_.descriptors && !config_.fields.empty())
+    remember_method(*message, http);
+
   std::optional<std::string> new_body;
-  if (!config_.fields.empty() && !http.raw_body().empty()) {
+  std::optional<std::string> new_grpc_data;  // DATA of a gRPC body, sent in its original framing
+  if (!config_.fields.empty() && !http.raw_body().empty() && grpc_body) {
+    GrpcRedaction redaction = redact_grpc(*message, http, count);
+    if (!redaction.unreadable.empty()) {
+      if (config_.drop_unreadable) {
+        context().drop(redaction.unreadable);
+        return;
+      }
+      unredacted_bodies_->add();
+    }
+    new_grpc_data = std::move(redaction.data);
+  } else if (!config_.fields.empty() && !http.raw_body().empty()) {
     const DecodedBody& body = message->body();
-    auto content_type = http.header("Content-Type");
     bool multipart = content_type && is_multipart_form_content_type(*content_type);
     bool form_type = content_type && is_form_content_type(*content_type);
     bool json_type = content_type && json::is_json_content_type(*content_type);
@@ -293,9 +430,23 @@ void RedactFilter::process(const MessagePtr& message) {
     new_body = std::move(redaction.body);
   }
 
-  // Trailers of a chunked body that stays as it was (a rewritten body is sent decoded, without them).
+  // A chunked gRPC body keeps its framing and trailers (grpc-status); trailers of a chunked body
+  // that stays as it was are redacted in place (another rewritten body is sent decoded, without them).
   std::optional<std::string> new_raw_body;
-  if (!config_.headers.empty() && !new_body && http.chunked()) {
+  if (new_grpc_data && http.chunked()) {
+    // One chunk, then the trailer section as it was (grpc-status), its listed fields redacted.
+    std::string_view raw = http.raw_body();
+    char size[24];
+    std::snprintf(size, sizeof size, "%zx\r\n", new_grpc_data->size());
+    std::string rewritten = size + *new_grpc_data + "\r\n0\r\n";
+    // unframe_body followed the framing to its end, so the trailer section is there.
+    auto trailer = chunked_trailer_begin(raw);
+    std::string_view trailers = trailer ? raw.substr(*trailer) : std::string_view("\r\n");
+    if (config_.headers.empty()) rewritten.append(trailers);
+    else redact_field_lines(trailers, config_.headers, tokens_, rewritten, count);
+    new_raw_body = std::move(rewritten);
+    new_grpc_data.reset();
+  } else if (!config_.headers.empty() && !new_body && !new_grpc_data && http.chunked()) {
     std::string_view raw = http.raw_body();
     if (auto trailer = chunked_trailer_begin(raw)) {
       std::size_t before = count;
@@ -326,6 +477,13 @@ void RedactFilter::process(const MessagePtr& message) {
       if (body_size < raw.size()) out.append(raw.substr(body_size));
     }
     out = http_set_header(out, "Content-Length", std::to_string(new_body->size()));
+  } else if (new_grpc_data) {
+    out.append(*new_grpc_data);
+    // Bytes past Content-Length (a capture artefact) stay as they were.
+    std::string_view raw = http.raw_body();
+    std::size_t body_size = message->body().bytes.size();
+    if (body_size < raw.size()) out.append(raw.substr(body_size));
+    out = http_set_header(out, "Content-Length", std::to_string(new_grpc_data->size()));
   } else if (new_raw_body) {
     out.append(*new_raw_body);
   } else {

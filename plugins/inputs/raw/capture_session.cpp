@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <deque>
+#include <map>
 #include <optional>
 #include <utility>
-#include <deque>
 
 #include "doppel/http.hpp"
+#include "doppel/http2.hpp"
 #include "doppel/message_pool.hpp"
+#include "http2_frame_parser.hpp"
 #include "http_stream_parser.hpp"
 
 namespace doppel::plugins::raw {
@@ -25,6 +29,10 @@ std::string_view drop_reason_name(DropReason reason) {
     case DropReason::ambiguous_response: return "ambiguous_response";
     case DropReason::ambiguous_framing: return "ambiguous_framing";
     case DropReason::budget_exceeded: return "budget_exceeded";
+    case DropReason::stream_reset: return "stream_reset";
+    case DropReason::malformed: return "malformed";
+    case DropReason::pushed: return "pushed";
+    case DropReason::decode_error: return "decode_error";
   }
   return "unknown";
 }
@@ -44,7 +52,21 @@ CaptureStats& CaptureStats::operator+=(const CaptureStats& o) {
   early_responses += o.early_responses;
   incomplete_emitted += o.incomplete_emitted;
   for (std::size_t i = 0; i < kDropReasonCount; ++i) dropped[i] += o.dropped[i];
+  h2 += o.h2;
   reassembly += o.reassembly;
+  return *this;
+}
+
+Http2Stats& Http2Stats::operator+=(const Http2Stats& o) {
+  connections += o.connections;
+  midstream += o.midstream;
+  streams += o.streams;
+  resets += o.resets;
+  goaways += o.goaways;
+  gaps += o.gaps;
+  frame_errors += o.frame_errors;
+  hpack_errors += o.hpack_errors;
+  streams_abandoned += o.streams_abandoned;
   return *this;
 }
 
@@ -85,6 +107,7 @@ struct PendingRequest {
   std::int64_t first_byte_ns = 0;
   std::int64_t last_byte_ns = 0;
   std::uint64_t response_end = 0;  // answered: where its response ended (0 while it runs)
+  bool h2c = false;  // asked to switch to HTTP/2 (Upgrade: h2c)
   bool complete = false;
   bool answered = false;
   bool dropped = false;
@@ -135,6 +158,483 @@ class CaptureSession::Impl : public StreamConsumer {
 
 namespace {
 
+// The HTTP/2 side of one TCP connection (prior knowledge, or after `Upgrade: h2c`): a frame
+// parser per direction, and the streams they carry. Pairing is the stream id: a request's id is
+// made when its HEADERS arrive, and the response on the same stream carries it. Each message is
+// emitted when its END_STREAM is seen, in the HTTP/1.1 form h2::to_http1 builds; a response
+// whole before its request (bidirectional streams) waits for it. Once a direction's bytes are
+// lost (a gap) or refused (a frame or HPACK error), its HPACK state is unknown and no later
+// header block can be trusted: the whole connection is given up, its open streams counted.
+class Http2Exchange : public Http2FrameListener {
+ public:
+  Http2Exchange(CaptureSession::Impl& session, TcpConnection& tcp, MemoryAccount& memory, const Endpoint& client,
+                const Endpoint& server, bool preface_pending)
+      : session_(session),
+        tcp_(tcp),
+        memory_(memory),
+        client_(client),
+        server_(server),
+        parsers_{{*this, 0, session.config_.max_message_size, &memory},
+                 {*this, 1, session.config_.max_message_size, &memory}},
+        preface_pending_(preface_pending) {}
+
+  ~Http2Exchange() override {
+    for (auto& [number, s] : streams_) release_stream(s);
+  }
+
+  // After h2c: stream 1 carries the response to the HTTP/1.1 upgrade request, already emitted
+  // (or dropped) with `id`. `settings`: its HTTP2-Settings payload, in force from the 101 on.
+  void adopt_upgrade(std::string id, bool head, std::int64_t request_last_ns, std::string_view settings,
+                     std::optional<DropReason> dropped) {
+    Stream& s = streams_[1];
+    s.id = std::move(id);
+    s.head = head;
+    s.request.begun = s.request.done = true;
+    s.request.last_ns = request_last_ns;
+    s.request_emitted = !dropped;
+    if (dropped) {
+      s.request.dropped = true;
+      s.request.reason = *dropped;
+    }
+    last_client_stream_ = 1;
+    std::uint32_t table = 0, frame_size = 0;
+    for (std::size_t i = 0; i + 6 <= settings.size(); i += 6) {
+      auto at = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(settings[i + k])); };
+      std::uint32_t setting = at(0) << 8 | at(1), value = at(2) << 24 | at(3) << 16 | at(4) << 8 | at(5);
+      if (setting == 1) table = value == 0 ? 0xffffffffu : value;
+      if (setting == 5 && value >= 16384 && value < (1u << 24)) frame_size = value;
+    }
+    parsers_[1].peer_settings(table, frame_size, true);
+  }
+
+  // `side`: 0 the client's bytes, 1 the server's.
+  void data(int side, std::string_view bytes, std::int64_t ts) {
+    if (stopped_) return;
+    if (side == 0 && preface_pending_) {
+      std::size_t n = std::min(bytes.size(), kHttp2Preface.size() - preface_matched_);
+      if (bytes.substr(0, n) != kHttp2Preface.substr(preface_matched_, n)) {
+        ++session_.stats_.h2.frame_errors;  // after h2c, the client must open with the preface
+        give_up(DropReason::decode_error);
+        return;
+      }
+      preface_matched_ += n;
+      bytes.remove_prefix(n);
+      if (preface_matched_ < kHttp2Preface.size()) return;
+      preface_pending_ = false;
+    }
+    parsers_[side].feed(bytes, ts);
+    check(parsers_[side]);
+  }
+
+  // Bytes of `side` will never be seen: its HPACK state is lost with them.
+  void hole() {
+    if (stopped_) return;
+    ++session_.stats_.h2.gaps;
+    give_up(DropReason::gap);
+  }
+
+  void close(CloseReason reason) {
+    for (auto& parser : parsers_) check(parser);
+    if (stopped_) return;
+    give_up(reason == CloseReason::expired ? DropReason::expired : DropReason::unfinished);
+  }
+
+  // The memory budget evicts this connection: every body held goes, and so does a frame held
+  // while it spans packets (the direction is then given up at its next bytes).
+  void shed() {
+    for (auto& [number, s] : streams_) {
+      for (Half* half : {&s.request, &s.response})
+        if (half->charged != 0 && !half->dropped) drop_half(*half, DropReason::budget_exceeded);
+      if (s.early) drop_early(s, DropReason::budget_exceeded);
+    }
+    for (auto& parser : parsers_) parser.shed();
+  }
+
+  // Http2FrameListener
+  void on_headers(Http2FrameParser& parser, std::uint32_t number, std::vector<h2::Field>&& fields, bool end_stream,
+                  bool too_large, std::int64_t ts) override {
+    if (parser.side() == 0) client_headers(number, std::move(fields), end_stream, too_large, ts);
+    else server_headers(number, std::move(fields), end_stream, too_large, ts);
+  }
+
+  void on_push_promise(Http2FrameParser&, std::uint32_t, std::uint32_t) override {
+    // The promised request and its response (HEADERS and DATA on an even stream) are skipped.
+    session_.drop(DropReason::pushed);
+  }
+
+  void on_data(Http2FrameParser& parser, std::uint32_t number, std::string_view bytes, bool end_stream,
+               std::int64_t ts) override {
+    if (number % 2 == 0) return;  // a pushed response's
+    auto it = streams_.find(number);
+    if (it == streams_.end()) return;  // a stream given up or never begun: counted then
+    Stream& s = it->second;
+    Half& half = parser.side() == 0 ? s.request : s.response;
+    if (half.done) return;
+    if (!half.begun) {
+      // DATA before the stream's HEADERS (RFC 9113 8.1): not a message.
+      if (parser.side() == 1 && !s.unmatched) drop_half(half, DropReason::malformed);
+      half.begun = true;
+    }
+    half.last_ns = ts;
+    append(half, bytes, parser.side() == 0 || session_.config_.track_response);
+    if (end_stream) parser.side() == 0 ? finish_request(number) : finish_response(number);
+  }
+
+  void on_rst_stream(Http2FrameParser&, std::uint32_t number, std::uint32_t) override {
+    ++session_.stats_.h2.resets;
+    auto it = streams_.find(number);
+    if (it == streams_.end()) return;
+    Stream& s = it->second;
+    if (s.request.begun && !s.request.done && !s.request.dropped) drop_half(s.request, DropReason::stream_reset);
+    if (s.response.begun && !s.response.done && !s.response.dropped && session_.config_.track_response &&
+        !s.unmatched)
+      drop_half(s.response, DropReason::stream_reset);
+    if (s.early) drop_early(s, DropReason::stream_reset);
+    if (s.request_emitted && !s.response.begun && tracking_responses()) ++session_.stats_.responses_missing;
+    release_stream(s);
+    streams_.erase(it);
+  }
+
+  void on_settings(Http2FrameParser& parser, bool ack, std::uint32_t table, std::uint32_t frame_size) override {
+    // One side's SETTINGS bind what the other side's encoder and framer may send.
+    if (!ack) parsers_[1 - parser.side()].peer_settings(table, frame_size);
+  }
+
+  void on_goaway(Http2FrameParser&, std::uint32_t, std::uint32_t) override { ++session_.stats_.h2.goaways; }
+
+ private:
+  struct Half {
+    h2::StreamMessage message;
+    bool begun = false;    // its (final) header block seen
+    bool done = false;     // END_STREAM seen
+    bool dropped = false;  // counted; nothing more is kept
+    DropReason reason = DropReason::unfinished;
+    std::size_t size = 0;     // bytes of fields and DATA, against max_message_size
+    std::size_t charged = 0;  // to the memory budget
+    std::int64_t first_ns = 0, last_ns = 0;
+  };
+  struct Stream {
+    std::string id;
+    bool head = false;       // the request's method is HEAD: its response has no body
+    bool unmatched = false;  // a response on a stream whose request was not seen
+    bool request_emitted = false;
+    Half request, response;
+    std::shared_ptr<Message> early;  // the response, whole before its request
+    std::size_t early_cost = 0;
+  };
+
+  bool tracking_responses() const { return session_.config_.track_response && session_.config_.responses_seen; }
+
+  void check(Http2FrameParser& parser) {
+    if (stopped_) return;
+    switch (parser.error()) {
+      case Http2Error::none:
+        return;
+      case Http2Error::frame:
+        ++session_.stats_.h2.frame_errors;
+        give_up(DropReason::decode_error);
+        return;
+      case Http2Error::hpack:
+        ++session_.stats_.h2.hpack_errors;
+        give_up(DropReason::decode_error);
+        return;
+      case Http2Error::memory:
+        give_up(DropReason::budget_exceeded);
+        return;
+    }
+  }
+
+  static std::size_t field_bytes(const std::vector<h2::Field>& fields) {
+    std::size_t n = 0;
+    for (const auto& f : fields) n += f.name.size() + f.value.size() + 32;  // RFC 9113 6.5.2's overhead
+    return n;
+  }
+
+  // Keeps header fields (`trailers`: after the body) in `half`, within its bounds.
+  void keep_fields(Half& half, std::vector<h2::Field>&& fields, bool too_large, bool trailers) {
+    if (half.dropped) return;
+    if (too_large) return drop_half(half, DropReason::too_large);
+    std::size_t n = field_bytes(fields);
+    half.size += n;
+    if (half.size > session_.config_.max_message_size) return drop_half(half, DropReason::too_large);
+    if (!memory_.reserve(n)) {
+      if (!half.dropped) drop_half(half, DropReason::budget_exceeded);  // unless shed() took it
+      return;
+    }
+    half.charged += n;
+    (trailers ? half.message.trailers : half.message.headers) = std::move(fields);
+  }
+
+  void append(Half& half, std::string_view bytes, bool keep) {
+    if (half.dropped || !keep || bytes.empty()) return;
+    half.size += bytes.size();
+    if (half.size > session_.config_.max_message_size) return drop_half(half, DropReason::too_large);
+    if (!memory_.reserve(bytes.size())) {
+      if (!half.dropped) drop_half(half, DropReason::budget_exceeded);
+      return;
+    }
+    half.charged += bytes.size();
+    half.message.body.append(bytes);
+  }
+
+  void client_headers(std::uint32_t number, std::vector<h2::Field>&& fields, bool end_stream, bool too_large,
+                      std::int64_t ts) {
+    if (number % 2 == 0) {
+      ++session_.stats_.h2.frame_errors;  // clients open odd streams only (RFC 9113 5.1.1)
+      give_up(DropReason::decode_error);
+      return;
+    }
+    auto it = streams_.find(number);
+    if (it == streams_.end()) {
+      if (number <= last_client_stream_) return;  // a stream already closed: nothing to pair
+      last_client_stream_ = number;
+      make_room();
+      Stream& s = streams_[number];
+      s.id = new_message_id();
+      ++session_.stats_.h2.streams;
+      s.request.begun = true;
+      s.request.first_ns = s.request.last_ns = ts;
+      for (const auto& f : fields)
+        if (f.name == ":method") s.head = f.value == "HEAD";
+      keep_fields(s.request, std::move(fields), too_large, false);
+      if (end_stream) finish_request(number);
+      return;
+    }
+    Stream& s = it->second;
+    if (s.request.done) return;
+    s.request.last_ns = ts;
+    // A second header block: trailers, which must end the stream (RFC 9113 8.1).
+    if (!end_stream) drop_half(s.request, DropReason::malformed);
+    keep_fields(s.request, std::move(fields), too_large, true);
+    if (end_stream) finish_request(number);
+  }
+
+  void server_headers(std::uint32_t number, std::vector<h2::Field>&& fields, bool end_stream, bool too_large,
+                      std::int64_t ts) {
+    if (number % 2 == 0) return;  // a pushed response: counted at its PUSH_PROMISE
+    auto it = streams_.find(number);
+    if (it == streams_.end()) {
+      // A response to a request never seen on this connection. Counted once; its frames skipped.
+      session_.drop(DropReason::unmatched_response);
+      if (end_stream) return;
+      Stream& s = streams_[number];
+      s.unmatched = true;
+      s.request.begun = s.request.done = true;
+      s.response.begun = true;
+      s.response.dropped = true;
+      return;
+    }
+    Stream& s = it->second;
+    Half& half = s.response;
+    if (half.done) return;
+    if (!half.begun) {
+      int status = 0;
+      for (const auto& f : fields)
+        if (f.name == ":status" && f.value.size() == 3) status = std::atoi(f.value.c_str());
+      if (status / 100 == 1 && status != 101 && !too_large) {
+        // An interim response (100 Continue, 103 Early Hints): the final one follows.
+        ++session_.stats_.interim_responses;
+        if (end_stream) {
+          drop_half(half, DropReason::malformed);  // RFC 9113 8.1: an interim response cannot end it
+          finish_response(number);
+        }
+        return;
+      }
+      half.begun = true;
+      half.first_ns = half.last_ns = ts;
+      if (session_.config_.track_response) keep_fields(half, std::move(fields), too_large, false);
+    } else {
+      half.last_ns = ts;
+      if (!end_stream && session_.config_.track_response) drop_half(half, DropReason::malformed);
+      if (session_.config_.track_response) keep_fields(half, std::move(fields), too_large, true);
+    }
+    if (end_stream) finish_response(number);
+  }
+
+  // The bound on streams held per connection (max_pending_requests): the oldest goes, counted.
+  void make_room() {
+    while (streams_.size() >= session_.config_.max_pending_requests && !streams_.empty()) {
+      Stream& s = streams_.begin()->second;
+      abandon(s, DropReason::budget_exceeded);
+      release_stream(s);
+      streams_.erase(streams_.begin());
+    }
+  }
+
+  std::shared_ptr<Message> build(Kind kind, const Stream& s, std::uint32_t number, std::string&& payload,
+                                 std::int64_t ts) {
+    auto out = session_.pool_.take();
+    out->kind = kind;
+    out->id.append(s.id);
+    out->timestamp_ns = ts;
+    out->payload = std::move(payload);
+    bool request = kind == Kind::request;
+    out->meta.source = request ? client_ : server_;
+    out->meta.destination = request ? server_ : client_;
+    out->meta.connection_id = tcp_.id;
+    out->meta.proto = "h2";
+    out->meta.stream_id = number;
+    return out;
+  }
+
+  void finish_request(std::uint32_t number) {
+    Stream& s = streams_[number];
+    s.request.done = true;
+    if (!s.request.dropped) {
+      std::string error;
+      std::optional<std::string> payload = h2::to_http1(s.request.message, error);
+      if (!payload) {
+        drop_half(s.request, DropReason::malformed);
+      } else {
+        auto out = build(Kind::request, s, number, std::move(*payload), s.request.first_ns);
+        if (!session_.config_.realip_header.empty())
+          out->payload = http_set_header(out->payload, session_.config_.realip_header, client_.address);
+        ++session_.stats_.requests;
+        s.request_emitted = true;
+        session_.emit_(std::move(out));
+      }
+    }
+    free_half(s.request);
+    if (s.early) {
+      if (s.request_emitted) {
+        ++session_.stats_.responses;
+        memory_.release(std::exchange(s.early_cost, 0));
+        session_.emit_(std::move(s.early));
+        s.early.reset();
+      } else {
+        drop_early(s, s.request.reason);  // the response goes with its request
+      }
+    }
+    settle(number);
+  }
+
+  void finish_response(std::uint32_t number) {
+    Stream& s = streams_[number];
+    Half& half = s.response;
+    half.done = true;
+    if (s.unmatched || !session_.config_.track_response || half.dropped) {
+      free_half(half);
+      settle(number);
+      return;
+    }
+    if (s.request.dropped && s.request.done) {
+      drop_half(half, s.request.reason);  // the response goes with its request
+      settle(number);
+      return;
+    }
+    std::string error;
+    std::optional<std::string> payload = h2::to_http1(half.message, error, s.head);
+    free_half(half);
+    if (!payload) {
+      drop_half(half, DropReason::malformed);
+      settle(number);
+      return;
+    }
+    auto out = build(Kind::response, s, number, std::move(*payload), half.first_ns);
+    if (!s.request.done) {
+      // Whole before its request (a bidirectional stream answered early): it goes out after it.
+      ++session_.stats_.early_responses;
+      std::size_t cost = held_message_cost(*out);
+      if (!memory_.reserve(cost)) {
+        half.dropped = true;
+        session_.drop(DropReason::budget_exceeded);
+        return;
+      }
+      s.early = std::move(out);
+      s.early_cost = cost;
+      return;
+    }
+    out->latency_ns = std::max<std::int64_t>(0, half.first_ns - s.request.last_ns);
+    ++session_.stats_.responses;
+    session_.emit_(std::move(out));
+    settle(number);
+  }
+
+  // A stream whose request and response are both done is forgotten.
+  void settle(std::uint32_t number) {
+    auto it = streams_.find(number);
+    if (it == streams_.end()) return;
+    Stream& s = it->second;
+    bool response_done = s.response.done || !session_.config_.responses_seen;
+    if (!s.request.done || !response_done || s.early) return;
+    release_stream(s);
+    streams_.erase(it);
+  }
+
+  void drop_half(Half& half, DropReason reason) {
+    if (half.dropped) return;
+    half.dropped = true;
+    half.reason = reason;
+    session_.drop(reason);
+    free_half(half);
+  }
+
+  void drop_early(Stream& s, DropReason reason) {
+    memory_.release(std::exchange(s.early_cost, 0));
+    s.early.reset();
+    session_.drop(reason);
+  }
+
+  void free_half(Half& half) {
+    memory_.release(std::exchange(half.charged, 0));
+    half.message = h2::StreamMessage{};
+  }
+
+  void release_stream(Stream& s) {
+    free_half(s.request);
+    free_half(s.response);
+    if (s.early) {
+      memory_.release(std::exchange(s.early_cost, 0));
+      s.early.reset();
+    }
+  }
+
+  // Counts what `s` leaves unfinished; true when it left something.
+  bool abandon(Stream& s, DropReason reason) {
+    bool left = false;
+    if (s.request.begun && !s.request.done) {
+      if (!s.request.dropped) drop_half(s.request, reason);
+      left = true;
+    }
+    if (s.response.begun && !s.response.done && !s.unmatched) {
+      if (!s.response.dropped && session_.config_.track_response) drop_half(s.response, reason);
+      left = true;
+    }
+    if (s.early) {
+      drop_early(s, reason);
+      left = true;
+    }
+    if (s.request_emitted && !s.response.begun && tracking_responses()) {
+      ++session_.stats_.responses_missing;
+      left = true;
+    }
+    if (left) ++session_.stats_.h2.streams_abandoned;
+    return left;
+  }
+
+  // Nothing more is decoded on this connection.
+  void give_up(DropReason reason) {
+    stopped_ = true;
+    for (auto& [number, s] : streams_) {
+      abandon(s, reason);
+      release_stream(s);
+    }
+    streams_.clear();
+  }
+
+  CaptureSession::Impl& session_;
+  TcpConnection& tcp_;
+  MemoryAccount& memory_;
+  const Endpoint& client_;
+  const Endpoint& server_;
+  Http2FrameParser parsers_[2];
+  bool preface_pending_;
+  std::size_t preface_matched_ = 0;
+  bool stopped_ = false;
+  std::uint32_t last_client_stream_ = 0;
+  std::map<std::uint32_t, Stream> streams_;  // ordered: the oldest stream goes first at the bound
+};
+
 // The HTTP side of one TCP connection: which endpoint is the client, a parser per direction,
 // and the requests waiting for their responses.
 //
@@ -161,6 +661,9 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
 
   ~HttpConnection() override {
     // Every charge goes back while the connection is whole (the parsers' through release()).
+    h2_.reset();
+    release(h2_state_charged_);
+    if (!server_first_.empty()) release(server_first_.size());
     requests_.reset();
     responses_.reset();
     for (auto& p : pending_) release(p.early_response_cost);
@@ -173,6 +676,12 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
 
   // ConnectionState: evicted by the memory budget. Passive: nothing is emitted or paired here.
   void shed() override {
+    if (h2_) h2_->shed();
+    if (!server_first_.empty()) {
+      release(server_first_.size());
+      std::string().swap(server_first_);
+      server_first_lost_ = true;
+    }
     if (requests_) requests_->shed();
     if (responses_) responses_->shed();
     for (auto& p : pending_)
@@ -180,13 +689,21 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   }
 
   void data(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
+    if (h2_) {
+      h2_->data(direction == client_ ? 0 : 1, bytes, ts);
+      return;
+    }
+    if (h2_skipped_) return;
     if (client_ < 0) {
       // Which side speaks first is not enough (pipelined captures start anywhere): look for a
       // status line or a request line.
       using Side = HttpStreamParser::Side;
       if (find_message_start(Side::response, bytes) != std::string_view::npos) assign_roles(1 - direction, false);
       else if (find_message_start(Side::request, bytes) != std::string_view::npos) assign_roles(direction, false);
-      else return;
+      else {
+        if (Http2FrameParser::looks_like_frames(bytes)) skip_midstream_h2();
+        return;
+      }
     }
     auto& recent = recent_[direction];
     bool first = recent_next_[direction] == 0;
@@ -196,11 +713,24 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
     // not begin at a message; find the first one and let pairing treat it as found by seeking.
     if (first && !tcp_.start_seen[direction] && parser.state() == HttpStreamParser::State::parsing)
       parser.hole(0, "gap", ts);
+    if (first) stream_start_[direction] = position.offset;
+    if (preface_open_ && probe_preface(direction, bytes, ts, position.offset)) return;
+    // HTTP/2 frames where no HTTP/1.x message was ever found: a connection whose HTTP/2 start
+    // (and so its HPACK state) was not seen. Nothing of it can be decoded without guessing.
+    if (!h1_seen_ && parser.state() == HttpStreamParser::State::seeking && Http2FrameParser::looks_like_frames(bytes)) {
+      skip_midstream_h2();
+      return;
+    }
     parser.feed(bytes, ts, position.offset);
   }
 
   void hole(int direction, std::uint64_t length, HoleReason reason, std::int64_t ts) {
-    if (client_ < 0) return;
+    if (h2_) {
+      h2_->hole();
+      return;
+    }
+    if (client_ < 0 || h2_skipped_) return;
+    if (preface_open_) close_probe();
     std::string_view why = reason == HoleReason::truncated ? "truncated"
                            : reason == HoleReason::budget  ? "budget_exceeded"
                                                            : "gap";
@@ -208,12 +738,15 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   }
 
   void end(int direction, std::int64_t ts) {
-    if (client_ < 0) return;
+    if (client_ < 0 || h2_ || h2_skipped_) return;  // HTTP/2: what is unfinished is counted at close
+    if (preface_open_) close_probe();
     parser_for(direction).end(ts, "unfinished");
   }
 
   void close(CloseReason reason, std::int64_t ts) {
-    if (client_ < 0) return;
+    if (h2_) h2_->close(reason);
+    if (client_ < 0 || h2_skipped_) return;
+    if (preface_open_) close_probe();
     std::string_view cut = reason == CloseReason::expired ? "expired" : "unfinished";
     requests_->end(ts, cut);
     responses_->end(ts, cut);
@@ -224,6 +757,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
 
   // HttpMessageListener
   void on_message_begin(HttpStreamParser& parser, std::int64_t ts) override {
+    h1_seen_ = true;
     if (parser.side() == HttpStreamParser::Side::response) {
       begin_response(parser);
       return;
@@ -270,6 +804,13 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
 
   void on_budget_exceeded(HttpStreamParser&) override { session_.drop(DropReason::budget_exceeded); }
 
+  void on_handed_over(HttpStreamParser& parser, std::string_view bytes, std::uint64_t, std::int64_t ts,
+                      bool lost) override {
+    if (!h2_) return;
+    if (lost) h2_->hole();
+    if (!bytes.empty()) h2_->data(parser.side() == HttpStreamParser::Side::request ? 0 : 1, bytes, ts);
+  }
+
   void on_upgrade(HttpStreamParser& parser) override {
     // A request asked to switch: the request parser holds its bytes until the answer.
     // A response switched: handled in on_response, which saw the status.
@@ -295,6 +836,134 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
     client_endpoint_ = {tcp_.address[client].to_string(), tcp_.port[client]};
     server_endpoint_ = {tcp_.address[1 - client].to_string(), tcp_.port[1 - client]};
     in_step_ = in_sync;
+    // The connection's start was seen: the client's first bytes may be the HTTP/2 preface.
+    preface_open_ = in_sync;
+  }
+
+  void start_h2(bool preface_pending) {
+    preface_open_ = false;
+    ++session_.stats_.h2.connections;
+    h2_ = std::make_unique<Http2Exchange>(session_, tcp_, *this, client_endpoint_, server_endpoint_, preface_pending);
+    // The decoder's own state (two HPACK tables at their default size) is charged when the budget
+    // has room; what it holds beyond that (bodies, frames spanning packets) always is.
+    if (reserve(kH2StateBytes)) h2_state_charged_ = kH2StateBytes;
+  }
+
+  void skip_midstream_h2() {
+    h2_skipped_ = true;
+    ++session_.stats_.h2.midstream;
+    if (requests_) requests_->stop("unfinished");
+    if (responses_) responses_->stop("unfinished");
+  }
+
+  // While the client's bytes are a prefix of the HTTP/2 preface, they are held (and so are the
+  // server's, when it speaks first with what looks like its SETTINGS): HTTP/2 with prior
+  // knowledge once the whole preface came, else handed to the HTTP/1.x parsers as they were.
+  // True when `bytes` were taken.
+  bool probe_preface(int direction, std::string_view bytes, std::int64_t ts, std::uint64_t offset) {
+    offset -= stream_start_[direction];
+    if (direction == client_) {
+      std::size_t have = preface_matched_;
+      std::size_t n = std::min(bytes.size(), kHttp2Preface.size() - have);
+      if (offset == have && bytes.substr(0, n) == kHttp2Preface.substr(have, n)) {
+        if (have == 0) preface_ts_ = ts;
+        preface_matched_ += n;
+        if (preface_matched_ < kHttp2Preface.size()) return true;
+        preface_matched_ = 0;
+        requests_->stop();
+        responses_->stop();
+        start_h2(false);
+        if (server_first_lost_) h2_->hole();
+        if (!server_first_.empty()) {
+          std::string held = std::move(server_first_);
+          server_first_.clear();
+          release(held.size());
+          h2_->data(1, held, server_first_ts_);
+        }
+        h2_->data(0, bytes.substr(n), ts);
+        return true;
+      }
+      close_probe();
+      return false;
+    }
+    // RFC 9113 3.4: the server's preface, a SETTINGS frame, may come before the client's. Held
+    // while what came so far can begin one: type 4 on stream 0.
+    bool settings_first = true;
+    for (std::size_t i = server_first_.size(); i < 9 && i - server_first_.size() < bytes.size(); ++i) {
+      char c = bytes[i - server_first_.size()];
+      if ((i == 3 && c != 4) || (i >= 5 && c != 0)) settings_first = false;
+    }
+    if (!server_first_lost_ && offset == server_first_.size() && settings_first &&
+        server_first_.size() + bytes.size() <= kServerFirstBound && reserve(bytes.size())) {
+      if (server_first_.empty()) server_first_ts_ = ts;
+      server_first_.append(bytes);
+      return true;
+    }
+    close_probe();
+    return false;
+  }
+
+  // Not HTTP/2 with prior knowledge: what was held goes to the HTTP/1.x parsers, as it came.
+  void close_probe() {
+    preface_open_ = false;
+    if (preface_matched_ > 0)
+      requests_->feed(kHttp2Preface.substr(0, preface_matched_), preface_ts_, stream_start_[client_]);
+    preface_matched_ = 0;
+    if (!server_first_.empty()) {
+      std::string held = std::move(server_first_);
+      server_first_.clear();
+      release(held.size());
+      responses_->feed(held, server_first_ts_, stream_start_[1 - client_]);
+    }
+  }
+
+  // Whether the request `wire` asks to switch to HTTP/2 (Upgrade: h2c); its HTTP2-Settings,
+  // decoded, go to `settings`. Most requests carry no "h2c" at all: looked for first.
+  static bool asks_h2c(std::string_view wire, std::string& settings) {
+    std::string_view head = wire.substr(0, wire.find("\r\n\r\n"));
+    bool mentioned = false;
+    for (std::size_t i = head.find_first_of("hH"); i != std::string_view::npos && !mentioned;
+         i = head.find_first_of("hH", i + 1))
+      mentioned = i + 2 < head.size() && head[i + 1] == '2' && (head[i + 2] == 'c' || head[i + 2] == 'C');
+    if (!mentioned) return false;
+    HttpView view = HttpView::parse(wire);
+    if (!view.ok()) return false;
+    auto upgrade = view.header("upgrade");
+    if (!upgrade) return false;
+    bool h2c = false;
+    std::string_view tokens = *upgrade;
+    while (!tokens.empty() && !h2c) {
+      std::size_t comma = tokens.find(',');
+      h2c = iequals(trim_ows(tokens.substr(0, comma)), "h2c");
+      tokens = comma == std::string_view::npos ? std::string_view() : tokens.substr(comma + 1);
+    }
+    if (!h2c) return false;
+    settings.clear();
+    if (auto encoded = view.header("http2-settings")) settings = base64url_decode(trim_ows(*encoded));
+    return true;
+  }
+
+  // RFC 4648 5 (base64url, padding optional); what does not decode is left out.
+  static std::string base64url_decode(std::string_view text) {
+    std::string out;
+    std::uint32_t bits = 0;
+    int count = 0;
+    for (char c : text) {
+      int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+              : c >= 'a' && c <= 'z' ? c - 'a' + 26
+              : c >= '0' && c <= '9' ? c - '0' + 52
+              : c == '-' || c == '+' ? 62
+              : c == '_' || c == '/' ? 63
+                                     : -1;
+      if (v < 0) break;
+      bits = bits << 6 | static_cast<std::uint32_t>(v);
+      count += 6;
+      if (count >= 8) {
+        count -= 8;
+        out.push_back(static_cast<char>((bits >> count) & 0xff));
+      }
+    }
+    return out;
   }
 
   // What the sender of `direction` had acknowledged when it sent the byte at `offset`: the
@@ -558,6 +1227,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
       p->last_byte_ns = m.last_byte_ns;
       p->end_offset = m.end_offset;
       if (!session_.config_.responses_seen) p->answered = true;  // nothing to wait for
+      p->h2c = asks_h2c(m.wire(), upgrade_settings_);
     }
     auto out = make_message(Kind::request, id, m);
     if (!session_.config_.realip_header.empty())
@@ -609,6 +1279,20 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
     } release{*this, !in_response_};
     in_response_ = true;
     bool switched = m.status == 101 || (p->method == HTTP_CONNECT && m.status / 100 == 2);
+    if (switched && m.incomplete_reason.empty() && m.status == 101 && p->h2c) {
+      // HTTP/2 from here on (RFC 7540 3.2): the 101 is an interim answer, and the response to
+      // the upgrade request comes on stream 1, with its id.
+      ++session_.stats_.upgrades;
+      ++session_.stats_.interim_responses;
+      start_h2(true);
+      std::optional<DropReason> dropped;
+      if (p->dropped) dropped = p->drop_reason;
+      h2_->adopt_upgrade(p->id, p->method == HTTP_HEAD, p->last_byte_ns, upgrade_settings_, dropped);
+      std::string().swap(upgrade_settings_);
+      requests_->hand_over();
+      responses_->hand_over();
+      return;
+    }
     if (switched && m.incomplete_reason.empty()) {
       ++session_.stats_.upgrades;
       requests_->stop();
@@ -672,6 +1356,21 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   std::array<std::uint64_t, 2> recent_next_{};
   Endpoint client_endpoint_, server_endpoint_;
   std::size_t queue_room_ = kQueueBlock;  // queue entries charged (the first block with the connection)
+  // HTTP/2
+  static constexpr std::size_t kServerFirstBound = 16384;  // a server preface is a SETTINGS frame or two
+  static constexpr std::size_t kH2StateBytes = sizeof(Http2Exchange) + 2 * (4096 + 1024);
+  std::size_t h2_state_charged_ = 0;
+  std::unique_ptr<Http2Exchange> h2_;
+  bool h2_skipped_ = false;   // HTTP/2 with no start seen: nothing is decoded (h2.midstream)
+  bool h1_seen_ = false;      // an HTTP/1.x message was found on the connection
+  bool preface_open_ = false;  // the client's bytes so far are a prefix of the HTTP/2 preface
+  std::size_t preface_matched_ = 0;
+  std::int64_t preface_ts_ = 0;
+  std::string server_first_;  // the server's bytes sent before the client's first (charged)
+  std::int64_t server_first_ts_ = 0;
+  bool server_first_lost_ = false;  // the memory budget took them
+  std::string upgrade_settings_;    // the HTTP2-Settings of the h2c upgrade request in progress
+  std::array<std::uint64_t, 2> stream_start_{};  // per direction: the offset of its first byte delivered
 };
 
 HttpConnection& http_of(TcpConnection& c) { return static_cast<HttpConnection&>(*c.state); }

@@ -1,8 +1,9 @@
 #pragma once
 // The whole capture path after libpcap: frame -> PacketDecoder -> TcpReassembler ->
 // HttpStreamParser per direction -> request/response messages paired on their connection by
-// order and by the TCP acknowledgement numbers. Knows nothing of pcap handles or the runtime,
-// so tests and fuzzers drive it with frames they build.
+// order and by the TCP acknowledgement numbers; or, on an HTTP/2 connection (prior knowledge or
+// Upgrade: h2c), Http2FrameParser per direction -> messages paired by their stream. Knows
+// nothing of pcap handles or the runtime, so tests and fuzzers drive it with frames they build.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,9 +44,27 @@ enum class DropReason {
   ambiguous_response,  // after a loss of step, the acknowledgement numbers did not prove its request
   ambiguous_framing,   // a request framed two ways (RFC 9112 6.3: smuggling); its connection's later requests too
   budget_exceeded,     // its bytes were given up to the memory budget (limits.memory_budget)
+  stream_reset,        // HTTP/2: its stream was reset (RST_STREAM) before it ended
+  malformed,           // HTTP/2: a stream that is not a valid request or response (RFC 9113 8.1-8.3)
+  pushed,              // HTTP/2: a server push (promised request and its response), not emitted
+  decode_error,        // HTTP/2: in progress when its connection could no longer be decoded (frame or HPACK error)
 };
-inline constexpr std::size_t kDropReasonCount = 11;
+inline constexpr std::size_t kDropReasonCount = 15;
 std::string_view drop_reason_name(DropReason reason);
+
+// HTTP/2 connections (prior knowledge or Upgrade: h2c), each an `h2.<name>` metric.
+struct Http2Stats {
+  std::uint64_t connections = 0;        // decoded from their start
+  std::uint64_t midstream = 0;          // HTTP/2 frames with no start seen: HPACK state unknown, skipped
+  std::uint64_t streams = 0;            // requests' streams begun
+  std::uint64_t resets = 0;             // RST_STREAM frames
+  std::uint64_t goaways = 0;            // GOAWAY frames
+  std::uint64_t gaps = 0;               // connections whose decoding stopped at bytes never captured
+  std::uint64_t frame_errors = 0;       // connections whose decoding stopped at a malformed frame
+  std::uint64_t hpack_errors = 0;       // connections whose decoding stopped at a header block HPACK refused
+  std::uint64_t streams_abandoned = 0;  // streams given up unfinished (gap, error, close, expiry)
+  Http2Stats& operator+=(const Http2Stats& other);
+};
 
 struct CaptureStats {
   std::uint64_t packets = 0;
@@ -62,6 +81,7 @@ struct CaptureStats {
   std::uint64_t early_responses = 0;    // responses begun before their request was whole
   std::uint64_t incomplete_emitted = 0; // messages emitted marked incomplete
   std::uint64_t dropped[kDropReasonCount] = {};
+  Http2Stats h2;
   ReassemblyStats reassembly;
   CaptureStats& operator+=(const CaptureStats& other);  // sums the sessions of one capture
 };

@@ -193,6 +193,14 @@ PluginDefinition raw_input_definition() {
       {"dropped.budget_exceeded",
        "messages whose bytes were given up to memory_budget (the connections holding the most bytes go first), "
        "and the responses of such requests; their streams stay in sync"},
+      {"dropped.stream_reset", "HTTP/2 messages whose stream was reset (RST_STREAM) before they ended"},
+      {"dropped.malformed",
+       "HTTP/2 streams that are not a valid request or response (pseudo-headers, field names or values, "
+       "content-length against DATA, trailers not ending the stream): never emitted as a guess"},
+      {"dropped.pushed", "HTTP/2 server pushes (PUSH_PROMISE): the promised exchange is not emitted"},
+      {"dropped.decode_error",
+       "HTTP/2 messages in progress when their connection could no longer be decoded (a malformed frame, a "
+       "header block HPACK refused)"},
       {"dropped.truncated_input",
        "capture files cut short inside a frame (the frames before were read; file and offset logged)"},
       {"dropped.corrupt_input",
@@ -230,6 +238,19 @@ PluginDefinition raw_input_definition() {
       {"memory.bytes", "bytes held now against memory_budget, connection state included (gauge)"},
       {"bytes.evicted", "bytes given up to memory_budget"},
       {"connections.evicted", "times a connection gave up the bytes it held to memory_budget"},
+      {"h2.connections", "HTTP/2 connections decoded from their start (prior knowledge or Upgrade: h2c)"},
+      {"h2.midstream",
+       "connections carrying HTTP/2 frames whose start was not seen: their HPACK state is unknown, so they are "
+       "skipped whole"},
+      {"h2.streams", "HTTP/2 request streams begun"},
+      {"h2.resets", "HTTP/2 RST_STREAM frames"},
+      {"h2.goaway", "HTTP/2 GOAWAY frames"},
+      {"h2.gaps", "HTTP/2 connections whose decoding stopped at bytes never captured (HPACK state lost)"},
+      {"h2.frame_errors", "HTTP/2 connections whose decoding stopped at a malformed frame"},
+      {"h2.hpack_errors", "HTTP/2 connections whose decoding stopped at a header block HPACK refused"},
+      {"h2.streams_abandoned",
+       "HTTP/2 streams given up unfinished (gap, decoding error, connection closed or expired); their messages "
+       "are counted in dropped.*, their missing responses in responses.missing"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     return std::make_unique<RawInput>(parse(options));

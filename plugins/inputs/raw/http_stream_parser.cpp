@@ -581,6 +581,12 @@ void HttpStreamParser::parse(const char* p, std::size_t size, std::int64_t ts, s
       message_.end_offset = offset_at(pos);
       std::uint64_t held_offset = offset_at(pos);
       if (in_message_) complete(ts);
+      if (handing_over_) {
+        handing_over_ = false;
+        listener_.on_handed_over(*this, std::string_view(pos, static_cast<std::size_t>(end - pos)), held_offset, ts,
+                                 false);
+        return;
+      }
       if (state_ != State::parsing) return;  // the listener already stopped this stream
       state_ = State::upgraded;
       if (room_for(held_, static_cast<std::size_t>(end - pos))) held_.assign(pos, end);
@@ -912,6 +918,27 @@ void HttpStreamParser::resume_after_refused_upgrade(std::int64_t ts) {
   in_message_ = in_body_ = switching_ = false;
   if (!held.empty()) parse(held.data(), held.size(), held_ts_ ? held_ts_ : ts, held_offset_);
   held = std::string();
+  if (charged_ != 0) settle();
+}
+
+void HttpStreamParser::hand_over() {
+  if (state_ == State::upgraded) {
+    std::string held = std::move(held_);
+    held_.clear();
+    bool lost = held_lost_;
+    held_lost_ = false;
+    state_ = State::stopped;
+    if (charged_ != 0) settle();
+    listener_.on_handed_over(*this, held, held_offset_, held_ts_, lost);
+    return;
+  }
+  // Inside on_message of the switching response: parse() hands the rest of its packet over.
+  if (state_ == State::parsing) handing_over_ = true;
+  message_.end_offset = position_;
+  abandon("upgraded", 0);
+  state_ = State::stopped;
+  std::string().swap(head_);
+  std::string().swap(carry_);
   if (charged_ != 0) settle();
 }
 

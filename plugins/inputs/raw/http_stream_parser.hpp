@@ -67,6 +67,11 @@ class HttpMessageListener {
   // The message in progress lost its bytes to the memory budget: it is still framed (the stream
   // stays in sync) and reported to on_message with over_budget. Told once per message, at once.
   virtual void on_budget_exceeded(HttpStreamParser&) {}
+  // After hand_over(): the bytes that followed the message that switched protocols (held since
+  // an upgrade request, or after a 101 in the same packet), for the listener to decode. `lost`:
+  // some of them were not kept (a hole, or over the bounds while held).
+  virtual void on_handed_over(HttpStreamParser&, std::string_view, std::uint64_t /*offset*/, std::int64_t /*ts*/,
+                              bool /*lost*/) {}
 };
 
 class HttpStreamParser {
@@ -101,6 +106,10 @@ class HttpStreamParser {
   // ends a stream whose receiver closed: a message in progress is abandoned with `reason`.
   void stop(std::string_view reason = "upgraded");
   void resume_after_refused_upgrade(std::int64_t timestamp_ns);
+  // The protocol switched to one the listener decodes (HTTP/2 after `Upgrade: h2c`): the stream
+  // stops being HTTP/1.x, and the bytes after the switching message go to on_handed_over — at
+  // once when held (upgraded), or when the packet holding the switching response is done.
+  void hand_over();
   // The memory budget evicts this stream's bytes: they are freed at once, without a call into
   // the stream (a message in progress is told to on_budget_exceeded and framed on without its
   // bytes; a request head cut short cannot be, and the next message is sought at the next bytes).
@@ -152,6 +161,7 @@ class HttpStreamParser {
   bool completed_by_finish_ = false;
   bool switching_ = false;      // the listener said the protocol switches after this response
   bool held_lost_ = false;      // upgraded: held bytes overflowed or had a hole
+  bool handing_over_ = false;   // hand_over() called while its message completes in parse()
   std::uint64_t skipped_bytes_ = 0;
   std::uint64_t skipped_since_sync_ = 0;
   bool skip_unreported_ = false;  // seeking began without a message being reported as abandoned

@@ -393,6 +393,15 @@ void RawInput::publish(std::size_t shard, const CaptureStats& latest, const Skip
   add("bytes.truncated", now.reassembly.truncated_bytes, was.reassembly.truncated_bytes);
   add("bytes.evicted", now.reassembly.evicted_bytes, was.reassembly.evicted_bytes);
   add("connections.evicted", now.reassembly.evictions, was.reassembly.evictions);
+  add("h2.connections", now.h2.connections, was.h2.connections);
+  add("h2.midstream", now.h2.midstream, was.h2.midstream);
+  add("h2.streams", now.h2.streams, was.h2.streams);
+  add("h2.resets", now.h2.resets, was.h2.resets);
+  add("h2.goaway", now.h2.goaways, was.h2.goaways);
+  add("h2.gaps", now.h2.gaps, was.h2.gaps);
+  add("h2.frame_errors", now.h2.frame_errors, was.h2.frame_errors);
+  add("h2.hpack_errors", now.h2.hpack_errors, was.h2.hpack_errors);
+  add("h2.streams_abandoned", now.h2.streams_abandoned, was.h2.streams_abandoned);
   for (std::size_t i = 0; i < kDropReasonCount; ++i) {
     if (now.dropped[i] > was.dropped[i])
       context().drop(drop_reason_name(static_cast<DropReason>(i)), now.dropped[i] - was.dropped[i]);

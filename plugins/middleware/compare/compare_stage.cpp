@@ -4,6 +4,7 @@
 #include <set>
 #include <spdlog/spdlog.h>
 
+#include "doppel/grpc.hpp"
 #include "doppel/json_writer.hpp"
 
 namespace doppel::plugins {
@@ -237,14 +238,16 @@ const CompareRule& CompareStage::rule_for(std::string_view method, std::string_v
   return config_.fallback;
 }
 
-std::string CompareStage::endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path) {
+std::string CompareStage::endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path,
+                                       bool grpc) {
   if (!rule.name.empty()) return rule.name;
-  std::string endpoint = std::string(method) + " " + std::string(path);
+  // A gRPC call is always a POST: its endpoint is the method it calls, /pkg.Service/Method.
+  std::string endpoint = grpc ? std::string(path) : std::string(method) + " " + std::string(path);
   std::lock_guard lock(aggregates_mutex_);
   if (endpoints_.count(endpoint)) return endpoint;
   if (endpoints_.size() >= config_.max_endpoints) {
     endpoints_folded_->add();
-    return std::string(method) + " (other)";
+    return grpc ? std::string("gRPC (other)") : std::string(method) + " (other)";
   }
   endpoints_.insert(endpoint);
   return endpoint;
@@ -272,14 +275,17 @@ void CompareStage::judge(DecidedJoin decided) {
   auto j = std::make_shared<Judging>();
   j->decided = std::move(decided);
   const Join& join = j->decided.join;
+  bool grpc = false;
   if (join.request && join.request->http().is_request()) {
     const HttpView& http = join.request->http();
     j->method = http.method();
     j->path = http.path();
     j->target = http.target();
+    auto content_type = http.header("content-type");
+    grpc = content_type && grpc::is_grpc_content_type(*content_type);
   }
   j->rule = &rule_for(j->method, j->path);
-  j->endpoint = endpoint_for(*j->rule, j->method, j->path);
+  j->endpoint = endpoint_for(*j->rule, j->method, j->path, grpc);
   {
     std::lock_guard lock(judging_mutex_);
     ++judging_;

@@ -110,7 +110,7 @@ class CompareStage : public Stage {
   Verdict verdict_of(Judging& judging);
   void judged();  // one judgement fewer in flight
   const CompareRule& rule_for(std::string_view method, std::string_view path) const;
-  std::string endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path);
+  std::string endpoint_for(const CompareRule& rule, std::string_view method, std::string_view path, bool grpc);
   void arm_timer();
   void emit(Verdict verdict);
 

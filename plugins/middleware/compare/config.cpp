@@ -13,7 +13,7 @@ std::vector<OptionSpec> rule_fields() {
   return {
       option("name", OptionType::string,
              "Endpoint name used in verdicts and the report (groups every path the rule matches); "
-             "without it the endpoint is \"METHOD /path\"")
+             "without it the endpoint is \"METHOD /path\", and a gRPC request's is its method, \"/pkg.Service/Method\"")
           .default_value(""),
       option("method", OptionType::string, "RE2 pattern matched against the whole method, case-insensitive; "
                                            "empty matches every method")
@@ -112,8 +112,8 @@ PluginDefinition compare_definition() {
       option("value_limit", OptionType::size, "Bytes of the original and replay value shown per failed check")
           .default_value("512"),
       option("max_endpoints", OptionType::integer,
-             "Distinct endpoints (METHOD /path) tracked; more fold into \"METHOD (other)\"; name rules to "
-             "group templated paths")
+             "Distinct endpoints (METHOD /path, or /pkg.Service/Method for gRPC) tracked; more fold into "
+             "\"METHOD (other)\" (\"gRPC (other)\"); name rules to group templated paths")
           .default_value(1000),
       option("threads", OptionType::integer,
              "Threads judging exchanges (0: one per core, at most 64). Each owns the joins of part of the ids, "

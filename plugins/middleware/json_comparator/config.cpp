@@ -1,32 +1,9 @@
-// Plugin `json` (a comparator): options, their parsing into JsonDiffConfig, and registration.
+// Plugin `json` (a comparator): options (read by json::json_diff_config) and registration.
 #include "doppel/plugin.hpp"
 #include "json_comparator.hpp"
 
 namespace doppel::plugins {
 namespace {
-
-json::JsonPathSet parse_paths(const Options& options, std::string_view name) {
-  try {
-    return json::JsonPathSet::parse(options.strings(name));
-  } catch (const json::JsonPathError& e) {
-    options.fail(name, e.what());
-  }
-}
-
-JsonDiffConfig make_config(const Options& options) {
-  JsonDiffConfig config;
-  config.ignore = parse_paths(options, "ignore");
-  config.unordered = parse_paths(options, "unordered");
-  config.tolerance = options.number("tolerance");
-  if (config.tolerance < 0) options.fail("tolerance", "tolerance must be >= 0");
-  auto max_differences = options.integer("max_differences");
-  if (max_differences < 1) options.fail("max_differences", "max_differences must be >= 1");
-  config.max_differences = static_cast<std::size_t>(max_differences);
-  auto max_value = options.integer("max_value_length");
-  if (max_value < 16) options.fail("max_value_length", "max_value_length must be >= 16");
-  config.max_value_bytes = static_cast<std::size_t>(max_value);
-  return config;
-}
 
 PluginDefinition json_comparator_definition() {
   PluginDefinition def;
@@ -51,7 +28,7 @@ PluginDefinition json_comparator_definition() {
           .default_value(200),
   };
   def.create_comparator = [](const Options& options) -> std::unique_ptr<Comparator> {
-    return std::make_unique<JsonComparator>(make_config(options));
+    return std::make_unique<JsonComparator>(json::json_diff_config(options));
   };
   return def;
 }

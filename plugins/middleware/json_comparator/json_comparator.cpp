@@ -16,7 +16,7 @@ std::vector<Difference> JsonComparator::compare(const Exchange& exchange) const 
     };
     return {Difference{"$", "invalid_json", side(original), side(replay)}};
   }
-  return json_diff(original.bytes, replay.bytes, config_);
+  return json::json_diff(original.bytes, replay.bytes, config_);
 }
 
 }  // namespace doppel::plugins

@@ -1,6 +1,6 @@
 #pragma once
 #include "doppel/comparator.hpp"
-#include "json_diff.hpp"
+#include "doppel/json_diff.hpp"
 
 namespace doppel::plugins {
 
@@ -9,11 +9,11 @@ namespace doppel::plugins {
 // stage reports those as missing_original / missing_replay / replay_error.
 class JsonComparator : public Comparator {
  public:
-  explicit JsonComparator(JsonDiffConfig config) : config_(std::move(config)) {}
+  explicit JsonComparator(json::JsonDiffConfig config) : config_(std::move(config)) {}
   std::vector<Difference> compare(const Exchange& exchange) const override;
 
  private:
-  JsonDiffConfig config_;
+  json::JsonDiffConfig config_;
 };
 
 }  // namespace doppel::plugins

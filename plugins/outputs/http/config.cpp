@@ -19,11 +19,24 @@ PluginDefinition http_output_definition() {
              "Target, http://host[:port][/base] or https://...; a base path is prefixed to every request target "
              "(\"/base\" + \"/a?b\" -> \"/base/a?b\"). GoReplay: --output-http")
           .required(),
+      option("protocol", OptionType::string,
+             "HTTP version of the replay. \"auto\": requests captured over HTTP/2 (meta proto = h2) go out over "
+             "HTTP/2 while the target speaks it (h2c with prior knowledge for http://, ALPN for https://), the rest "
+             "over HTTP/1.1; a target that answers the HTTP/2 preface as HTTP/1.1, or picks http/1.1 in ALPN, gets "
+             "everything over HTTP/1.1 (logged once). \"h2\": every request over HTTP/2, a target that does not "
+             "speak it is an error per request (no_h2). \"h1\": every request over HTTP/1.1")
+          .default_value("auto")
+          .choices({"auto", "h1", "h2"}),
+      option("h2_max_streams", OptionType::integer,
+             "Requests at once on one HTTP/2 connection (fewer when the target's SETTINGS_MAX_CONCURRENT_STREAMS "
+             "says so); beyond them another connection opens, within `workers`")
+          .default_value(100),
       option("original_host", OptionType::boolean,
              "Send the captured Host header instead of the target's. GoReplay: --http-original-host")
           .default_value(false),
       option("workers", OptionType::integer,
-             "Connections to the target, i.e. requests in flight at most (each keeps alive). GoReplay: "
+             "Connections to the target, i.e. requests in flight at most (each keeps alive). Over HTTP/2: requests "
+             "in flight at most, multiplexed as streams over as few connections as h2_max_streams allows. GoReplay: "
              "--output-http-workers")
           .default_value(64),
       option("queue_size", OptionType::integer,
@@ -92,8 +105,12 @@ PluginDefinition http_output_definition() {
       {"failed.tls", "TLS handshake or certificate failure"},
       {"failed.dns", "the target host name did not resolve"},
       {"failed.connect", "other connection failures (unreachable network, ...)"},
-      {"failed.bad_response", "the target answered something that is not HTTP/1.x"},
+      {"failed.bad_response",
+       "the target answered something that is not HTTP/1.x, or a malformed HTTP/2 response (meta.error says why)"},
       {"failed.response_too_large", "a response larger than max_response_size"},
+      {"failed.stream_reset", "HTTP/2: the target reset the stream (meta.error \"reset: <error code>\")"},
+      {"failed.no_h2", "protocol = \"h2\": the target does not speak HTTP/2 (no SETTINGS, or ALPN chose otherwise)"},
+      {"failed.bad_request", "HTTP/2: the request could not be submitted as a stream"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     HttpOutputConfig config;
@@ -101,6 +118,13 @@ PluginDefinition http_output_definition() {
     auto target = parse_target_url(options.string("url"), error);
     if (!target) options.fail("url", error);
     config.target = std::move(*target);
+    std::string protocol = options.string("protocol");
+    config.protocol = protocol == "h1"   ? ReplayProtocol::h1
+                      : protocol == "h2" ? ReplayProtocol::h2
+                                         : ReplayProtocol::automatic;
+    auto max_streams = options.integer("h2_max_streams");
+    if (max_streams < 1 || max_streams > 100000) options.fail("h2_max_streams", "h2_max_streams must be between 1 and 100000");
+    config.h2_max_streams = static_cast<std::size_t>(max_streams);
     config.original_host = options.boolean("original_host");
     auto workers = options.integer("workers");
     if (workers < 1 || workers > 100000) options.fail("workers", "workers must be between 1 and 100000");

@@ -3,6 +3,7 @@
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
 
+#include "h2_connection.hpp"
 #include "replay_connection.hpp"
 
 namespace doppel::plugins {
@@ -51,7 +52,11 @@ std::optional<KindSet> HttpOutput::produces() const {
 
 std::size_t HttpOutput::pending() const {
   std::lock_guard lock(mutex_);
-  return queue_.size() + session_queued_ + in_flight_;
+  return queue_.size() + session_queued_ + in_flight_ + h2_queue_.size() + h2_in_flight_;
+}
+
+void HttpOutput::update_in_flight_gauge() {
+  in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_ + h2_in_flight_));
 }
 
 void HttpOutput::dispatch(std::shared_ptr<ReplayConnection> connection, ReplayJob job, bool fresh) {
@@ -66,9 +71,22 @@ void HttpOutput::process(const MessagePtr& message) {
     context().drop("unparseable_request");
     return;
   }
-  ReplayJob job{message, std::move(*outgoing), nullptr};
+  ReplayJob job{message, std::move(*outgoing), nullptr, nullptr, 0};
+  if (config_.protocol == ReplayProtocol::h2 ||
+      (config_.protocol == ReplayProtocol::automatic && message->meta.proto == "h2" && !h1_only_)) {
+    // Made from the edited HTTP/1.1 form, so Host (-> :authority) and the base path apply.
+    std::string error;
+    auto stream = h2::request_from_http1(job.bytes(), config_.target.tls ? "https" : "http", error);
+    if (!stream) {
+      context().log().debug("request {} has no HTTP/2 form: {}", message->id, error);
+      context().drop("unparseable_request");
+      return;
+    }
+    job.h2 = std::make_shared<const h2::StreamMessage>(std::move(*stream));
+  }
   std::unique_lock lock(mutex_);
   if (config_.session) return process_in_session(std::move(job), lock);
+  if (use_h2(job)) return process_h2(std::move(job), lock);
   for (;;) {
     if (stopping_) {
       lock.unlock();
@@ -85,7 +103,7 @@ void HttpOutput::process(const MessagePtr& message) {
     }
     if (connection) {
       ++in_flight_;
-      in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+      update_in_flight_gauge();
       lock.unlock();
       dispatch(std::move(connection), std::move(job));
       return;
@@ -127,14 +145,15 @@ void HttpOutput::job_done(const std::shared_ptr<ReplayConnection>& connection,
     return;
   }
   --in_flight_;
-  in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+  update_in_flight_gauge();
   idle_.push_back(connection);
   bool wake = waiting_for_room_ || in_flight_ == 0;  // a waiting process(), or flush() done
   lock.unlock();
   if (wake) changed_.notify_all();
 }
 
-void HttpOutput::report_error(const ReplayJob& job, std::string_view reason, std::int64_t latency_ns) {
+void HttpOutput::report_error(const ReplayJob& job, std::string_view reason, std::int64_t latency_ns,
+                              std::string_view detail, std::optional<std::uint32_t> h2_stream) {
   if (reason == "shutdown") {
     context().drop("shutdown");
     return;
@@ -144,13 +163,18 @@ void HttpOutput::report_error(const ReplayJob& job, std::string_view reason, std
   Message m(Kind::replay, job.request->id, now_ns(), std::string());
   m.lease = job.request->lease;  // derived from the request: holds its source's lease
   m.latency_ns = latency_ns;
-  m.meta.error = std::string(reason);
+  m.meta.error = std::string(detail.empty() ? reason : detail);
   m.meta.source = Endpoint{config_.target.host, config_.target.port};
   m.meta.connection_id = job.request->meta.connection_id;
+  if (h2_stream) {
+    m.meta.proto = "h2";
+    m.meta.stream_id = *h2_stream;
+  }
   context().emit(share(std::move(m)));
 }
 
-void HttpOutput::report_response(const ReplayJob& job, std::string response, std::int64_t latency_ns) {
+void HttpOutput::report_response(const ReplayJob& job, std::string response, std::int64_t latency_ns,
+                                 std::optional<std::uint32_t> h2_stream) {
   responses_->add();
   if (!config_.track_response) return;
   Message m(Kind::replay, job.request->id, now_ns(), std::move(response));
@@ -158,7 +182,17 @@ void HttpOutput::report_response(const ReplayJob& job, std::string response, std
   m.latency_ns = latency_ns;
   m.meta.source = Endpoint{config_.target.host, config_.target.port};
   m.meta.connection_id = job.request->meta.connection_id;
+  if (h2_stream) {
+    m.meta.proto = "h2";
+    m.meta.stream_id = *h2_stream;
+  }
   context().emit(share(std::move(m)));
+}
+
+void HttpOutput::target_speaks_h1_only(std::string_view evidence) {
+  if (h1_only_.exchange(true)) return;
+  context().log().warn("{} ({}): replaying over HTTP/1.1 from now on (protocol = \"auto\")", evidence,
+                       config_.target.host_header);
 }
 
 void HttpOutput::flush() {
@@ -168,11 +202,11 @@ void HttpOutput::flush() {
   std::unique_lock lock(mutex_);
   std::uint64_t seen = finished_;
   auto deadline = std::chrono::steady_clock::now() + window;
-  while (queue_.size() + session_queued_ + in_flight_ > 0) {
+  auto left = [&] { return queue_.size() + session_queued_ + in_flight_ + h2_queue_.size() + h2_in_flight_; };
+  while (left() > 0) {
     if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) {
       if (finished_ == seen) {
-        context().log().warn("{} request(s) still in flight after {}ms without progress",
-                             queue_.size() + session_queued_ + in_flight_,
+        context().log().warn("{} request(s) still in flight after {}ms without progress", left(),
                              std::chrono::duration_cast<std::chrono::milliseconds>(window).count());
         return;
       }
@@ -188,21 +222,27 @@ void HttpOutput::stop() {
   std::unique_lock lock(mutex_);
   if (stopping_) return;
   stopping_ = true;
-  std::size_t abandoned = queue_.size() + session_queued_;
+  std::size_t abandoned = queue_.size() + session_queued_ + h2_queue_.size();
   queue_.clear();
+  h2_queue_.clear();
   waiting_.clear();
   for (auto& [key, session] : sessions_) session->jobs.clear();
   session_queued_ = 0;
   auto connections = connections_;
+  std::vector<std::shared_ptr<H2Connection>> h2_connections;
+  for (auto& slot : h2_slots_) h2_connections.push_back(slot.connection);
   lock.unlock();
   changed_.notify_all();
   if (abandoned > 0 && started_) context().drop("shutdown", abandoned);
   for (auto& connection : connections)
     asio::post(connection->executor(), [connection] { connection->abort(); });
+  for (auto& connection : h2_connections)
+    asio::post(connection->executor(), [connection] { connection->abort(); });
   // Aborted exchanges complete on the I/O threads; wait for them (bounded).
   lock.lock();
-  changed_.wait_for(lock, std::chrono::seconds(5), [&] { return in_flight_ == 0; });
+  changed_.wait_for(lock, std::chrono::seconds(5), [&] { return in_flight_ == 0 && h2_in_flight_ == 0; });
   idle_.clear();
+  h2_slots_.clear();
   connections_.clear();
   idle_sessions_.clear();
   parked_sessions_.clear();

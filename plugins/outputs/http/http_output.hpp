@@ -18,14 +18,24 @@
 #include <unordered_map>
 #include <vector>
 
+#include "doppel/http2.hpp"
 #include "doppel/session_key.hpp"
 #include "doppel/stage.hpp"
 #include "request_rewrite.hpp"
 
 namespace doppel::plugins {
 
+// Which HTTP version replays go out in (option `protocol`).
+enum class ReplayProtocol {
+  automatic,  // h2 messages over HTTP/2 while the target speaks it, the rest over HTTP/1.1
+  h1,         // everything over HTTP/1.1 (an h2 message's HTTP/1.1 form is a valid request)
+  h2,         // everything over HTTP/2; a target that does not speak it is an error per request
+};
+
 struct HttpOutputConfig {
   TargetUrl target;
+  ReplayProtocol protocol = ReplayProtocol::automatic;
+  std::size_t h2_max_streams = 100;  // streams on one HTTP/2 connection at most (the peer may say fewer)
   bool original_host = false;
   std::size_t workers = 64;       // connections, i.e. requests in flight at most
   std::size_t queue_size = 10000; // requests waiting for a connection
@@ -50,12 +60,36 @@ struct ReplayJob {
   MessagePtr request;
   OutgoingRequest outgoing;
   std::shared_ptr<ReplaySession> session;  // null: replayed freely
+  // The request as HTTP/2 header fields, DATA and trailers, made from the edited HTTP/1.1 form
+  // when it may go out over HTTP/2; null when it goes out over HTTP/1.1.
+  std::shared_ptr<const h2::StreamMessage> h2;
+  int h2_attempts = 0;  // HTTP/2 connections it was handed back from unprocessed (GOAWAY, refused)
   std::string_view bytes() const {
     return outgoing.bytes.empty() ? std::string_view(request->payload) : std::string_view(outgoing.bytes);
   }
 };
 
 class ReplayConnection;
+class H2Connection;
+
+// Who takes an HTTP/2 connection's streams when they end: the output's HTTP/2 pool, or the
+// ReplayConnection of one session. Called on the connection's executor, never from inside
+// libnghttp2, so the owner may hand the connection its next request at once.
+class H2StreamOwner {
+ public:
+  virtual ~H2StreamOwner() = default;
+  // The connection is up (the target's SETTINGS arrived).
+  virtual void h2_connected(H2Connection& connection) = 0;
+  // Streams ended, their responses or errors reported: one entry each, the session it belonged
+  // to (null when replayed freely).
+  virtual void h2_streams_done(H2Connection& connection, const std::vector<std::shared_ptr<ReplaySession>>& sessions) = 0;
+  // Requests the target never processed (GOAWAY, REFUSED_STREAM, never sent before the
+  // connection went away): to go out again elsewhere. `no_h2`: the target does not speak
+  // HTTP/2 (protocol = "auto"), they go out over HTTP/1.1 instead.
+  virtual void h2_give_back(H2Connection& connection, std::vector<ReplayJob> jobs, bool no_h2) = 0;
+  // The connection is closed; it takes no more requests and has none left.
+  virtual void h2_closed(H2Connection& connection) = 0;
+};
 
 // One session of session-aware replay: its requests in captured order, sent one at a time on
 // a target connection of its own. Guarded by the output's mutex, except `ever_connected`,
@@ -73,7 +107,7 @@ struct ReplaySession {
   bool idle = false, parked = false;
 };
 
-class HttpOutput : public Stage {
+class HttpOutput : public Stage, private H2StreamOwner {
  public:
   explicit HttpOutput(HttpOutputConfig config);
   ~HttpOutput() override;
@@ -95,9 +129,20 @@ class HttpOutput : public Stage {
   // A session's connection had to be opened again (it broke, the target closed it, it was
   // handed to another session).
   void session_reconnected() { session_reconnects_->add(); }
-  // Counts an error and, with tracking on, emits a `replay` that carries it.
-  void report_error(const ReplayJob& job, std::string_view reason, std::int64_t latency_ns);
-  void report_response(const ReplayJob& job, std::string response, std::int64_t latency_ns);
+  // Counts an error under `reason` and, with tracking on, emits a `replay` that carries it
+  // (meta.error = `detail`, or `reason` when there is none). `h2_stream`: the exchange went
+  // out over HTTP/2 (meta.proto = "h2"; the stream id, 0 when it got none).
+  void report_error(const ReplayJob& job, std::string_view reason, std::int64_t latency_ns,
+                    std::string_view detail = {}, std::optional<std::uint32_t> h2_stream = std::nullopt);
+  void report_response(const ReplayJob& job, std::string response, std::int64_t latency_ns,
+                       std::optional<std::uint32_t> h2_stream = std::nullopt);
+  // Whether `job` goes out over HTTP/2 now.
+  bool use_h2(const ReplayJob& job) const {
+    return job.h2 != nullptr && !(config_.protocol == ReplayProtocol::automatic && h1_only_);
+  }
+  // protocol = "auto": the target answered HTTP/2 as an HTTP/1.1 server (or chose http/1.1 in
+  // ALPN); from now on everything goes out over HTTP/1.1. Logged once.
+  void target_speaks_h1_only(std::string_view evidence);
   bool stopping() const { return stopping_; }
 
  private:
@@ -126,6 +171,23 @@ class HttpOutput : public Stage {
   void forget_session(ReplaySession& session);
   void expire_sessions(std::chrono::steady_clock::time_point now);
   void update_session_gauges();
+  // HTTP/2 replay without sessions (h2_replay.cpp): requests multiplexed over few connections.
+  void process_h2(ReplayJob job, std::unique_lock<std::mutex>& lock);
+  struct H2Start {
+    std::shared_ptr<H2Connection> connection;
+    ReplayJob job;
+  };
+  // Hands queued HTTP/2 requests to connections with a free stream, opening one when all are
+  // full (within `workers`). mutex_ held.
+  std::vector<H2Start> pump_h2();
+  void start_h2(std::vector<H2Start> starts, H2Connection* current);
+  // An HTTP/1.1 connection for a request moved off HTTP/2, or null (then it queues). mutex_ held.
+  std::shared_ptr<ReplayConnection> take_h1_connection();
+  void update_in_flight_gauge();
+  void h2_connected(H2Connection& connection) override;
+  void h2_streams_done(H2Connection& connection, const std::vector<std::shared_ptr<ReplaySession>>& sessions) override;
+  void h2_give_back(H2Connection& connection, std::vector<ReplayJob> jobs, bool no_h2) override;
+  void h2_closed(H2Connection& connection) override;
 
   HttpOutputConfig config_;
   std::unique_ptr<boost::asio::ssl::context> tls_;
@@ -150,6 +212,16 @@ class HttpOutput : public Stage {
   Gauge* queued_gauge_ = nullptr;
   Counter* sent_ = nullptr;
   Counter* responses_ = nullptr;
+
+  // HTTP/2 pool (no sessions). `active`: streams the output handed the connection, not ended.
+  struct H2Slot {
+    std::shared_ptr<H2Connection> connection;
+    std::size_t active = 0;
+  };
+  std::vector<H2Slot> h2_slots_;
+  std::deque<ReplayJob> h2_queue_;
+  std::size_t h2_in_flight_ = 0;
+  std::atomic<bool> h1_only_{false};
 
   // Session-aware replay. A connection belongs to at most one session at a time and is closed
   // when it leaves it, so the target sees each session on connections of its own.

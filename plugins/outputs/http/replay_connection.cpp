@@ -6,6 +6,8 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
 
+#include "h2_connection.hpp"
+
 namespace doppel::plugins {
 
 namespace asio = boost::asio;
@@ -17,11 +19,22 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 bool is_ssl_error(const boost::system::error_code& ec) {
   return ec.category() == asio::error::get_ssl_category() || ec == asio::ssl::error::stream_truncated;
 }
+}  // namespace
+
 bool is_peer_gone(const boost::system::error_code& ec) {
   return ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
          ec == asio::error::connection_aborted || ec == asio::ssl::error::stream_truncated;
 }
-}  // namespace
+
+std::string_view connect_failure_reason(const boost::system::error_code& ec) {
+  if (is_ssl_error(ec) && ec != asio::ssl::error::stream_truncated) return "tls";
+  if (ec == asio::error::connection_refused) return "refused";
+  if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again || ec == asio::error::no_data ||
+      ec.category() == asio::error::get_netdb_category() || ec.category() == asio::error::get_addrinfo_category())
+    return "dns";
+  if (is_peer_gone(ec)) return "tls";  // closed during the handshake
+  return "connect";
+}
 
 ReplayConnection::ReplayConnection(HttpOutput& output, asio::io_context& io, bool own_strand)
     : output_(output),
@@ -37,11 +50,37 @@ void ReplayConnection::run(ReplayJob job, bool fresh) {
   job_ = std::move(job);
   retried_ = false;
   if (fresh) close();
+  if (output_.use_h2(job_)) run_h2();
+  else run_h1();
+}
+
+void ReplayConnection::run_h1() {
   if (connected_) send();
   else connect();
 }
 
+void ReplayConnection::run_h2() {
+  if (!h2_ || !h2_->usable()) {
+    if (h2_) h2_->close();
+    // One stream at a time: the session machinery sends the next request after this answer.
+    H2StreamOwner& owner = *this;
+    h2_ = std::make_shared<H2Connection>(output_, executor_, owner, 1);
+    if (job_.session) {
+      if (job_.session->ever_connected) output_.session_reconnected();
+      job_.session->ever_connected = true;
+    }
+  }
+  auto h2 = h2_;  // the call may replace h2_
+  h2->submit(std::move(job_));
+  job_ = {};
+}
+
 void ReplayConnection::close() {
+  close_socket();
+  if (auto h2 = std::move(h2_)) h2->close();
+}
+
+void ReplayConnection::close_socket() {
   boost::system::error_code ignored;
   if (tls_) tls_->next_layer().close(ignored);
   if (socket_) socket_->close(ignored);
@@ -50,10 +89,41 @@ void ReplayConnection::close() {
 }
 
 void ReplayConnection::abort() {
+  abort_h1();
+  if (auto h2 = std::move(h2_)) h2->abort();
+}
+
+void ReplayConnection::abort_h1() {
   guarding_ = false;
   timer_.cancel();
   resolver_.cancel();
-  close();
+  close_socket();
+}
+
+// Reconnects of a session are counted when its HTTP/2 connection is made (run_h2).
+void ReplayConnection::h2_connected(H2Connection&) {}
+
+void ReplayConnection::h2_streams_done(H2Connection&, const std::vector<std::shared_ptr<ReplaySession>>& sessions) {
+  // One stream at a time on a session's connection: one entry.
+  for (const auto& session : sessions) output_.job_done(shared_from_this(), session);
+}
+
+void ReplayConnection::h2_give_back(H2Connection& connection, std::vector<ReplayJob> jobs, bool no_h2) {
+  for (ReplayJob& job : jobs) {
+    job_ = std::move(job);
+    retried_ = false;
+    if (no_h2) {
+      run_h1();  // the target speaks HTTP/1.1 only: this connection carries it so
+    } else {
+      // Not processed (GOAWAY, refused): again on a new HTTP/2 connection.
+      if (h2_.get() == &connection) h2_.reset();
+      run_h2();
+    }
+  }
+}
+
+void ReplayConnection::h2_closed(H2Connection& connection) {
+  if (h2_.get() == &connection) h2_.reset();
 }
 
 // One timer per connection, re-armed only when it fires: a request moves the deadline
@@ -78,12 +148,12 @@ void ReplayConnection::start_timer() {
     self->guarding_ = false;
     self->timed_out_ = true;
     self->resolver_.cancel();
-    self->close();
+    self->close_socket();
   });
 }
 
 void ReplayConnection::connect() {
-  close();
+  close_socket();
   phase_ = Phase::connect;
   const HttpOutputConfig& config = output_.config();
   tls_.reset();
@@ -178,7 +248,7 @@ void ReplayConnection::on_read(const boost::system::error_code& ec, std::size_t 
   if (framer_.interim_end() > 0 && !response_.empty()) response_.erase(0, framer_.interim_end());
   if (used < n) {
     // Bytes after the response nobody asked for: the connection can no longer be trusted.
-    close();
+    close_socket();
   }
   finish();
 }
@@ -198,18 +268,9 @@ void ReplayConnection::fail(const boost::system::error_code& ec) {
   std::string_view reason;
   if (output_.stopping() && !timed_out_) reason = "shutdown";
   else if (timed_out_) reason = "timeout";
+  else if (phase_ == Phase::connect) reason = connect_failure_reason(ec);
   else if (is_ssl_error(ec) && ec != asio::ssl::error::stream_truncated) reason = "tls";
-  else if (phase_ == Phase::connect) {
-    if (ec == asio::error::connection_refused) reason = "refused";
-    else if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again ||
-             ec == asio::error::no_data || ec.category() == asio::error::get_netdb_category() ||
-             ec.category() == asio::error::get_addrinfo_category())
-      reason = "dns";
-    else if (is_peer_gone(ec)) reason = "tls";  // closed during the handshake
-    else reason = "connect";
-  } else {
-    reason = "reset";
-  }
+  else reason = "reset";
   finish_error(reason);
 }
 
@@ -218,7 +279,7 @@ void ReplayConnection::finish_error(std::string_view reason) {
                              ? std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now() - sent_at_).count()
                              : 0;
-  abort();
+  abort_h1();
   response_.clear();
   output_.report_error(job_, reason, latency);
   auto session = std::move(job_.session);
@@ -231,7 +292,7 @@ void ReplayConnection::finish() {
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - sent_at_).count();
   guarding_ = false;  // the timer lapses when it next fires
   ++requests_on_connection_;
-  if (!framer_.keep_alive() || job_.outgoing.close) close();
+  if (!framer_.keep_alive() || job_.outgoing.close) close_socket();
   output_.report_response(job_, std::move(response_), latency);
   response_ = std::string();
   auto session = std::move(job_.session);

@@ -17,14 +17,22 @@
 
 namespace doppel::plugins {
 
-class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
+// The error reason (counted as failed.<reason>) of a failure to resolve, connect or shake hands.
+std::string_view connect_failure_reason(const boost::system::error_code& ec);
+// The peer closed or reset the connection.
+bool is_peer_gone(const boost::system::error_code& ec);
+
+// With session-aware replay, a session's HTTP/2 requests go out one at a time on an HTTP/2
+// connection this one owns (`h2_`), so the target still sees each session on a connection of
+// its own, in captured order.
+class ReplayConnection : public std::enable_shared_from_this<ReplayConnection>, private H2StreamOwner {
  public:
   ReplayConnection(HttpOutput& output, boost::asio::io_context& io, bool own_strand);
 
   // Runs `job` on this connection; call through post(executor(), ...). `fresh`: not on the
   // connection as it is (another session's, or an idle pool one) but on a new one.
   void run(ReplayJob job, bool fresh = false);
-  // Closes the socket (shutdown, or the target closed it).
+  // Closes the socket and the HTTP/2 connection (the session it served ended).
   void close();
   // Stops whatever is pending (shutdown): cancels the timer and the resolver, closes.
   void abort();
@@ -32,6 +40,14 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
 
  private:
   enum class Phase { connect, exchange };
+  void run_h1();
+  void run_h2();
+  void close_socket();
+  void abort_h1();
+  void h2_connected(H2Connection& connection) override;
+  void h2_streams_done(H2Connection& connection, const std::vector<std::shared_ptr<ReplaySession>>& sessions) override;
+  void h2_give_back(H2Connection& connection, std::vector<ReplayJob> jobs, bool no_h2) override;
+  void h2_closed(H2Connection& connection) override;
   void connect();
   void on_connected();
   void send();
@@ -73,6 +89,7 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection> {
   std::string response_;        // kept only with track_response
   std::size_t response_size_ = 0;  // bytes of the response so far
   ResponseFramer framer_;
+  std::shared_ptr<H2Connection> h2_;
 };
 
 }  // namespace doppel::plugins

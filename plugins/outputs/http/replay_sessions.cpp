@@ -67,7 +67,7 @@ void HttpOutput::process_in_session(ReplayJob job, std::unique_lock<std::mutex>&
     bool from_session = false;
     if (auto connection = free_connection(from_session)) {
       ++in_flight_;
-      in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+      update_in_flight_gauge();
       lock.unlock();
       dispatch(std::move(connection), std::move(job), from_session);
       return;
@@ -106,7 +106,7 @@ void HttpOutput::process_in_session(ReplayJob job, std::unique_lock<std::mutex>&
     }
     if (start) {
       ++in_flight_;
-      in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+      update_in_flight_gauge();
       update_session_gauges();
       lock.unlock();
       dispatch(std::move(start->connection), std::move(start->job), start->fresh);
@@ -146,7 +146,7 @@ void HttpOutput::session_job_done(const std::shared_ptr<ReplayConnection>& conne
   }
   if (!next) {
     --in_flight_;
-    in_flight_gauge_->set(static_cast<std::int64_t>(in_flight_));
+    update_in_flight_gauge();
     if (!session) idle_.push_back(connection);
     wake = wake || in_flight_ == 0;  // a waiting process(), or flush() done
   }
@@ -166,16 +166,7 @@ bool HttpOutput::has_free_connection() const {
 
 std::shared_ptr<ReplayConnection> HttpOutput::free_connection(bool& from_session) {
   from_session = false;
-  if (!idle_.empty()) {
-    auto connection = std::move(idle_.back());
-    idle_.pop_back();
-    return connection;
-  }
-  if (connections_.size() < config_.workers) {
-    auto connection = std::make_shared<ReplayConnection>(*this, io_, config_.io_threads > 1);
-    connections_.push_back(connection);
-    return connection;
-  }
+  if (auto connection = take_h1_connection()) return connection;
   if (!parked_sessions_.empty()) {
     // Every connection is taken: the session idle the longest gives its own up.
     ReplaySession& owner = *parked_sessions_.front();

@@ -13,8 +13,11 @@ namespace doppel::gor {
 
 inline constexpr std::string_view kSeparator = "\n\xF0\x9F\x90\xB5\xF0\x9F\x99\x88\xF0\x9F\x99\x89\n";
 
-// "1 8e0f...c2 1700000000000000000 0\n" — the header line, newline included.
+// "1 8e0f...c2 1700000000000000000 0\n" — the header line, newline included. Messages that
+// travelled over HTTP/2 add doppel's fields: "... 0 proto=h2 stream=5\n".
 std::string format_header(const Message& message);
+// The same, appended to `out` (a writer reusing one buffer allocates nothing per record).
+void append_header(std::string& out, const Message& message);
 // The header and payload of one record, without the separator.
 std::string format_record(const Message& message);
 
@@ -23,6 +26,8 @@ struct Header {
   std::string id;
   std::int64_t timestamp_ns = 0;
   std::int64_t latency_ns = 0;
+  std::string proto;            // doppel's "proto=" field: MessageMeta::proto
+  std::uint32_t stream_id = 0;  // doppel's "stream=" field
 };
 // Parses a header line (without its newline). nullopt when it is not a valid header.
 std::optional<Header> parse_header(std::string_view line);

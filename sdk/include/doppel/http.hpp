@@ -59,6 +59,15 @@ struct DecodedBody {
   std::string error;   // why decoding stopped early ("" when complete)
 };
 
+// The body with its transfer coding undone and its content coding kept (the bytes HTTP/2 carries
+// in DATA frames), and the trailer fields after a chunked body (views into the viewed bytes).
+struct FramedBody {
+  std::string bytes;
+  std::vector<HttpHeader> trailers;
+  std::string error;  // why unframing stopped early ("" when complete)
+};
+FramedBody unframe_body(const HttpView& view, std::size_t max_size = std::size_t{256} << 20);
+
 // Undoes chunked transfer coding and gzip/deflate content coding. Bounded by `max_size`
 // decoded bytes (a decompression bomb stops there with an error).
 DecodedBody decode_body(const HttpView& view, std::size_t max_size = std::size_t{256} << 20);

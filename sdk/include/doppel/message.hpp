@@ -58,6 +58,10 @@ struct MessageMeta {
   std::string stage;                // which stage emitted it
   bool incomplete = false;          // parts of the payload were not seen (gap, snaplen)
   std::string error;                // replay: why there is no response ("refused", "timeout", ...)
+  // The protocol the exchange travelled in when it was not HTTP/1.x: "h2" (the payload is then
+  // the HTTP/1.1 form of an HTTP/2 stream, doppel/http2.hpp). "" for HTTP/1.x.
+  std::string proto;
+  std::uint32_t stream_id = 0;      // h2: the stream that carried it on its connection
 };
 
 class Message {

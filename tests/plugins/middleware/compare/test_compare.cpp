@@ -157,6 +157,23 @@ TEST_CASE("a complete exchange yields one verdict as soon as its last side arriv
   CHECK(h.emitted()[0]->id == "r1");
 }
 
+TEST_CASE("a gRPC call's endpoint is the method it calls, without the POST") {
+  testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({})));
+  h.add_comparator("status", std::make_unique<StatusCheck>());
+  h.process(msg(Kind::request, "g1",
+                "POST /pkg.Catalog/Search HTTP/1.1\r\nhost: a\r\ncontent-type: application/grpc\r\n"
+                "content-length: 5\r\n\r\n" + std::string(5, '\0')));
+  h.process(original("g1", 200, ""));
+  h.process(replay("g1", 200, ""));
+  h.process(post("p1", "/pkg.Catalog/Search"));  // the same path without gRPC's content type
+  h.process(original("p1", 200, "{}"));
+  h.process(replay("p1", 200, "{}"));
+  REQUIRE(h.emitted().size() == 2);
+  CHECK(Parsed(h.emitted()[0]).str("endpoint") == "/pkg.Catalog/Search");
+  CHECK(Parsed(h.emitted()[0]).str("method") == "POST");
+  CHECK(Parsed(h.emitted()[1]).str("endpoint") == "POST /pkg.Catalog/Search");
+}
+
 TEST_CASE("the seed's rules: status everywhere, input_hint warn vs mismatch, intention lenient") {
   // As pipelines/robot-shadow.toml writes them: the `nonempty` checks are consulted only when
   // the body differs (escalate), as the original hand-written script did.

@@ -6,8 +6,8 @@
 #include "doppel/json_text.hpp"
 #include "doppel/testing.hpp"
 #include "gzip_text.hpp"
-#include "ignored_edits.hpp"
-#include "json_diff.hpp"
+#include "doppel/json_diff.hpp"
+#include "ignored_edits.hpp"  // SDK-internal (sdk/src): the shortcut and the tape are pinned here
 #include "json_tape.hpp"
 
 using namespace doppel;
@@ -265,7 +265,7 @@ TEST_CASE("bad options are configuration errors") {
 }
 
 TEST_CASE("bodies that differ only in ignored scalars are equal without parsing the replay") {
-  doppel::plugins::JsonDiffConfig config;
+  doppel::json::JsonDiffConfig config;
   config.ignore = json::JsonPathSet::parse({"meta.trace_id", "items[*].ts", "stamp"});
   // The original with its five scalars swapped for others.
   auto edited = [](const char* trace, const char* n, const char* ts0, const char* ts1, const char* stamp) {
@@ -274,7 +274,7 @@ TEST_CASE("bodies that differ only in ignored scalars are equal without parsing 
   };
   std::string a = edited(R"("a1")", "1", "17", R"("t")", "true");
   auto only_ignored = [&](const std::string& b) {
-    return doppel::plugins::differs_only_at_ignored_scalars(a, b, config.ignore);
+    return doppel::json::differs_only_at_ignored_scalars(a, b, config.ignore);
   };
   CHECK(only_ignored(edited(R"("b22")", "1", "17", R"("t")", "true")));
   CHECK(only_ignored(edited(R"("a1")", "1", "-4.25", "null", R"("no")")));
@@ -300,7 +300,7 @@ TEST_CASE("bodies that differ only in ignored scalars are equal without parsing 
 
 TEST_CASE("the shortcut for ignored scalars agrees with the full walk on random edits") {
   std::mt19937 rng(16888);
-  doppel::plugins::JsonDiffConfig config;
+  doppel::json::JsonDiffConfig config;
   config.ignore = json::JsonPathSet::parse({"ts", "meta.*", "[*].ts", "l[1]", "a.b"});
   const char* const replacements[] = {"1", "-7", "2.25", "\"z\"", "\"ab cd\"", "true", "null", "1e3", "\"\\n\"", "[]"};
   std::size_t shortcut = 0, cases = 0;
@@ -311,10 +311,10 @@ TEST_CASE("the shortcut for ignored scalars agrees with the full walk on random 
       b = replace_token(b, rng() % 12, replacements[rng() % std::size(replacements)]);
     if (a == b) continue;
     ++cases;
-    auto fast = doppel::plugins::json_diff(a, b, config);
-    auto walked = doppel::plugins::json_diff_walk(a, b, config);
+    auto fast = doppel::json::json_diff(a, b, config);
+    auto walked = doppel::json::json_diff_walk(a, b, config);
     CHECK_MESSAGE(summary(fast) == summary(walked), a << "\n" << b);
-    if (doppel::plugins::differs_only_at_ignored_scalars(a, b, config.ignore)) {
+    if (doppel::json::differs_only_at_ignored_scalars(a, b, config.ignore)) {
       ++shortcut;
       CHECK_MESSAGE(walked.empty(), a << "\n" << b);
       CHECK(json::JsonDocument::parse(b).ok());
@@ -343,20 +343,20 @@ TEST_CASE("the tape the comparator reads is simdjson's DOM, shown exactly as jso
   std::string text = R"({"a":[1,-2,18446744073709551615,2.5,"s\u00e9\n",true,false,null,{}],"b":{"c":"\u2028"}})";
   simdjson::dom::element root;
   REQUIRE(parser.parse_into_document(doc, text.data(), text.size()).get(root) == simdjson::SUCCESS);
-  doppel::plugins::JsonTape t(doc);
-  std::size_t r = doppel::plugins::JsonTape::kRoot;
+  doppel::json::JsonTape t(doc);
+  std::size_t r = doppel::json::JsonTape::kRoot;
   REQUIRE(t.type(r) == '{');
   CHECK(t.count(r) == 2);
-  std::size_t key = doppel::plugins::JsonTape::first(r);
+  std::size_t key = doppel::json::JsonTape::first(r);
   CHECK(t.string(key) == "a");
   std::size_t array = key + 1;
   REQUIRE(t.type(array) == '[');
   CHECK(t.count(array) == 9);
   std::string types;
-  std::size_t e = doppel::plugins::JsonTape::first(array);
+  std::size_t e = doppel::json::JsonTape::first(array);
   for (; e != t.end(array); e = t.next(e)) types += t.type(e);
   CHECK(types == "llud\"tfn{");
-  std::size_t first = doppel::plugins::JsonTape::first(array);
+  std::size_t first = doppel::json::JsonTape::first(array);
   CHECK(t.int64(first) == 1);
   CHECK(t.int64(t.next(first)) == -2);
   CHECK(t.uint64(t.next(t.next(first))) == 18446744073709551615ULL);
@@ -366,8 +366,8 @@ TEST_CASE("the tape the comparator reads is simdjson's DOM, shown exactly as jso
   CHECK(t.string(b) == "b");
   CHECK(t.next(b + 1) == t.end(r));
   for (std::size_t limit : {0, 1, 5, 16, 20, 200}) {
-    CHECK(doppel::plugins::display(t, r, limit) == json::display(root, limit));
-    CHECK(doppel::plugins::display(t, array, limit) == json::display(root["a"].value(), limit));
-    CHECK(doppel::plugins::display(t, b + 1, limit) == json::display(root["b"].value(), limit));
+    CHECK(doppel::json::display(t, r, limit) == json::display(root, limit));
+    CHECK(doppel::json::display(t, array, limit) == json::display(root["a"].value(), limit));
+    CHECK(doppel::json::display(t, b + 1, limit) == json::display(root["b"].value(), limit));
   }
 }

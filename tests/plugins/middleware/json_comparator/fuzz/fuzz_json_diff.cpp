@@ -8,12 +8,12 @@
 #include <vector>
 
 #include "doppel/json_path.hpp"
-#include "json_diff.hpp"
+#include "doppel/json_diff.hpp"
 
 namespace {
-std::vector<doppel::plugins::JsonDiffConfig> make_configs() {
+std::vector<doppel::json::JsonDiffConfig> make_configs() {
   using doppel::json::JsonPathSet;
-  std::vector<doppel::plugins::JsonDiffConfig> c(4);
+  std::vector<doppel::json::JsonDiffConfig> c(4);
   c[1].tolerance = 0.5;
   c[1].unordered = JsonPathSet::parse({"$", "l", "a[*]", "*"});
   c[2].ignore = JsonPathSet::parse({"a.*", "items[*].id", "[0]"});
@@ -23,7 +23,7 @@ std::vector<doppel::plugins::JsonDiffConfig> make_configs() {
   c[3].ignore = JsonPathSet::parse({"*.b", "[1]"});
   return c;
 }
-const doppel::plugins::JsonDiffConfig& config(std::uint8_t selector) {
+const doppel::json::JsonDiffConfig& config(std::uint8_t selector) {
   static const auto configs = make_configs();
   return configs[selector & 3];
 }
@@ -45,13 +45,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     return 0;
   }
-  auto diffs = doppel::plugins::json_diff(a, b, config(selector));
+  auto diffs = doppel::json::json_diff(a, b, config(selector));
   // Equal inputs never differ, and every difference names a path and a kind.
   if (a == b && !diffs.empty()) __builtin_trap();
   for (const auto& d : diffs)
     if (d.path.empty() || d.kind.empty()) __builtin_trap();
   // The shortcut for bodies that differ only in ignored scalars changes nothing.
-  auto walked = doppel::plugins::json_diff_walk(a, b, config(selector));
+  auto walked = doppel::json::json_diff_walk(a, b, config(selector));
   if (walked.size() != diffs.size()) __builtin_trap();
   for (std::size_t i = 0; i < diffs.size(); ++i)
     if (walked[i].path != diffs[i].path || walked[i].kind != diffs[i].kind || walked[i].original != diffs[i].original ||

@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-namespace doppel::plugins {
+namespace doppel::json {
 namespace {
 
 constexpr std::size_t kNone = std::string_view::npos;
@@ -262,4 +262,4 @@ bool differs_only_at_ignored_scalars(std::string_view original, std::string_view
   }
 }
 
-}  // namespace doppel::plugins
+}  // namespace doppel::json

@@ -6,7 +6,7 @@
 
 #include "doppel/json_text.hpp"
 
-namespace doppel::plugins {
+namespace doppel::json {
 namespace {
 
 template <class Number>
@@ -76,4 +76,4 @@ std::string display(const JsonTape& tape, std::size_t v, std::size_t max_bytes) 
   return out;
 }
 
-}  // namespace doppel::plugins
+}  // namespace doppel::json

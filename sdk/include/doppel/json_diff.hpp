@@ -1,6 +1,7 @@
 #pragma once
-// The structural diff behind the `json` comparator, kept free of messages and stages so that
-// the fuzzer and the benchmark drive it directly.
+// The structural diff of two JSON texts behind the `json` and `grpc` comparators: one engine,
+// so that both report the same kinds, paths and values and take the same ignore/unordered/
+// tolerance options. Free of messages and stages, so that fuzzers and benchmarks drive it directly.
 #include <cstddef>
 #include <string_view>
 #include <vector>
@@ -8,7 +9,11 @@
 #include "doppel/comparator.hpp"
 #include "doppel/json_path.hpp"
 
-namespace doppel::plugins {
+namespace doppel {
+class Options;
+}
+
+namespace doppel::json {
 
 struct JsonDiffConfig {
   json::JsonPathSet ignore;      // subtrees never compared
@@ -17,6 +22,11 @@ struct JsonDiffConfig {
   std::size_t max_differences = 100;  // then one "truncated" entry
   std::size_t max_value_bytes = 200;  // each shown value is cut there (UTF-8 safe)
 };
+
+// A comparator's diff options, read the same way by every comparator built on json_diff:
+// `ignore` and `unordered` (path lists), `tolerance` (>= 0), `max_differences` (>= 1) and
+// `max_value_length` (>= 16). Fails at the offending key (Options::fail) with the reason.
+JsonDiffConfig json_diff_config(const doppel::Options& options);
 
 // Differences between two JSON texts. Kinds: "changed" (same type, other value), "type",
 // "missing" (only in the original), "extra" (only in the replay), "length" (array sizes),
@@ -30,4 +40,4 @@ std::vector<Difference> json_diff(std::string_view original, std::string_view re
 std::vector<Difference> json_diff_walk(std::string_view original, std::string_view replay,
                                        const JsonDiffConfig& config);
 
-}  // namespace doppel::plugins
+}  // namespace doppel::json

@@ -1,4 +1,4 @@
-#include "json_diff.hpp"
+#include "doppel/json_diff.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -10,10 +10,11 @@
 #include <utility>
 
 #include "doppel/json_text.hpp"
+#include "doppel/options.hpp"
 #include "ignored_edits.hpp"
 #include "json_tape.hpp"
 
-namespace doppel::plugins {
+namespace doppel::json {
 namespace {
 
 using simdjson::dom::element;
@@ -808,4 +809,29 @@ std::vector<Difference> json_diff_walk(std::string_view original, std::string_vi
   return diff_texts(original, replay, config, false);
 }
 
-}  // namespace doppel::plugins
+namespace {
+JsonPathSet parse_paths(const Options& options, std::string_view name) {
+  try {
+    return JsonPathSet::parse(options.strings(name));
+  } catch (const JsonPathError& e) {
+    options.fail(name, e.what());
+  }
+}
+}  // namespace
+
+JsonDiffConfig json_diff_config(const Options& options) {
+  JsonDiffConfig config;
+  config.ignore = parse_paths(options, "ignore");
+  config.unordered = parse_paths(options, "unordered");
+  config.tolerance = options.number("tolerance");
+  if (config.tolerance < 0) options.fail("tolerance", "tolerance must be >= 0");
+  auto max_differences = options.integer("max_differences");
+  if (max_differences < 1) options.fail("max_differences", "max_differences must be >= 1");
+  config.max_differences = static_cast<std::size_t>(max_differences);
+  auto max_value = options.integer("max_value_length");
+  if (max_value < 16) options.fail("max_value_length", "max_value_length must be >= 16");
+  config.max_value_bytes = static_cast<std::size_t>(max_value);
+  return config;
+}
+
+}  // namespace doppel::json

@@ -1,10 +1,10 @@
 #pragma once
 // Read access to a parsed simdjson DOM document through its tape, the flat array of 64-bit
-// words the DOM classes are views over (format: simdjson's doc/tape.md). The json comparator
-// walks two documents node by node many times over (positions, permutations, hashes); on the
-// tape a node costs a word read, where the DOM classes' checked conversions cost several
-// times that. test_json_comparator.cpp pins the layout relied on here, so that a simdjson
-// that changed it fails the tests rather than the comparisons.
+// words the DOM classes are views over (format: simdjson's doc/tape.md). The JSON diff walks
+// two documents node by node many times over (positions, permutations, hashes); on the tape a
+// node costs a word read, where the DOM classes' checked conversions cost several times that.
+// tests/plugins/middleware/json_comparator/test_json_comparator.cpp pins the layout relied on
+// here, so that a simdjson that changed it fails the tests rather than the comparisons.
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -12,7 +12,7 @@
 
 #include <simdjson.h>
 
-namespace doppel::plugins {
+namespace doppel::json {
 
 // A value is the index of its first tape word.
 class JsonTape {
@@ -81,4 +81,4 @@ class JsonTape {
 // boundary, followed by "…" when cut. The same text, byte for byte (the tests compare them).
 std::string display(const JsonTape& tape, std::size_t v, std::size_t max_bytes);
 
-}  // namespace doppel::plugins
+}  // namespace doppel::json
