@@ -17,6 +17,7 @@
 #include "gor_command.hpp"
 #include "pipeline_graph.hpp"
 #include "pipeline_test.hpp"
+#include "replay_safety.hpp"
 #include "plugin_docs.hpp"
 #include "runtime.hpp"
 
@@ -124,6 +125,7 @@ int cmd_validate(const std::string& file, const PluginOptions& opts) {
               loaded.graph->comparators.size());
   std::vector<std::string> warnings;
   std::printf("%s", describe_overflow(*loaded.graph, warnings).c_str());
+  for (auto& w : replay_write_warnings(*loaded.graph)) warnings.push_back(std::move(w));
   for (const auto& w : warnings) std::fprintf(stderr, "%s\n", w.c_str());
   return exit_code::ok;
 }

@@ -1,5 +1,7 @@
 #include "pipeline_graph.hpp"
 
+#include "replay_safety.hpp"
+
 #include <algorithm>
 #include <functional>
 #include <sstream>
@@ -376,6 +378,13 @@ std::unique_ptr<PipelineGraph> build_graph(PipelineSpec spec, const PluginRegist
           seen[e.to] = true;
           todo.push_back(e.to);
         }
+    }
+  }
+  if (mode == BuildMode::run) {
+    check_replay_targets(nodes, errors);
+    if (errors.size() != errors_before) {
+      sort_errors(errors);
+      return nullptr;
     }
   }
   return graph;

@@ -36,6 +36,7 @@ max_speed = true
 plugin = "http"
 from = ["in"]
 url = "http://127.0.0.1:$NGINX_PORT"
+replay_writes = true
 TOML
 "$DOPPEL" validate "$work/replay.toml" > "$work/validate.txt" 2> "$work/validate.err"
 grep -q "in -> target: wait" "$work/validate.txt" || fail "validate edge: $(cat "$work/validate.txt")"

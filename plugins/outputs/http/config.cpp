@@ -19,6 +19,15 @@ PluginDefinition http_output_definition() {
              "Target, http://host[:port][/base] or https://...; a base path is prefixed to every request target "
              "(\"/base\" + \"/a?b\" -> \"/base/a?b\"). GoReplay: --output-http")
           .required(),
+      option("allow_replay_to_capture", OptionType::boolean,
+             "Allow url to be the service a live capture feeding this output captures (an address of this "
+             "machine, or the capture's host, on a captured port). Refused at validation otherwise: production "
+             "traffic replayed into production doubles every write")
+          .default_value(false),
+      option("replay_writes", OptionType::boolean,
+             "Say that the target may take every method: without it, and without a `method` filter upstream, "
+             "`doppel validate` warns that POST, PUT, PATCH and DELETE are replayed")
+          .default_value(false),
       option("protocol", OptionType::string,
              "HTTP version of the replay. \"auto\": requests captured over HTTP/2 (meta proto = h2) go out over "
              "HTTP/2 while the target speaks it (h2c with prior knowledge for http://, ALPN for https://), the rest "

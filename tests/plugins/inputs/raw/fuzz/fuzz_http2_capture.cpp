@@ -88,7 +88,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       bool h1_upgrade_request = upgrade && m.kind == Kind::request && m.meta.proto.empty();
       // With the preface or the upgrade lost, the connection is not known to be HTTP/2: the
       // HTTP/1.x parser may find requests in what follows (bytes that were on the wire).
-      if (m.meta.proto.empty() && (mode & 2)) return;
+      if (m.meta.proto.empty() && (mode & 2)) {
+        // It may still be the upgrade request (the loss came later): its answer is stream 1.
+        if (m.kind == Kind::request) requests[m.id] = 1;
+        return;
+      }
       if (!h1_upgrade_request && m.meta.proto != "h2") __builtin_trap();
       if (m.kind == Kind::request) {
         if (requests.count(m.id)) __builtin_trap();  // an id given twice
