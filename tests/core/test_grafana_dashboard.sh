@@ -55,7 +55,10 @@ plugin = "report"
 from = ["compare"]
 jsonl = "$work/verdicts.jsonl"
 TOML
-for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$candidate/data.json" && break; sleep 0.1; done
+for port in "$origin" "$candidate"; do
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/data.json" && break; sleep 0.1; done
+  curl -s -o /dev/null "http://127.0.0.1:$port/data.json" || fail "the web server on port $port did not start"
+done
 "$DOPPEL" run "$work/p.toml" 2> "$work/log" &
 doppel_pid=$!
 pids+=($doppel_pid)

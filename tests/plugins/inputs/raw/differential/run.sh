@@ -57,7 +57,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-base=$((40000 + $$ % 20000))
+# Below the ephemeral range (32768-60999): a client connection elsewhere on the machine may hold
+# any port in it, and the servers could not bind.
+base=$((21000 + $$ % 11000))
 nginx_port=$base py_port=$((base + 1)) node_port=$((base + 2))
 ports="$nginx_port $py_port $node_port"
 echo "differential: work=$work exchanges=$exchanges scale=$scale seed=$seed ports=$ports"
