@@ -60,18 +60,5 @@ for round in $(seq "$ROUNDS"); do
   grep -Eq "^ +responses: $N\$" "$work/run.log" || { echo "round $round: not all $N answered:"; cat "$work/run.log"; exit 1; }
   echo "$h2load_rps $start $end" >> "$work/rounds.txt"
 done
-python3 - "$N" "$work/rounds.txt" "$CONNECTIONS" "$STREAMS" <<'PY'
-import statistics, sys
-n, conns, streams = int(sys.argv[1]), sys.argv[3], sys.argv[4]
-ref, dops = [], []
-for i, line in enumerate(open(sys.argv[2]), 1):
-    h2l, start, end = map(float, line.split())
-    rps = n / (end - start)
-    ref.append(h2l)
-    dops.append(rps)
-    print(f"round {i}: h2load {h2l:9.0f} req/s   doppel {rps:9.0f} req/s ({end - start:.2f}s)   {rps / h2l * 100:4.0f}%")
-h2l, rps = statistics.median(ref), statistics.median(dops)
-print(f"h2load : {h2l:10.0f} req/s median (-c {conns} -m {streams}, h2c)")
-print(f"doppel : {rps:10.0f} req/s median ({n} h2 requests from a .gor file, default options, incl. startup)")
-print(f"ratio  : {rps / h2l * 100:.0f}% of h2load (target >= 70%)")
-PY
+python3 "$src/bench/lib/replay_rounds.py" "$N" "$work/rounds.txt" h2load "-c $CONNECTIONS -m $STREAMS, h2c" \
+  "$N h2 requests from a .gor file, default options, incl. startup" 70

@@ -50,21 +50,8 @@ for round in $(seq "$ROUNDS"); do
   ! grep "^WARNING" "$work/run.log" || echo "round $round lost requests (above): its rate is not comparable"
   echo "$wrk_rps $start $end" >> "$work/rounds.txt"
 done
-python3 - "$N" "$work/rounds.txt" <<'PY'
-import statistics, sys
-n = int(sys.argv[1])
-wrks, dops = [], []
-for i, line in enumerate(open(sys.argv[2]), 1):
-    wrk, start, end = map(float, line.split())
-    rps = n / (end - start)
-    wrks.append(wrk)
-    dops.append(rps)
-    print(f"round {i}: wrk {wrk:9.0f} req/s   doppel {rps:9.0f} req/s ({end - start:.2f}s)   {rps / wrk * 100:4.0f}%")
-wrk, rps = statistics.median(wrks), statistics.median(dops)
-print(f"wrk    : {wrk:10.0f} req/s median (1 thread, keep-alive)")
-print(f"doppel : {rps:10.0f} req/s median ({n} requests from a .gor file, incl. startup)")
-print(f"ratio  : {rps / wrk * 100:.0f}% of wrk (target >= 80%)")
-PY
+python3 "$src/bench/lib/replay_rounds.py" "$N" "$work/rounds.txt" wrk "1 thread, keep-alive" \
+  "$N requests from a .gor file, incl. startup" 80
 
 # Session round: the same file, once with `session` (each session's requests one at a time on a
 # connection of its own) and once without, back to back. SESSION_KEY=header:X-Session by default:

@@ -31,14 +31,7 @@ JsonFieldFilterConfig make_config(const Options& options) {
   }
   if (!config.look_in_json && !config.look_in_form && !config.look_in_query)
     options.fail("sources", "at least one source is needed");
-  if (options.has("descriptor_set")) {
-    std::string path = options.string("descriptor_set");
-    try {
-      config.descriptors = protobuf::DescriptorSet::load_file(path);
-    } catch (const protobuf::DescriptorSetError& e) {
-      options.fail("descriptor_set", e.what());
-    }
-  }
+  config.descriptors = protobuf::descriptor_set_option(options);
   return config;
 }
 

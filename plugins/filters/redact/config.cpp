@@ -83,14 +83,7 @@ RedactFilterConfig make_config(const Options& options) {
   if (config.headers.empty() && config.fields.empty())
     options.fail("headers", "redact needs at least one entry in \"headers\" or \"fields\"");
   config.drop_unreadable = options.string("on_unreadable") == "drop";
-  if (options.has("descriptor_set")) {
-    std::string path = options.string("descriptor_set");
-    try {
-      config.descriptors = protobuf::DescriptorSet::load_file(path);
-    } catch (const protobuf::DescriptorSetError& e) {
-      options.fail("descriptor_set", e.what());
-    }
-  }
+  config.descriptors = protobuf::descriptor_set_option(options);
 
   if (options.has("key") && options.has("key_file")) options.fail("key_file", "set key or key_file, not both");
   if (options.has("key")) {

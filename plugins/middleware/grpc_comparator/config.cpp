@@ -9,14 +9,7 @@ GrpcComparatorConfig make_config(const Options& options) {
   GrpcComparatorConfig config;
   config.diff = json::json_diff_config(options);
   config.compare_message = options.boolean("compare_message");
-  if (options.has("descriptor_set")) {
-    std::string path = options.string("descriptor_set");
-    try {
-      config.descriptors = protobuf::DescriptorSet::load_file(path);
-    } catch (const protobuf::DescriptorSetError& e) {
-      options.fail("descriptor_set", e.what());
-    }
-  }
+  config.descriptors = protobuf::descriptor_set_option(options);
   return config;
 }
 

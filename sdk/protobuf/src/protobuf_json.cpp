@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "doppel/json_writer.hpp"
+#include "doppel/options.hpp"
 
 namespace doppel::protobuf {
 namespace gp = google::protobuf;
@@ -356,6 +357,15 @@ bool raw_to_json(std::string_view bytes, std::string& json, std::string& error, 
   json.clear();
   write_fields(fields, json, 0, max_depth);
   return true;
+}
+
+std::shared_ptr<const DescriptorSet> descriptor_set_option(const doppel::Options& options) {
+  if (!options.has("descriptor_set")) return nullptr;
+  try {
+    return DescriptorSet::load_file(options.string("descriptor_set"));
+  } catch (const DescriptorSetError& e) {
+    options.fail("descriptor_set", e.what());
+  }
 }
 
 }  // namespace doppel::protobuf

@@ -23,6 +23,10 @@
 #include <string_view>
 #include <vector>
 
+namespace doppel {
+class Options;
+}
+
 namespace doppel::protobuf {
 
 class DescriptorSetError : public std::runtime_error {
@@ -89,5 +93,9 @@ class DescriptorSet {
 // for fields 1-3, its lengths). Below `max_depth` levels a length-delimited value is no more
 // tried as a message. False with `error` when `bytes` is not wire format.
 bool raw_to_json(std::string_view bytes, std::string& json, std::string& error, std::size_t max_depth = 64);
+
+// The option `descriptor_set` of a plugin that reads gRPC messages, loaded: null when the option
+// is not set; a file that cannot be used fails at the option (Options::fail, with the reason).
+std::shared_ptr<const DescriptorSet> descriptor_set_option(const doppel::Options& options);
 
 }  // namespace doppel::protobuf
