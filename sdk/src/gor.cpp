@@ -4,6 +4,24 @@
 
 namespace doppel::gor {
 
+void append_tls_fields(std::string& out, const TlsMeta& tls) {
+  // Values are tokens: a server name or protocol id holding a space or a control character
+  // (valid in neither) is left out rather than break the line.
+  auto field = [&out](std::string_view key, std::string_view value) {
+    if (value.empty()) return;
+    for (char c : value)
+      if (c <= ' ' || c > '~') return;
+    out += ' ';
+    out += key;
+    out += '=';
+    out += value;
+  };
+  field("tls", tls.version.empty() ? std::string_view("unknown") : std::string_view(tls.version));
+  field("cipher", tls.cipher);
+  field("sni", tls.server_name);
+  field("alpn", tls.alpn);
+}
+
 void append_header(std::string& out, const Message& m) {
   char number[24];
   out += static_cast<char>('0' + static_cast<int>(m.kind));
@@ -23,6 +41,7 @@ void append_header(std::string& out, const Message& m) {
       out.append(number, std::to_chars(number, number + sizeof number, m.meta.stream_id).ptr);
     }
   }
+  if (m.meta.tls) append_tls_fields(out, *m.meta.tls);
   out += '\n';
 }
 
@@ -72,6 +91,7 @@ std::optional<Header> parse_header(std::string_view line) {
   };
   if (!parse_int(fields[2], h.timestamp_ns)) return std::nullopt;
   if (count == 4 && !parse_int(fields[3], h.latency_ns)) return std::nullopt;
+  std::string_view tls_fields[4];  // tls, cipher, sni, alpn
   while (!extensions.empty()) {
     auto sp = extensions.find(' ');
     std::string_view token = extensions.substr(0, sp);
@@ -88,7 +108,17 @@ std::optional<Header> parse_header(std::string_view line) {
       std::int64_t stream = 0;
       if (!parse_int(value, stream) || stream <= 0 || stream > 0x7fffffff) return std::nullopt;
       h.stream_id = static_cast<std::uint32_t>(stream);
+    } else if (key == "tls" || key == "cipher" || key == "sni" || key == "alpn") {
+      tls_fields[key == "tls" ? 0 : key == "cipher" ? 1 : key == "sni" ? 2 : 3] = value;
     }  // other keys: written by a later doppel; ignored, as GoReplay ignores them all
+  }
+  if (!tls_fields[0].empty()) {
+    auto tls = std::make_shared<TlsMeta>();
+    tls->version.assign(tls_fields[0]);
+    tls->cipher.assign(tls_fields[1]);
+    tls->server_name.assign(tls_fields[2]);
+    tls->alpn.assign(tls_fields[3]);
+    h.tls = std::move(tls);
   }
   return h;
 }
@@ -102,6 +132,7 @@ std::optional<Message> parse_record(std::string_view record) {
   m.latency_ns = header->latency_ns;
   m.meta.proto = std::move(header->proto);
   m.meta.stream_id = header->stream_id;
+  m.meta.tls = std::move(header->tls);
   return m;
 }
 

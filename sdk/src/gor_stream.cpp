@@ -373,6 +373,11 @@ std::size_t record_size(const Message& m) {
     extensions = 7 + m.meta.proto.size();  // " proto="
     if (m.meta.stream_id != 0) extensions += 8 + digits(m.meta.stream_id);  // " stream="
   }
+  if (m.meta.tls) {
+    std::string fields;  // rare, and its rules are append_tls_fields' alone
+    append_tls_fields(fields, *m.meta.tls);
+    extensions += fields.size();
+  }
   return 1 + 1 + m.id.size() + 1 + digits(m.timestamp_ns) + 1 + digits(m.latency_ns) + extensions + 1 +
          m.payload.size() + kSeparator.size();
 }

@@ -162,6 +162,7 @@ void MessagePool::clear_for_reuse(Message& message) noexcept {
   message.meta.error.clear();
   message.meta.proto.clear();
   message.meta.stream_id = 0;
+  message.meta.tls.reset();
   message.payload.clear();
 }
 

@@ -64,6 +64,7 @@ int main() {
   LAYOUT(KindSet);
   LAYOUT(detail::RunOnce);
   LAYOUT(Endpoint);
+  LAYOUT(TlsMeta);
   LAYOUT(MessageMeta);
   LAYOUT(Message);
   LAYOUT(MessagePool);

@@ -54,3 +54,36 @@ TEST_CASE("gor header carries doppel's proto and stream fields after the latency
   CHECK(!gor::parse_header("1 ab 1 0 stream=4294967296"));
   CHECK(!gor::parse_header("1 ab 1 0 proto=h2 "));
 }
+
+TEST_CASE("gor header carries how a message decrypted from TLS was protected") {
+  Message m(Kind::response, "ab", 3, "HTTP/1.1 200 OK\r\n\r\n");
+  m.latency_ns = 9;
+  m.meta.proto = "h2";
+  m.meta.stream_id = 3;
+  m.meta.tls = std::make_shared<TlsMeta>(TlsMeta{"TLSv1.3", "TLS_AES_128_GCM_SHA256", "api.example", "h2"});
+  std::string record = gor::format_record(m);
+  CHECK(record.starts_with("2 ab 3 9 proto=h2 stream=3 tls=TLSv1.3 cipher=TLS_AES_128_GCM_SHA256 sni=api.example alpn=h2\n"));
+  CHECK(gor::record_size(m) == record.size() + gor::kSeparator.size());
+  auto back = gor::parse_record(record);
+  REQUIRE(back);
+  REQUIRE(back->meta.tls);
+  CHECK(back->meta.tls->version == "TLSv1.3");
+  CHECK(back->meta.tls->cipher == "TLS_AES_128_GCM_SHA256");
+  CHECK(back->meta.tls->server_name == "api.example");
+  CHECK(back->meta.tls->alpn == "h2");
+  CHECK(back->meta.stream_id == 3);
+
+  // No SNI, no ALPN: only what was there. A name with a space never breaks the line.
+  Message plain(Kind::request, "cd", 1, "GET / HTTP/1.1\r\n\r\n");
+  plain.meta.tls = std::make_shared<TlsMeta>(TlsMeta{"TLSv1.2", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", "bad name", ""});
+  CHECK(gor::format_header(plain) == "1 cd 1 0 tls=TLSv1.2 cipher=TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\n");
+  CHECK(gor::record_size(plain) == gor::format_record(plain).size() + gor::kSeparator.size());
+  auto back_plain = gor::parse_header("1 cd 1 0 tls=TLSv1.2 cipher=X");
+  REQUIRE(back_plain);
+  REQUIRE(back_plain->tls);
+  CHECK(back_plain->tls->server_name.empty());
+  // A cipher field alone says nothing was decrypted: no TLS meta.
+  auto no_tls = gor::parse_header("1 cd 1 0 cipher=X");
+  REQUIRE(no_tls);
+  CHECK(!no_tls->tls);
+}

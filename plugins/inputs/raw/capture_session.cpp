@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <unordered_set>
 #include <utility>
 
 #include "doppel/http.hpp"
@@ -13,6 +14,7 @@
 #include "doppel/message_pool.hpp"
 #include "http2_frame_parser.hpp"
 #include "http_stream_parser.hpp"
+#include "tls_key_source.hpp"
 
 namespace doppel::plugins::raw {
 
@@ -53,7 +55,18 @@ CaptureStats& CaptureStats::operator+=(const CaptureStats& o) {
   incomplete_emitted += o.incomplete_emitted;
   for (std::size_t i = 0; i < kDropReasonCount; ++i) dropped[i] += o.dropped[i];
   h2 += o.h2;
+  tls += o.tls;
   reassembly += o.reassembly;
+  return *this;
+}
+
+TlsStats& TlsStats::operator+=(const TlsStats& o) {
+  connections += o.connections;
+  decrypted += o.decrypted;
+  resumed += o.resumed;
+  midstream += o.midstream;
+  for (std::size_t i = 0; i < kTlsFailureCount; ++i) failed[i] += o.failed[i];
+  for (const auto& [name, count] : o.unsupported_ciphers) unsupported_ciphers[name] += count;
   return *this;
 }
 
@@ -79,6 +92,7 @@ DropReason reason_from_text(std::string_view text) {
   if (text == "expired") return DropReason::expired;
   if (text == "ambiguous_framing") return DropReason::ambiguous_framing;
   if (text == "budget_exceeded") return DropReason::budget_exceeded;
+  if (text == "decode_error") return DropReason::decode_error;
   return DropReason::unfinished;
 }
 
@@ -132,6 +146,10 @@ CaptureConfig with_state_cost(CaptureConfig config);
 
 }  // namespace
 
+namespace {
+class HttpConnection;
+}  // namespace
+
 class CaptureSession::Impl : public StreamConsumer {
  public:
   Impl(CaptureConfig config, EmitShared emit, std::shared_ptr<ReassemblyBudget> budget)
@@ -148,11 +166,14 @@ class CaptureSession::Impl : public StreamConsumer {
   void on_close(TcpConnection& connection, CloseReason reason, std::int64_t ts) override;
 
   void drop(DropReason reason) { ++stats_.dropped[static_cast<std::size_t>(reason)]; }
+  void advance(std::int64_t now_ns);
 
   CaptureConfig config_;
   EmitShared emit_;
   CaptureStats stats_;
   MessagePool pool_;  // before the reassembler: it outlives the connections that build messages
+  // Connections whose TLS records wait for their secrets: time passing ends the wait (no_key).
+  std::unordered_set<HttpConnection*> tls_waiting_;
   TcpReassembler reassembler_;
 };
 
@@ -168,12 +189,13 @@ namespace {
 class Http2Exchange : public Http2FrameListener {
  public:
   Http2Exchange(CaptureSession::Impl& session, TcpConnection& tcp, MemoryAccount& memory, const Endpoint& client,
-                const Endpoint& server, bool preface_pending)
+                const Endpoint& server, bool preface_pending, std::shared_ptr<const TlsMeta> tls)
       : session_(session),
         tcp_(tcp),
         memory_(memory),
         client_(client),
         server_(server),
+        tls_(std::move(tls)),
         parsers_{{*this, 0, session.config_.max_message_size, &memory},
                  {*this, 1, session.config_.max_message_size, &memory}},
         preface_pending_(preface_pending) {}
@@ -224,6 +246,13 @@ class Http2Exchange : public Http2FrameListener {
     }
     parsers_[side].feed(bytes, ts);
     check(parsers_[side]);
+  }
+
+  // The connection's bytes can no longer be had (its TLS stopped decrypting): what is open is
+  // given up with `reason`.
+  void abandon(DropReason reason) {
+    if (stopped_) return;
+    give_up(reason);
   }
 
   // Bytes of `side` will never be seen: its HPACK state is lost with them.
@@ -474,6 +503,7 @@ class Http2Exchange : public Http2FrameListener {
     out->meta.connection_id = tcp_.id;
     out->meta.proto = "h2";
     out->meta.stream_id = number;
+    out->meta.tls = tls_;
     return out;
   }
 
@@ -627,6 +657,7 @@ class Http2Exchange : public Http2FrameListener {
   MemoryAccount& memory_;
   const Endpoint& client_;
   const Endpoint& server_;
+  std::shared_ptr<const TlsMeta> tls_;  // the messages' meta.tls: decrypted from TLS (h2 by ALPN)
   Http2FrameParser parsers_[2];
   bool preface_pending_;
   std::size_t preface_matched_ = 0;
@@ -647,7 +678,16 @@ class Http2Exchange : public Http2FrameListener {
 // byte before it when it sent R, the server had received R and nothing after it when it began
 // answering, and the connection never pipelined. Otherwise the response is counted
 // (`ambiguous_response`) and skipped: a lost pair is better than a wrong one.
-class HttpConnection : public ConnectionState, public HttpMessageListener, public MemoryAccount {
+//
+// TLS (docs/guide/tls.md): a connection whose client opens with a ClientHello goes through a
+// TlsDecoder first; its application data then takes the path cleartext takes, from its start
+// (HTTP/1.x, or HTTP/2 by its preface when ALPN chose h2). Acknowledgement numbers count
+// ciphertext, not the plaintext the parsers see: they prove nothing there and are not used; a
+// decrypted connection is in step from its start, and the decoding ends at the first byte lost.
+class HttpConnection : public ConnectionState,
+                       public HttpMessageListener,
+                       public MemoryAccount,
+                       public TlsDecoderListener {
  public:
   HttpConnection(CaptureSession::Impl& session, TcpConnection& tcp) : session_(session), tcp_(tcp) {
     int client = tcp.client;
@@ -660,7 +700,10 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   }
 
   ~HttpConnection() override {
+    if (tls_waiting_) session_.tls_waiting_.erase(this);
     // Every charge goes back while the connection is whole (the parsers' through release()).
+    drop_held_ciphertext();
+    tls_.reset();
     h2_.reset();
     release(h2_state_charged_);
     if (!server_first_.empty()) release(server_first_.size());
@@ -676,6 +719,12 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
 
   // ConnectionState: evicted by the memory budget. Passive: nothing is emitted or paired here.
   void shed() override {
+    if (tls_) {
+      // Asked while the decoder itself reserves: it is told once it has returned.
+      if (in_tls_) tls_shed_pending_ = true;
+      else tls_->shed();
+      drop_held_ciphertext();  // the decoder has given up: what waited to be fed is of no use
+    }
     if (h2_) h2_->shed();
     if (!server_first_.empty()) {
       release(server_first_.size());
@@ -689,6 +738,35 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   }
 
   void data(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
+    if (tls_) {
+      if (!tls_failed_) order_ciphertext(direction, bytes, ts, position);
+      return;
+    }
+    if (tls_skipped_) return;
+    if (!tls_probe_.empty()) {
+      if (direction == tls_probe_direction_) {
+        std::string held = std::move(tls_probe_);
+        tls_probe_.clear();
+        if (probe_tls(direction, held + std::string(bytes), tls_probe_ts_, tls_probe_position_)) return;
+        tls_probe_ = std::move(held);
+      }
+      // Not TLS: what was held goes the HTTP way first, as it came.
+      end_server_first();
+      end_tls_probe();
+    } else if (!ciphertext_held_[direction].empty()) {
+      hold_ciphertext(direction, bytes, ts, position);  // a server's, still before its client's first bytes
+      return;
+    } else if (!plain_fed_ && !bytes_seen_[direction]) {
+      if (probe_tls(direction, bytes, ts, position)) return;
+      end_server_first();
+    }
+    bytes_seen_[direction] = true;
+    plain_fed_ = true;
+    plain_data(direction, bytes, ts, position);
+  }
+
+  // The connection's bytes as HTTP: as captured, or as decrypted from TLS.
+  void plain_data(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
     if (h2_) {
       h2_->data(direction == client_ ? 0 : 1, bytes, ts);
       return;
@@ -711,7 +789,8 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
     HttpStreamParser& parser = parser_for(direction);
     // One direction's SYN seen, not this one's (lost, or captured out of order): its bytes may
     // not begin at a message; find the first one and let pairing treat it as found by seeking.
-    if (first && !tcp_.start_seen[direction] && parser.state() == HttpStreamParser::State::parsing)
+    // Decrypted bytes begin where the application data does.
+    if (first && !tcp_.start_seen[direction] && !tls_ && parser.state() == HttpStreamParser::State::parsing)
       parser.hole(0, "gap", ts);
     if (first) stream_start_[direction] = position.offset;
     if (preface_open_ && probe_preface(direction, bytes, ts, position.offset)) return;
@@ -725,6 +804,14 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   }
 
   void hole(int direction, std::uint64_t length, HoleReason reason, std::int64_t ts) {
+    if (tls_) {
+      if (!tls_failed_) call_tls([&] { tls_->hole(direction == client_ ? 0 : 1); });
+      return;
+    }
+    if (tls_skipped_) return;
+    end_server_first();
+    end_tls_probe();
+    bytes_seen_[direction] = true;  // what follows a loss is no connection's first bytes
     if (h2_) {
       h2_->hole();
       return;
@@ -738,12 +825,36 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   }
 
   void end(int direction, std::int64_t ts) {
+    if (tls_) {
+      if (tls_failed_) return;
+      stream_ended_[direction] = true;
+      release_ciphertext(false);  // segments that acknowledged its FIN
+      // Records still held (for their key, or for the other direction) come first: the end
+      // is applied after them.
+      if (tls_->waiting() || !ciphertext_held_[direction].empty()) {
+        pending_end_[direction] = ts;
+        return;
+      }
+    }
+    if (tls_skipped_) return;
+    end_server_first();
+    end_tls_probe();
     if (client_ < 0 || h2_ || h2_skipped_) return;  // HTTP/2: what is unfinished is counted at close
     if (preface_open_) close_probe();
     parser_for(direction).end(ts, "unfinished");
   }
 
   void close(CloseReason reason, std::int64_t ts) {
+    if (tls_ && !tls_failed_) release_ciphertext(true);
+    if (!tls_) end_server_first();
+    if (tls_ && !tls_failed_ && tls_->waiting()) {
+      // A last look for its key, in the log as it is now: a client logs its secrets during the
+      // handshake, so a short connection closes well after its line was written.
+      session_.config_.tls_keys->refresh(true);
+      call_tls([&] { tls_->close(); });
+    }
+    if (tls_skipped_ || (tls_ && tls_failed_ && !tls_meta_)) return;
+    end_tls_probe();
     if (h2_) h2_->close(reason);
     if (client_ < 0 || h2_skipped_) return;
     if (preface_open_) close_probe();
@@ -753,6 +864,47 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
     if (session_.config_.track_response)
       for (auto& p : pending_)
         if (!p.lost && !p.answered && !p.dropped) ++session_.stats_.responses_missing;
+  }
+
+  // Time passed: a key awaited too long ends the wait.
+  void advance_tls(std::int64_t now_ns) {
+    if (tls_ && !tls_failed_) call_tls([&] { tls_->advance(now_ns); });
+  }
+
+  // TlsDecoderListener
+  void on_keyed() override {
+    ++session_.stats_.tls.decrypted;
+    const TlsInfo& info = tls_->info();
+    if (info.resumed) ++session_.stats_.tls.resumed;
+    tls_meta_ = std::make_shared<const TlsMeta>(TlsMeta{info.version, info.cipher, info.sni, info.alpn});
+  }
+
+  void on_plaintext(int side, std::string_view bytes, std::int64_t ts) override {
+    int direction = side == 0 ? client_ : 1 - client_;
+    SegmentPosition position;  // no acknowledgement: it would count ciphertext
+    position.offset = plain_offset_[direction];
+    plain_offset_[direction] += bytes.size();
+    plain_data(direction, bytes, ts, position);
+  }
+
+  void on_failure(TlsFailure failure) override {
+    tls_failed_ = true;
+    drop_held_ciphertext();
+    auto& tls = session_.stats_.tls;
+    ++tls.failed[static_cast<std::size_t>(failure)];
+    if (failure == TlsFailure::unsupported_cipher) ++tls.unsupported_ciphers[tls_->info().cipher];
+    if (!tls_meta_) return;  // nothing was decrypted: nothing is in progress
+    // What was decrypted stands; what is in progress cannot end.
+    DropReason reason = failure == TlsFailure::gap         ? DropReason::gap
+                        : failure == TlsFailure::too_large ? DropReason::budget_exceeded
+                                                           : DropReason::decode_error;
+    if (h2_) {
+      h2_->abandon(reason);
+      return;
+    }
+    if (preface_open_) close_probe();
+    if (requests_) requests_->stop(drop_reason_name(reason));
+    if (responses_) responses_->stop(drop_reason_name(reason));
   }
 
   // HttpMessageListener
@@ -825,6 +977,185 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
  private:
   static constexpr std::uint64_t kNone = ~std::uint64_t{0};
 
+  // A connection's first bytes in a direction: a ClientHello begins TLS (its sender is the
+  // client); other TLS records, where the start was not seen, mean a TLS connection captured
+  // from its middle. True when taken.
+  bool probe_tls(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
+    bytes_seen_[direction] = true;
+    bool client_side = client_ < 0 || direction == client_;
+    auto hello = client_side ? TlsDecoder::detect_client_hello(bytes) : TlsDecoder::Detection::no;
+    if (hello == TlsDecoder::Detection::yes) {
+      start_tls(direction, bytes, ts, position);
+      return true;
+    }
+    if (hello == TlsDecoder::Detection::maybe) {
+      // Too few bytes to tell (a ClientHello's first ones split off): held until there are.
+      if (tls_probe_.empty()) {
+        tls_probe_ts_ = ts;
+        tls_probe_position_ = position;
+        tls_probe_direction_ = direction;
+      }
+      tls_probe_.assign(bytes);
+      return true;
+    }
+    // A server's first TLS records captured before its client's ClientHello (the capture may
+    // interleave the two directions late): held until the client's first bytes say what they are.
+    if (!client_side && tcp_.start_seen[direction] && !bytes_seen_[client_] && looks_like_tls_record(bytes)) {
+      hold_ciphertext(direction, bytes, ts, position);
+      return true;
+    }
+    // From a connection's seen start, what is no ClientHello is no TLS (junk, counted as HTTP).
+    if (tcp_.start_seen[direction] || !looks_like_tls_record(bytes)) return false;
+    ++session_.stats_.tls.midstream;
+    drop_held_ciphertext();
+    skip_tls();
+    return true;
+  }
+
+  // A record header: a TLS content type (change_cipher_spec, alert, handshake, application
+  // data), version 3.x and a length a record can have. No HTTP message starts like that.
+  static bool looks_like_tls_record(std::string_view bytes) {
+    if (bytes.size() < 5) return false;
+    auto at = [&](std::size_t i) { return static_cast<unsigned char>(bytes[i]); };
+    std::size_t length = std::size_t{at(3)} << 8 | at(4);
+    return at(0) >= 20 && at(0) <= 23 && at(1) == 3 && at(2) <= 4 && length > 0 && length <= 16384 + 2048;
+  }
+
+  // Bytes held by probe_tls that began no ClientHello: they go the HTTP way, as they came.
+  void end_tls_probe() {
+    if (tls_probe_.empty()) return;
+    std::string held = std::move(tls_probe_);
+    tls_probe_.clear();
+    plain_fed_ = true;
+    plain_data(tls_probe_direction_, held, tls_probe_ts_, tls_probe_position_);
+  }
+
+  void start_tls(int client, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
+    ++session_.stats_.tls.connections;
+    if (!session_.config_.tls_keys) {
+      ++session_.stats_.tls.failed[static_cast<std::size_t>(TlsFailure::no_key)];
+      drop_held_ciphertext();
+      skip_tls();
+      return;
+    }
+    // The plaintext will begin at its stream's start: the parsers are in step from it.
+    assign_roles(client, true);
+    tls_ = std::make_unique<TlsDecoder>(session_.config_.tls_keys->keys(), *this, this, session_.config_.tls_limits);
+    feed_ciphertext(client, bytes, ts, position);
+    release_ciphertext(false);  // the server's first records, when they were captured before it
+  }
+
+  // Capture order is not always the order the peers sent in: the two directions of a loopback
+  // or multi-queue capture interleave late. Decrypted bytes carry no acknowledgement numbers
+  // for pairing to check order with, so the ciphertext is put in order before decryption: a
+  // segment acknowledging bytes of the other direction not fed yet waits for them (and the
+  // segments after it in its direction with it). Bounded: past kCiphertextHeldBound what waits
+  // is fed in capture order.
+  void order_ciphertext(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
+    if (!ciphertext_held_[direction].empty() || ahead_of_peer(direction, position)) {
+      hold_ciphertext(direction, bytes, ts, position);
+      if (ciphertext_held_bytes_ > kCiphertextHeldBound) release_ciphertext(true);
+      return;
+    }
+    feed_ciphertext(direction, bytes, ts, position);
+    release_ciphertext(false);
+  }
+
+  // Whether a segment of `direction` acknowledges bytes of the other direction not fed yet.
+  bool ahead_of_peer(int direction, const SegmentPosition& position) const {
+    int peer = 1 - direction;
+    if (!position.has_ack || (stream_ended_[peer] && ciphertext_held_[peer].empty())) return false;
+    auto acked = Acknowledged{position.ack, true}.offset(tcp_.sequence[peer]);
+    return acked && *acked > ciphertext_fed_end_[peer];
+  }
+
+  void feed_ciphertext(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
+    ciphertext_fed_end_[direction] = std::max(ciphertext_fed_end_[direction], position.offset + bytes.size());
+    if (!tls_failed_) call_tls([&] { tls_->data(direction == client_ ? 0 : 1, bytes, ts); });
+  }
+
+  void hold_ciphertext(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
+    if (!reserve(bytes.size())) {
+      // No room to wait: what waits goes on in capture order, and so does this.
+      release_ciphertext(true);
+      if (tls_) feed_ciphertext(direction, bytes, ts, position);
+      else plain_data(direction, bytes, ts, position);
+      return;
+    }
+    ciphertext_held_bytes_ += bytes.size();
+    ciphertext_held_[direction].push_back({std::string(bytes), ts, position, ciphertext_arrival_++});
+  }
+
+  // Feeds the held segments whose wait is over; `all`: every one, in capture order.
+  void release_ciphertext(bool all) {
+    for (bool progress = true; progress && !tls_failed_;) {
+      progress = false;
+      int next = -1;
+      for (int d = 0; d < 2; ++d) {
+        if (ciphertext_held_[d].empty() || (!all && ahead_of_peer(d, ciphertext_held_[d].front().position))) continue;
+        if (next < 0 || ciphertext_held_[d].front().arrival < ciphertext_held_[next].front().arrival) next = d;
+      }
+      if (next < 0) break;
+      HeldCiphertext held = std::move(ciphertext_held_[next].front());
+      ciphertext_held_[next].pop_front();
+      ciphertext_held_bytes_ -= held.bytes.size();
+      release(held.bytes.size());
+      if (tls_) feed_ciphertext(next, held.bytes, held.ts, held.position);
+      else plain_data(next, held.bytes, held.ts, held.position);
+      progress = true;
+    }
+  }
+
+  void drop_held_ciphertext() {
+    for (auto& queue : ciphertext_held_) queue.clear();
+    release(ciphertext_held_bytes_);
+    ciphertext_held_bytes_ = 0;
+  }
+
+  // The server's first records were held for its client's ClientHello, which did not come:
+  // they go the HTTP way, as they came.
+  void end_server_first() {
+    if (ciphertext_held_[0].empty() && ciphertext_held_[1].empty()) return;
+    plain_fed_ = true;
+    for (int d = 0; d < 2; ++d) bytes_seen_[d] = bytes_seen_[d] || !ciphertext_held_[d].empty();
+    release_ciphertext(true);
+  }
+
+  // Nothing of the connection will be read: it is TLS, and cannot be decrypted.
+  void skip_tls() {
+    tls_skipped_ = true;
+    if (requests_) requests_->stop("unfinished");
+    if (responses_) responses_->stop("unfinished");
+  }
+
+  // Every call into the decoder: a memory budget eviction asked for meanwhile is applied once
+  // it has returned, the key log is looked at again while a key is awaited, and a direction
+  // that ended while its records waited for their key ends once they are decrypted.
+  template <class Call>
+  void call_tls(Call&& call) {
+    if (!tls_->keyed() || tls_->waiting()) session_.config_.tls_keys->refresh();
+    in_tls_ = true;
+    call();
+    in_tls_ = false;
+    if (tls_shed_pending_) {
+      tls_shed_pending_ = false;
+      tls_->shed();
+    }
+    bool waiting = !tls_failed_ && tls_->waiting();
+    if (waiting != tls_waiting_) {
+      tls_waiting_ = waiting;
+      if (waiting) session_.tls_waiting_.insert(this);
+      else session_.tls_waiting_.erase(this);
+    }
+    if (waiting || tls_failed_) return;
+    for (int direction = 0; direction < 2; ++direction) {
+      if (pending_end_[direction] < 0 || !ciphertext_held_[direction].empty()) continue;
+      std::int64_t at = pending_end_[direction];
+      pending_end_[direction] = -1;
+      end(direction, at);
+    }
+  }
+
   void assign_roles(int client, bool in_sync) {
     client_ = client;
     bool keep_responses = session_.config_.track_response;
@@ -843,7 +1174,8 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   void start_h2(bool preface_pending) {
     preface_open_ = false;
     ++session_.stats_.h2.connections;
-    h2_ = std::make_unique<Http2Exchange>(session_, tcp_, *this, client_endpoint_, server_endpoint_, preface_pending);
+    h2_ = std::make_unique<Http2Exchange>(session_, tcp_, *this, client_endpoint_, server_endpoint_, preface_pending,
+                                          tls_meta_);
     // The decoder's own state (two HPACK tables at their default size) is charged when the budget
     // has room; what it holds beyond that (bodies, frames spanning packets) always is.
     if (reserve(kH2StateBytes)) h2_state_charged_ = kH2StateBytes;
@@ -1195,6 +1527,7 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
     out->meta.destination = request ? server_endpoint_ : client_endpoint_;
     out->meta.connection_id = tcp_.id;
     out->meta.incomplete = !m.incomplete_reason.empty();
+    out->meta.tls = tls_meta_;
     if (out->meta.incomplete) ++session_.stats_.incomplete_emitted;
     return out;
   }
@@ -1371,6 +1704,36 @@ class HttpConnection : public ConnectionState, public HttpMessageListener, publi
   bool server_first_lost_ = false;  // the memory budget took them
   std::string upgrade_settings_;    // the HTTP2-Settings of the h2c upgrade request in progress
   std::array<std::uint64_t, 2> stream_start_{};  // per direction: the offset of its first byte delivered
+  // TLS
+  std::unique_ptr<TlsDecoder> tls_;
+  std::shared_ptr<const TlsMeta> tls_meta_;  // set once keyed: every message's meta.tls
+  bool tls_failed_ = false;                  // the decoder ended: nothing more is decrypted
+  bool tls_skipped_ = false;                 // TLS that cannot be decrypted: nothing is read
+  bool tls_waiting_ = false;                 // in session_.tls_waiting_
+  bool in_tls_ = false;                      // inside a call into the decoder
+  bool tls_shed_pending_ = false;
+  bool plain_fed_ = false;                   // bytes went to the HTTP path as captured: not TLS
+  std::string tls_probe_;                    // first bytes that may begin a ClientHello (< 11)
+  std::int64_t tls_probe_ts_ = 0;  // when, and where in its stream, they began
+  SegmentPosition tls_probe_position_;
+  int tls_probe_direction_ = 0;
+  std::array<bool, 2> bytes_seen_{};         // per direction: bytes (or a loss) were delivered
+  std::array<std::uint64_t, 2> plain_offset_{};   // per direction: decrypted bytes so far
+  std::array<std::int64_t, 2> pending_end_{-1, -1};  // a direction's end, while its records are held
+  // Ciphertext put in order (order_ciphertext), and a server's first records held for the
+  // ClientHello (probe_tls); charged.
+  struct HeldCiphertext {
+    std::string bytes;
+    std::int64_t ts = 0;
+    SegmentPosition position;
+    std::uint64_t arrival = 0;  // capture order among held segments
+  };
+  static constexpr std::size_t kCiphertextHeldBound = std::size_t{1} << 20;
+  std::array<std::deque<HeldCiphertext>, 2> ciphertext_held_;
+  std::size_t ciphertext_held_bytes_ = 0;
+  std::uint64_t ciphertext_arrival_ = 0;
+  std::array<std::uint64_t, 2> ciphertext_fed_end_{};  // per direction: stream offset past what was fed
+  std::array<bool, 2> stream_ended_{};                 // per direction: its FIN was delivered
 };
 
 HttpConnection& http_of(TcpConnection& c) { return static_cast<HttpConnection&>(*c.state); }
@@ -1442,7 +1805,17 @@ void CaptureSession::add_segment(const TcpSegment& segment, std::int64_t ts) {
   if (impl_->reassembler_.stats().connections_refused != refused) impl_->drop(DropReason::flow_table_full);
 }
 
-void CaptureSession::advance(std::int64_t now_ns) { impl_->reassembler_.advance(now_ns); }
+void CaptureSession::Impl::advance(std::int64_t now_ns) {
+  if (!tls_waiting_.empty()) {
+    config_.tls_keys->refresh();
+    // A copy: a connection whose wait ends leaves the set.
+    std::vector<HttpConnection*> waiting(tls_waiting_.begin(), tls_waiting_.end());
+    for (HttpConnection* connection : waiting) connection->advance_tls(now_ns);
+  }
+  reassembler_.advance(now_ns);
+}
+
+void CaptureSession::advance(std::int64_t now_ns) { impl_->advance(now_ns); }
 
 void CaptureSession::finish(std::int64_t now_ns) { impl_->reassembler_.close_all(now_ns); }
 

@@ -1,11 +1,12 @@
 #pragma once
 // The whole capture path after libpcap: frame -> PacketDecoder -> TcpReassembler ->
-// HttpStreamParser per direction -> request/response messages paired on their connection by
+// (TlsDecoder, on a connection opening with a ClientHello) -> HttpStreamParser per direction -> request/response messages paired on their connection by
 // order and by the TCP acknowledgement numbers; or, on an HTTP/2 connection (prior knowledge or
 // Upgrade: h2c), Http2FrameParser per direction -> messages paired by their stream. Knows
 // nothing of pcap handles or the runtime, so tests and fuzzers drive it with frames they build.
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,8 +15,11 @@
 #include "doppel/message.hpp"
 #include "packet_decoder.hpp"
 #include "tcp_reassembler.hpp"
+#include "tls_decoder.hpp"
 
 namespace doppel::plugins::raw {
+
+class TlsKeySource;
 
 struct CaptureConfig {
   bool track_response = false;
@@ -29,6 +33,10 @@ struct CaptureConfig {
   std::vector<std::uint16_t> server_ports;  // tells client from server when the SYN was not seen
   std::string realip_header;                // added to requests with the client address
   ReassemblyLimits limits;
+  // TLS connections are decrypted with these secrets (tls_keylog, a pcapng's own); null: they
+  // are counted (tls.connections, tls.no_key) and skipped, never parsed as HTTP.
+  std::shared_ptr<TlsKeySource> tls_keys;
+  TlsLimits tls_limits;
 };
 
 // Why a message was not emitted. Each is a `dropped.<name>` metric of the stage.
@@ -66,6 +74,17 @@ struct Http2Stats {
   Http2Stats& operator+=(const Http2Stats& other);
 };
 
+// TLS connections, each a `tls.<name>` metric.
+struct TlsStats {
+  std::uint64_t connections = 0;  // begun with a ClientHello
+  std::uint64_t decrypted = 0;    // whose secrets were found: their application data is parsed
+  std::uint64_t resumed = 0;      // part of decrypted: abbreviated handshakes (tickets, session ids, PSK)
+  std::uint64_t midstream = 0;    // TLS records with no ClientHello seen: nothing can be decrypted
+  std::uint64_t failed[kTlsFailureCount] = {};  // by TlsFailure (none unused)
+  std::map<std::string, std::uint64_t> unsupported_ciphers;  // part of failed[unsupported_cipher], by name
+  TlsStats& operator+=(const TlsStats& other);
+};
+
 struct CaptureStats {
   std::uint64_t packets = 0;
   std::uint64_t bytes = 0;  // as on the wire
@@ -82,6 +101,7 @@ struct CaptureStats {
   std::uint64_t incomplete_emitted = 0; // messages emitted marked incomplete
   std::uint64_t dropped[kDropReasonCount] = {};
   Http2Stats h2;
+  TlsStats tls;
   ReassemblyStats reassembly;
   CaptureStats& operator+=(const CaptureStats& other);  // sums the sessions of one capture
 };

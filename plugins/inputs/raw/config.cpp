@@ -5,6 +5,7 @@
 
 #include "doppel/plugin.hpp"
 #include "raw_input.hpp"
+#include "tls_key_source.hpp"
 
 namespace doppel::plugins::raw {
 namespace {
@@ -40,7 +41,9 @@ RawInputConfig parse(const Options& options) {
   if (!options.has("bpf")) {
     // Without track_response the responses are not needed: a generated filter takes only what
     // goes to the server ports (the kernel copies half the packets), and the session is told so.
-    GeneratedFilter generated{ports, options.string("host"), !options.boolean("track_response") && !ports.empty()};
+    // Not with a TLS key log: a server's handshake says how its client's records are protected.
+    bool requests_only = !options.boolean("track_response") && !ports.empty() && options.string("tls_keylog").empty();
+    GeneratedFilter generated{ports, options.string("host"), requests_only};
     c.capture.responses_seen = !generated.requests_only;
     c.filter = generated.expression();
     c.generated = std::move(generated);
@@ -95,6 +98,19 @@ RawInputConfig parse(const Options& options) {
   // Below this not even a few connections' state fits.
   if (cap.limits.memory_budget < (std::uint64_t{64} << 10))
     options.fail("memory_budget", "memory_budget is at least 64KiB");
+  if (std::string keylog = options.string("tls_keylog"); !keylog.empty()) {
+    try {
+      cap.tls_keys = std::make_shared<TlsKeySource>(keylog);
+    } catch (const std::exception& e) {
+      options.fail("tls_keylog", e.what());
+    }
+  }
+  cap.tls_limits.key_wait_ns = options.duration("tls_key_wait").count();
+  if (cap.tls_limits.key_wait_ns < 0 || cap.tls_limits.key_wait_ns > 3'600'000'000'000)
+    options.fail("tls_key_wait", "tls_key_wait must be between 0s and 1h");
+  cap.tls_limits.max_held_bytes = options.size("tls_key_wait_buffer");
+  if (cap.tls_limits.max_held_bytes < 16384 + 2048 || cap.tls_limits.max_held_bytes > (std::uint64_t{1} << 30))
+    options.fail("tls_key_wait_buffer", "tls_key_wait_buffer must be between 18KiB (one record) and 1GiB");
   return c;
 }
 
@@ -103,7 +119,8 @@ PluginDefinition raw_input_definition() {
   def.name = "raw";
   def.role = Role::input;
   def.description =
-      "Captures HTTP/1.x traffic with libpcap (live interface or pcap/pcapng file), with TCP reassembly";
+      "Captures HTTP/1.x and HTTP/2 traffic with libpcap (live interface or pcap/pcapng file), with TCP "
+      "reassembly; HTTPS too, decrypted with a TLS key log";
   def.produces = KindSet{Kind::request, Kind::response};
   def.options = {
       option("interface", OptionType::string, "Interface to capture live: \"any\", \"lo\", \"eth0\". GoReplay: --input-raw")
@@ -167,6 +184,18 @@ PluginDefinition raw_input_definition() {
              "its stream stays in sync; a new connection that still does not fit is refused "
              "(`flow_table_full`). Threads share one budget; each evicts among its own connections")
           .default_value("512MiB"),
+      option("tls_keylog", OptionType::string,
+             "TLS key log (SSLKEYLOGFILE, NSS format) to decrypt HTTPS with: TLS 1.2 and 1.3 connections whose "
+             "secrets it holds are parsed like cleartext. A live capture follows the file while it is written. "
+             "Secrets a pcapng file carries (editcap --inject-secrets) are used without it. docs/guide/tls.md")
+          .default_value(""),
+      option("tls_key_wait", OptionType::duration,
+             "How long (capture time) a TLS connection's records wait for its secrets to appear in the key log "
+             "before it is counted as tls.no_key")
+          .default_value("10s"),
+      option("tls_key_wait_buffer", OptionType::size,
+             "Bytes of a TLS connection held while its secrets are awaited; more: tls.too_large")
+          .default_value("1MiB"),
       option("realip_header", OptionType::string,
              "Add this header to requests with the client address, e.g. \"X-Real-IP\". "
              "GoReplay: --input-raw-realip-header")
@@ -251,6 +280,25 @@ PluginDefinition raw_input_definition() {
       {"h2.streams_abandoned",
        "HTTP/2 streams given up unfinished (gap, decoding error, connection closed or expired); their messages "
        "are counted in dropped.*, their missing responses in responses.missing"},
+      {"tls.connections", "TLS connections begun with a ClientHello"},
+      {"tls.decrypted", "TLS connections whose logged secrets were proven on their handshake (its Finished messages "
+                        "decrypted): their application data is parsed as HTTP"},
+      {"tls.resumed", "part of tls.decrypted: resumed sessions (tickets, session ids, PSK)"},
+      {"tls.midstream", "connections carrying TLS records whose ClientHello was not seen: skipped whole"},
+      {"tls.no_key", "TLS connections whose secrets the key log never held (within tls_key_wait), or no key log"},
+      {"tls.bad_key", "TLS connections with a record that did not authenticate with the logged secret"},
+      {"tls.gap", "TLS connections whose decryption stopped at bytes never captured"},
+      {"tls.malformed", "TLS connections with a malformed record or handshake message"},
+      {"tls.unsupported_version", "SSL 3.0, TLS 1.0 and 1.1 connections: not decrypted"},
+      {"tls.unsupported_cipher",
+       "TLS connections with a cipher suite doppel does not decrypt; each also counted as "
+       "tls.unsupported_cipher.<IANA name>"},
+      {"tls.renegotiation", "TLS 1.2 connections renegotiated: decrypted up to the renegotiation"},
+      {"tls.early_data", "TLS 1.3 connections with accepted 0-RTT data, which is not decrypted"},
+      {"tls.too_large", "TLS connections whose records awaiting their key exceeded tls_key_wait_buffer, or "
+                        "given up to memory_budget"},
+      {"tls.keylog.lines", "secrets read from the key log (and a pcapng's Decryption Secrets Blocks)"},
+      {"tls.keylog.bad_lines", "key log lines with a known label but bad hex or a wrong length: skipped"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     return std::make_unique<RawInput>(parse(options));

@@ -192,6 +192,18 @@ void RawInput::run_file(std::stop_token stop) {
   if (!link_type_supported(link_type))
     throw std::runtime_error("raw: cannot read " + name + ": its link type " + link_type_name(link_type) +
                              " is not one doppel decodes (" + supported_link_type_names() + ")");
+  if (std::string secrets = pcapng_tls_secrets(config_.file); !secrets.empty()) {
+    if (!config_.capture.tls_keys) config_.capture.tls_keys = std::make_shared<TlsKeySource>("");
+    std::size_t before = config_.capture.tls_keys->keys().size();
+    config_.capture.tls_keys->add_embedded(secrets);
+    context().log().info("raw: {} carries TLS secrets (Decryption Secrets Blocks) for {} connections", name,
+                         config_.capture.tls_keys->keys().size() - before);
+    // A server's handshake says how its client's records are protected: both directions are read.
+    if (config_.generated && config_.generated->requests_only) {
+      config_.generated->requests_only = false;
+      config_.capture.responses_seen = true;
+    }
+  }
   std::string filter = effective_filter(link_type);
   std::unique_ptr<FrameFilter> frame_filter;
   try {
@@ -402,6 +414,30 @@ void RawInput::publish(std::size_t shard, const CaptureStats& latest, const Skip
   add("h2.frame_errors", now.h2.frame_errors, was.h2.frame_errors);
   add("h2.hpack_errors", now.h2.hpack_errors, was.h2.hpack_errors);
   add("h2.streams_abandoned", now.h2.streams_abandoned, was.h2.streams_abandoned);
+  add("tls.connections", now.tls.connections, was.tls.connections);
+  add("tls.decrypted", now.tls.decrypted, was.tls.decrypted);
+  add("tls.resumed", now.tls.resumed, was.tls.resumed);
+  add("tls.midstream", now.tls.midstream, was.tls.midstream);
+  for (std::size_t i = 1; i < kTlsFailureCount; ++i)
+    add(std::string("tls.") + std::string(tls_failure_name(static_cast<TlsFailure>(i))), now.tls.failed[i],
+        was.tls.failed[i]);
+  for (const auto& [cipher, count] : now.tls.unsupported_ciphers) {
+    std::uint64_t& previous = was.tls.unsupported_ciphers[cipher];
+    if (previous == 0 && count > 0)
+      context().log().warn("raw: TLS connections with cipher suite {}, which doppel does not decrypt "
+                           "(docs/guide/tls.md lists those it does)",
+                           cipher);
+    add("tls.unsupported_cipher." + cipher, count, previous);
+  }
+  if (config_.capture.tls_keys) {
+    TlsKeyLogStats keylog = config_.capture.tls_keys->keys().stats();
+    add("tls.keylog.lines", keylog.lines, published_keylog_.lines);
+    if (keylog.bad_lines > published_keylog_.bad_lines)
+      context().log().warn("raw: {} key log line{} with a bad secret skipped (bad hex or a wrong length)",
+                           keylog.bad_lines - published_keylog_.bad_lines,
+                           keylog.bad_lines - published_keylog_.bad_lines == 1 ? "" : "s");
+    add("tls.keylog.bad_lines", keylog.bad_lines, published_keylog_.bad_lines);
+  }
   for (std::size_t i = 0; i < kDropReasonCount; ++i) {
     if (now.dropped[i] > was.dropped[i])
       context().drop(drop_reason_name(static_cast<DropReason>(i)), now.dropped[i] - was.dropped[i]);

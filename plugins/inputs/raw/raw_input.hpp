@@ -12,6 +12,7 @@
 #include "capture_session.hpp"
 #include "frame_splitter.hpp"
 #include "ordered_emitter.hpp"
+#include "tls_key_source.hpp"
 #include "doppel/stage.hpp"
 
 namespace doppel::plugins::raw {
@@ -72,6 +73,7 @@ class RawInput : public Stage {
   CaptureStats published_;
   std::vector<SkipCounts> shard_skips_;
   SkipCounts published_skips_;
+  TlsKeyLogStats published_keylog_;
   std::uint64_t kernel_drops_ = 0, interface_drops_ = 0;
 };
 

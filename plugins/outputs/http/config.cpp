@@ -5,6 +5,41 @@
 namespace doppel::plugins {
 namespace {
 
+void parse_tls(const Options& options, HttpOutputConfig& config) {
+  TlsClientConfig& tls = config.tls;
+  tls.skip_verify = options.boolean("tls_skip_verify");
+  for (const char* name : {"tls_ca", "tls_cert", "tls_key", "tls_server_name"}) {
+    if (options.has(name) && !config.target.tls)
+      options.fail(name, std::string(name) + " applies to https:// targets only; url is http://");
+  }
+  if (options.has("tls_ca")) {
+    if (tls.skip_verify) options.fail("tls_ca", "tls_ca has no effect with tls_skip_verify");
+    tls.ca_path = options.string("tls_ca");
+  }
+  if (options.has("tls_cert") && !options.has("tls_key"))
+    options.fail("tls_cert", "tls_cert needs tls_key, the certificate's private key");
+  if (options.has("tls_key") && !options.has("tls_cert"))
+    options.fail("tls_key", "tls_key needs tls_cert, the certificate it belongs to");
+  if (options.has("tls_cert")) {
+    tls.cert_path = options.string("tls_cert");
+    tls.key_path = options.string("tls_key");
+  }
+  if (options.has("tls_server_name")) {
+    tls.server_name = options.string("tls_server_name");
+    if (!is_valid_server_name(tls.server_name))
+      options.fail("tls_server_name", "tls_server_name must be a DNS name or an IP address, got " +
+                                          quote_for_message(tls.server_name));
+  }
+  if (!config.target.tls) return;
+  // Loaded here so that `doppel validate` finds an unreadable file or a key that does not
+  // match, rather than the first connection.
+  try {
+    tls.context = make_tls_client_context(tls);
+  } catch (const TlsSetupError& e) {
+    options.fail(e.option(), e.what());
+  }
+}
+
 PluginDefinition http_output_definition() {
   PluginDefinition def;
   def.name = "http";
@@ -68,6 +103,18 @@ PluginDefinition http_output_definition() {
              "Accept any certificate from an https target (self-signed staging hosts). GoReplay: "
              "--output-http-skip-verify")
           .default_value(false),
+      option("tls_ca", OptionType::string,
+             "CA certificates the target's certificate must chain to, instead of the system's: a PEM file (may hold "
+             "several) or a directory of hashed names (`openssl rehash`). Relative paths are relative to the "
+             "directory doppel runs in"),
+      option("tls_cert", OptionType::string,
+             "Client certificate chain (PEM) presented to a target that asks for one (mutual TLS); needs tls_key"),
+      option("tls_key", OptionType::string,
+             "Private key (PEM, unencrypted) of tls_cert; checked against the certificate at validation"),
+      option("tls_server_name", OptionType::string,
+             "Name sent as SNI and required in the target's certificate, instead of the url's host (replay to "
+             "https://10.0.0.5:8443 as api.example.com). The Host header is not changed. Without it an IP address "
+             "in the url is checked against the certificate's IP addresses"),
       option("track_response", OptionType::boolean,
              "Emit each response (or the error in its place) as a `replay` message with the request's id. "
              "GoReplay: --output-http-track-response")
@@ -111,7 +158,9 @@ PluginDefinition http_output_definition() {
       {"failed.refused", "the target refused the connection"},
       {"failed.timeout", "no connection within connect_timeout or no complete response within timeout"},
       {"failed.reset", "the connection broke while the request or response was on it"},
-      {"failed.tls", "TLS handshake or certificate failure"},
+      {"failed.tls", "TLS handshake failure other than a rejected certificate"},
+      {"failed.tls_verify",
+       "the target's certificate was rejected: untrusted, expired, or not for the name (meta.error says why)"},
       {"failed.dns", "the target host name did not resolve"},
       {"failed.connect", "other connection failures (unreachable network, ...)"},
       {"failed.bad_response",
@@ -147,7 +196,7 @@ PluginDefinition http_output_definition() {
     config.connect_timeout = options.duration("connect_timeout");
     if (config.timeout.count() <= 0) options.fail("timeout", "timeout must be positive");
     if (config.connect_timeout.count() <= 0) options.fail("connect_timeout", "connect_timeout must be positive");
-    config.tls_skip_verify = options.boolean("tls_skip_verify");
+    parse_tls(options, config);
     config.track_response = options.boolean("track_response");
     config.max_response_size = options.size("max_response_size");
     auto io_threads = options.integer("io_threads");

@@ -2,7 +2,6 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
 
 #include <cstring>
@@ -103,20 +102,10 @@ void H2Connection::connect() {
   state_ = State::connecting;
   const HttpOutputConfig& config = output_.config();
   if (config.target.tls) {
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(executor_, output_.tls_context());
-    SSL* ssl = tls_->native_handle();
-    boost::system::error_code not_address;
-    asio::ip::make_address(config.target.host, not_address);
-    if (not_address) SSL_set_tlsext_host_name(ssl, config.target.host.c_str());
+    tls_ = make_target_stream(executor_, config.tls, config.target.host);
     // ALPN: the target says whether it speaks HTTP/2 (RFC 9113 3.2).
     static const unsigned char kAlpn[] = "\x02h2\x08http/1.1";
-    SSL_set_alpn_protos(ssl, kAlpn, sizeof kAlpn - 1);
-    if (!config.tls_skip_verify) {
-      tls_->set_verify_mode(asio::ssl::verify_peer);
-      tls_->set_verify_callback(asio::ssl::host_name_verification(config.target.host));
-    } else {
-      tls_->set_verify_mode(asio::ssl::verify_none);
-    }
+    SSL_set_alpn_protos(tls_->native_handle(), kAlpn, sizeof kAlpn - 1);
   } else {
     socket_ = std::make_unique<tcp::socket>(executor_);
   }
@@ -135,7 +124,11 @@ void H2Connection::connect() {
           if (!self->tls_) return self->on_transport_ready();
           self->tls_->async_handshake(asio::ssl::stream_base::client, [self](const boost::system::error_code& ec3) {
             if (self->state_ == State::closed) return;
-            if (ec3) return self->fail(connect_failure_reason(ec3));
+            if (ec3) {
+              if (auto rejected = certificate_rejection(*self->tls_))
+                return self->fail("tls_verify", "tls_verify: " + *rejected);
+              return self->fail(connect_failure_reason(ec3));
+            }
             self->on_transport_ready();
           });
         });

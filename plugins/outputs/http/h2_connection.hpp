@@ -113,7 +113,7 @@ class H2Connection : public std::enable_shared_from_this<H2Connection> {
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
-  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_;
+  std::unique_ptr<TlsStream> tls_;
   nghttp2_session* session_ = nullptr;
   State state_ = State::idle;
   std::atomic<bool> usable_{true};

@@ -10,15 +10,7 @@ namespace doppel::plugins {
 
 namespace asio = boost::asio;
 
-HttpOutput::HttpOutput(HttpOutputConfig config)
-    : config_(std::move(config)), tls_(std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client)) {
-  if (config_.tls_skip_verify) {
-    tls_->set_verify_mode(asio::ssl::verify_none);
-  } else {
-    tls_->set_default_verify_paths();
-    tls_->set_verify_mode(asio::ssl::verify_peer);
-  }
-}
+HttpOutput::HttpOutput(HttpOutputConfig config) : config_(std::move(config)) {}
 
 HttpOutput::~HttpOutput() {
   // Connections refer to this output; none may still be working when it goes away.

@@ -3,7 +3,6 @@
 // and, with track_response, emits each response (or the error in its place) as `replay`.
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ssl/context.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -22,6 +21,7 @@
 #include "doppel/session_key.hpp"
 #include "doppel/stage.hpp"
 #include "request_rewrite.hpp"
+#include "tls_client.hpp"
 
 namespace doppel::plugins {
 
@@ -43,7 +43,7 @@ struct HttpOutputConfig {
   bool overflow_follows_input = true;  // overflow = "auto": start() sets wait_when_full from what feeds the stage
   std::chrono::nanoseconds timeout = std::chrono::seconds(5);
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(2);
-  bool tls_skip_verify = false;
+  TlsClientConfig tls;  // https targets: its context is built at configuration
   bool track_response = false;
   std::size_t max_response_size = std::size_t{64} << 20;
   std::size_t io_threads = 1;
@@ -121,7 +121,6 @@ class HttpOutput : public Stage, private H2StreamOwner {
 
   // Called by connections, on their executor.
   const HttpOutputConfig& config() const { return config_; }
-  boost::asio::ssl::context& tls_context() { return *tls_; }
   StageContext& stage_context() { return context(); }
   // A job finished (response emitted or error counted); hands the connection its next job.
   // `session`: the session the job belonged to (null when replayed freely).
@@ -190,7 +189,6 @@ class HttpOutput : public Stage, private H2StreamOwner {
   void h2_closed(H2Connection& connection) override;
 
   HttpOutputConfig config_;
-  std::unique_ptr<boost::asio::ssl::context> tls_;
   // Our own I/O context and threads: Boost.Asio is header-only, and its services must not be
   // shared across the plugin boundary (the runtime's io() is built from another copy).
   boost::asio::io_context io_{static_cast<int>(config_.io_threads)};  // concurrency hint

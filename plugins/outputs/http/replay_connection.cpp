@@ -3,7 +3,6 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/write.hpp>
 
 #include "h2_connection.hpp"
@@ -159,17 +158,7 @@ void ReplayConnection::connect() {
   tls_.reset();
   socket_.reset();
   if (config.target.tls) {
-    tls_ = std::make_unique<asio::ssl::stream<tcp::socket>>(executor_, output_.tls_context());
-    boost::system::error_code ignored;
-    asio::ip::make_address(config.target.host, ignored);
-    bool is_address = !ignored;
-    if (!is_address) SSL_set_tlsext_host_name(tls_->native_handle(), config.target.host.c_str());
-    if (!config.tls_skip_verify) {
-      tls_->set_verify_mode(asio::ssl::verify_peer);
-      tls_->set_verify_callback(asio::ssl::host_name_verification(config.target.host));
-    } else {
-      tls_->set_verify_mode(asio::ssl::verify_none);
-    }
+    tls_ = make_target_stream(executor_, config.tls, config.target.host);
   } else {
     socket_ = std::make_unique<tcp::socket>(executor_);
   }
@@ -268,20 +257,25 @@ void ReplayConnection::fail(const boost::system::error_code& ec) {
   std::string_view reason;
   if (output_.stopping() && !timed_out_) reason = "shutdown";
   else if (timed_out_) reason = "timeout";
-  else if (phase_ == Phase::connect) reason = connect_failure_reason(ec);
+  else if (phase_ == Phase::connect) {
+    if (tls_) {
+      if (auto rejected = certificate_rejection(*tls_)) return finish_error("tls_verify", "tls_verify: " + *rejected);
+    }
+    reason = connect_failure_reason(ec);
+  }
   else if (is_ssl_error(ec) && ec != asio::ssl::error::stream_truncated) reason = "tls";
   else reason = "reset";
   finish_error(reason);
 }
 
-void ReplayConnection::finish_error(std::string_view reason) {
+void ReplayConnection::finish_error(std::string_view reason, std::string_view detail) {
   std::int64_t latency = phase_ == Phase::exchange
                              ? std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now() - sent_at_).count()
                              : 0;
   abort_h1();
   response_.clear();
-  output_.report_error(job_, reason, latency);
+  output_.report_error(job_, reason, latency, detail);
   auto session = std::move(job_.session);
   job_ = {};
   output_.job_done(shared_from_this(), session);

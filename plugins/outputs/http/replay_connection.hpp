@@ -4,7 +4,6 @@
 // connect (TLS handshake) when needed, write the request, read the response until the
 // framer says it is complete, then ask the output for the next job.
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -56,7 +55,8 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection>, 
   void arm_timer(std::chrono::nanoseconds after);
   void start_timer();
   void fail(const boost::system::error_code& ec);
-  void finish_error(std::string_view reason);
+  // `detail`: meta.error when it says more than `reason` ("tls_verify: hostname mismatch").
+  void finish_error(std::string_view reason, std::string_view detail = {});
   void finish();
   bool retry_on_fresh_connection(const boost::system::error_code& ec);
 
@@ -73,7 +73,7 @@ class ReplayConnection : public std::enable_shared_from_this<ReplayConnection>, 
   boost::asio::ip::tcp::resolver resolver_;
   boost::asio::steady_timer timer_;
   std::unique_ptr<boost::asio::ip::tcp::socket> socket_;
-  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_;
+  std::unique_ptr<TlsStream> tls_;
   bool connected_ = false;
   std::uint64_t requests_on_connection_ = 0;
   std::chrono::steady_clock::time_point deadline_;  // of the operation in progress

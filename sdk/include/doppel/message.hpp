@@ -51,6 +51,15 @@ struct Endpoint {
   std::uint16_t port = 0;
 };
 
+// How an exchange captured inside TLS was protected (the raw input decrypts it with a key
+// log, docs/guide/tls.md). One per connection, shared by its messages. Never a secret.
+struct TlsMeta {
+  std::string version;      // "TLSv1.2", "TLSv1.3"
+  std::string cipher;       // the cipher suite's IANA name, e.g. "TLS_AES_128_GCM_SHA256"
+  std::string server_name;  // the ClientHello's SNI, "" when none was sent
+  std::string alpn;         // the protocol the server selected ("h2", "http/1.1"), "" when none
+};
+
 struct MessageMeta {
   Endpoint source;
   Endpoint destination;
@@ -62,6 +71,7 @@ struct MessageMeta {
   // the HTTP/1.1 form of an HTTP/2 stream, doppel/http2.hpp). "" for HTTP/1.x.
   std::string proto;
   std::uint32_t stream_id = 0;      // h2: the stream that carried it on its connection
+  std::shared_ptr<const TlsMeta> tls;  // captured inside TLS and decrypted; null when cleartext
 };
 
 class Message {

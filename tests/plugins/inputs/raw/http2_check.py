@@ -9,55 +9,21 @@
 import collections
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-SEP = "\n🐵🙈🙉\n".encode()
-
-
-def records(path):
-    out = []
-    for r in open(path, "rb").read().split(SEP):
-        if not r.strip():
-            continue
-        header, payload = r.split(b"\n", 1)
-        tokens = header.decode().split(" ")
-        meta = dict(t.split("=", 1) for t in tokens[4:] if "=" in t)
-        out.append({"kind": tokens[0], "id": tokens[1], "meta": meta, "payload": payload})
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "support"))
+import gor_records  # noqa: E402
+from gor_records import pairs  # noqa: E402
+from tshark_http2 import http2_streams  # noqa: E402
 
 
 def split_message(payload):
     """(start line, headers dict, body) of an HTTP/1.1-form message, framing undone."""
-    head, rest = payload.split(b"\r\n\r\n", 1)
-    lines = head.split(b"\r\n")
-    headers = {}
-    for line in lines[1:]:
-        name, value = line.split(b":", 1)
-        headers[name.strip().lower().decode()] = value.strip().decode()
-    if headers.get("transfer-encoding") == "chunked":
-        body = b""
-        while True:
-            size_line, rest = rest.split(b"\r\n", 1)
-            n = int(size_line.split(b";")[0], 16)
-            if n == 0:
-                break
-            body += rest[:n]
-            rest = rest[n + 2:]
-        return lines[0].decode(), headers, body
-    length = int(headers.get("content-length", "0"))
-    if len(rest) != length:
-        raise ValueError("body of %d bytes, content-length %d" % (len(rest), length))
-    return lines[0].decode(), headers, rest
-
-
-def pairs(path):
-    """id -> (request, response) records; errors for ids seen other than once each."""
-    by_id = collections.defaultdict(lambda: {"1": [], "2": []})
-    for r in records(path):
-        by_id[r["id"]][r["kind"]].append(r)
-    return by_id
+    head, headers, body = gor_records.split_message(payload)
+    return head.split(b"\r\n", 1)[0].decode(), dict(headers), body
 
 
 def check_gor(gor, root, expected_path):
@@ -125,39 +91,7 @@ def tshark_exchanges(pcap, port):
     """(method, path, status) per stream, from tshark's HTTP/2 dissection (PDML keeps frame order)."""
     xml = subprocess.run(["tshark", "-r", pcap, "-d", "tcp.port==%s,http2" % port, "-Y", "http2", "-T", "pdml"],
                          check=True, capture_output=True).stdout
-    streams = collections.defaultdict(dict)
-    for packet in ET.fromstring(xml).iter("packet"):
-        tcp_stream = None
-        for f in packet.iter("field"):
-            if f.get("name") == "tcp.stream":
-                tcp_stream = f.get("show")
-                break
-        for frame in packet.iter("field"):
-            if frame.get("name") != "http2.stream":
-                continue
-            kind = stream_id = None
-            fields = {}
-            for f in frame:
-                if f.get("name") == "http2.type":
-                    kind = f.get("show")
-                elif f.get("name") == "http2.streamid":
-                    stream_id = f.get("show")
-                elif f.get("name") == "http2.header":
-                    name = value = None
-                    for g in f:
-                        if g.get("name") == "http2.header.name":
-                            name = g.get("show")
-                        elif g.get("name") == "http2.header.value":
-                            value = g.get("show")
-                    if name is not None:
-                        fields[name] = value
-            if kind != "1":
-                continue
-            s = streams[(tcp_stream, stream_id)]
-            if ":method" in fields:
-                s["method"], s["path"] = fields[":method"], fields.get(":path")
-            elif ":status" in fields and not fields[":status"].startswith("1"):
-                s["status"] = fields[":status"]
+    streams = http2_streams(ET.fromstring(xml))
     return collections.Counter((s.get("method"), s.get("path"), s.get("status")) for s in streams.values())
 
 

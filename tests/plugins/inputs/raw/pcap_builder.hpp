@@ -188,8 +188,9 @@ class Capture {
     std::ofstream(path, std::ios::binary) << out;
   }
 
-  // pcapng: section header, one interface (nanosecond resolution), enhanced packet blocks.
-  void write_pcapng(const std::string& path) const {
+  // pcapng: section header, one interface (nanosecond resolution), a Decryption Secrets Block
+  // when `tls_keylog` is given (as editcap --inject-secrets writes it), enhanced packet blocks.
+  void write_pcapng(const std::string& path, std::string_view tls_keylog = {}) const {
     std::string out;
     auto block = [&out](std::uint32_t type, const std::string& body) {
       std::string padded = body;
@@ -218,6 +219,13 @@ class Capture {
     le16(idb, 0);  // opt_endofopt
     le16(idb, 0);
     block(1, idb);
+    if (!tls_keylog.empty()) {
+      std::string dsb;
+      le32(dsb, 0x544c534b);  // TLS key log
+      le32(dsb, static_cast<std::uint32_t>(tls_keylog.size()));
+      dsb.append(tls_keylog);
+      block(0x0a, dsb);
+    }
     for (const auto& r : records_) {
       std::string epb;
       auto ts = static_cast<std::uint64_t>(r.ts_ns);
@@ -303,6 +311,20 @@ inline std::vector<std::string> split(std::string_view bytes, std::size_t size) 
   std::vector<std::string> out;
   for (std::size_t i = 0; i < bytes.size(); i += size) out.emplace_back(bytes.substr(i, size));
   return out;
+}
+
+// An HTTP/2 frame (RFC 9113 4.1): the 9-byte header, then `payload` as it is.
+inline std::string http2_frame(std::uint8_t type, std::uint8_t flags, std::uint32_t stream, std::string_view payload) {
+  std::string f;
+  auto n = static_cast<std::uint32_t>(payload.size());
+  f.push_back(static_cast<char>(n >> 16));
+  f.push_back(static_cast<char>(n >> 8));
+  f.push_back(static_cast<char>(n));
+  f.push_back(static_cast<char>(type));
+  f.push_back(static_cast<char>(flags));
+  put32(f, stream);
+  f.append(payload);
+  return f;
 }
 
 }  // namespace pcap_builder

@@ -61,16 +61,7 @@ enum : std::uint8_t { kData, kHeaders, kPriority, kRst, kSettings, kPush, kPing,
 constexpr std::uint8_t kEndStream = 0x1, kEndHeaders = 0x4, kPadded = 0x8, kPriorityFlag = 0x20;
 
 std::string frame(std::uint8_t type, std::uint8_t flags, std::uint32_t stream, std::string_view payload) {
-  std::string f;
-  auto n = static_cast<std::uint32_t>(payload.size());
-  f.push_back(static_cast<char>(n >> 16));
-  f.push_back(static_cast<char>(n >> 8));
-  f.push_back(static_cast<char>(n));
-  f.push_back(static_cast<char>(type));
-  f.push_back(static_cast<char>(flags));
-  pb::put32(f, stream);
-  f.append(payload);
-  return f;
+  return pb::http2_frame(type, flags, stream, payload);
 }
 std::string settings() { return frame(kSettings, 0, 0, ""); }
 std::string settings_ack() { return frame(kSettings, 1, 0, ""); }

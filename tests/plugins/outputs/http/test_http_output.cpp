@@ -224,6 +224,22 @@ TEST_CASE("configuration errors name the option") {
   CHECK_THROWS(testing::StageHarness(http_plugin(), Value::table({{"url", "http://x"}, {"overflow", "block"}})));
 }
 
+TEST_CASE("TLS options that cannot work are refused at configuration, naming the option") {
+  auto refused = [](std::initializer_list<std::pair<std::string, Value>> extra, const char* text) {
+    Value::Table options{{"url", "https://127.0.0.1:1"}};
+    options.insert(options.end(), extra.begin(), extra.end());
+    CHECK_THROWS_WITH_AS(testing::StageHarness(http_plugin(), Value(options)), doctest::Contains(text), ConfigError);
+  };
+  refused({{"tls_cert", "c.pem"}}, "tls_cert needs tls_key");
+  refused({{"tls_key", "k.pem"}}, "tls_key needs tls_cert");
+  refused({{"tls_ca", "ca.pem"}, {"tls_skip_verify", true}}, "tls_ca has no effect with tls_skip_verify");
+  refused({{"tls_ca", "/nonexistent/ca.pem"}}, "tls_ca: cannot read \"/nonexistent/ca.pem\"");
+  refused({{"tls_cert", "/nonexistent/c.pem"}, {"tls_key", "/nonexistent/k.pem"}}, "tls_cert: cannot read");
+  refused({{"tls_server_name", "not a name"}}, "tls_server_name must be a DNS name or an IP address");
+  CHECK_THROWS_WITH_AS(testing::StageHarness(http_plugin(), Value::table({{"url", "http://x"}, {"tls_ca", "ca.pem"}})),
+                       doctest::Contains("tls_ca applies to https:// targets only"), ConfigError);
+}
+
 TEST_CASE("several I/O threads: every request replayed once, each connection on its own strand") {
   ScriptedServer server([](const std::string& request) {
     // Echo the request's path so a mixed-up response would show.

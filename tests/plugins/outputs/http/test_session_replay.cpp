@@ -114,7 +114,7 @@ void check_in_order_one_at_a_time(const std::vector<Arrival>& session, const std
 }
 
 bool no_failures(testing::StageHarness& h) {
-  for (const char* reason : {"refused", "timeout", "reset", "tls", "dns", "connect", "bad_response"})
+  for (const char* reason : {"refused", "timeout", "reset", "tls", "tls_verify", "dns", "connect", "bad_response"})
     if (h.failed(reason) != 0) return false;
   return true;
 }
