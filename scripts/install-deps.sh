@@ -14,7 +14,7 @@ build_packages=(
 )
 test_packages=(
   nginx-light tcpdump wrk curl iproute2 procps psmisc python3 clang-16 libclang-rt-16-dev ccache
-  nodejs npm chromium nats-server libnginx-mod-http-echo xxd tshark openssl
+  nodejs npm chromium nats-server libnginx-mod-http-echo xxd tshark openssl wget
   nghttp2-server nghttp2-client python3-grpcio python3-grpc-tools python3-protobuf python3-h2 zsh
 )
 

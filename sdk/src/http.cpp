@@ -329,8 +329,9 @@ std::string http_remove_header(std::string_view payload, std::string_view name) 
 }
 
 std::string http_set_target(std::string_view payload, std::string_view target) {
-  // From the method on, as HttpView reads the start line: leading whitespace is not a separator.
-  auto start = payload.find_first_not_of(" \t\r\n");
+  // From the method on, as HttpView reads the start line (trim_ows: spaces and tabs before it
+  // are not a separator; a CR there is part of the method, as HttpView takes it).
+  auto start = payload.find_first_not_of(" \t");
   if (start == std::string_view::npos) return std::string(payload);
   auto sp1 = payload.find(' ', start);
   if (sp1 == std::string_view::npos) return std::string(payload);
