@@ -17,7 +17,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-origin=$((20000 + $$ % 20000))
+origin=$((20000 + $$ % 12000))
 candidate=$((origin + 1))
 metrics=$((origin + 2))
 mkdir -p "$work/site"

@@ -22,7 +22,7 @@ cleanup() {
 trap cleanup EXIT
 export GREETER_PB_DIR="$work/pb"
 "$python" "$greeter" generate "$GREETER_PB_DIR"
-baseline=$((20000 + $$ % 20000))
+baseline=$((20000 + $$ % 12000))
 candidate=$((baseline + 1))
 "$python" "$greeter" serve "$baseline" baseline > "$work/baseline.log" 2>&1 &
 pids+=($!)

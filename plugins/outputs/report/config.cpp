@@ -30,6 +30,19 @@ PluginDefinition report_definition() {
              "new file in the same directory, then renamed over this name (replacing an earlier report, never "
              "writing through a link); empty: none")
           .default_value(""),
+      option("html_interval", OptionType::duration,
+             "How often the HTML report is rewritten while verdicts come, so that a run stopped by force still "
+             "leaves a recent one; \"0s\": at the end only")
+          .default_value("60s"),
+      option("jsonl_max_size", OptionType::size,
+             "Rotate the jsonl file before a line would take it past this size: FILE becomes FILE.1, FILE.1 "
+             "FILE.2, ..., and a new FILE is started; 0: never by size")
+          .default_value("0"),
+      option("jsonl_rotate_interval", OptionType::duration,
+             "Rotate the jsonl file (as jsonl_max_size does) once it is this old; \"0s\": never by age")
+          .default_value("0s"),
+      option("jsonl_keep", OptionType::integer,
+             "Rotated jsonl files kept (FILE.1 to FILE.<jsonl_keep>); the oldest is removed").default_value(10),
       option("append", OptionType::boolean, "Add verdict lines to an existing jsonl file").default_value(false),
       option("overwrite", OptionType::boolean, "Replace (truncate) an existing jsonl file").default_value(false),
       option("mode", OptionType::string,
@@ -64,12 +77,26 @@ PluginDefinition report_definition() {
        "back to its last complete line and the next write tries again. The verdicts still count in the HTML "
        "report and the summary"},
       {"jsonl_written", "verdict lines the jsonl file accepted"},
+      {"jsonl_rotated", "times the jsonl file was rotated (jsonl_max_size, jsonl_rotate_interval)"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     ReportConfig config;
     config.jsonl = options.string("jsonl");
     config.html = options.string("html");
     config.files = output_file_policy(options);
+    config.html_interval = options.duration("html_interval");
+    if (config.html_interval.count() < 0) options.fail("html_interval", "html_interval must not be negative");
+    if (config.html_interval.count() > 0 && config.html_interval < std::chrono::milliseconds(100))
+      options.fail("html_interval", "html_interval is at least 100ms (each rewrite renders the whole report)");
+    config.jsonl_max_size = options.size("jsonl_max_size");
+    config.jsonl_rotate_interval = options.duration("jsonl_rotate_interval");
+    if (config.jsonl_rotate_interval.count() < 0)
+      options.fail("jsonl_rotate_interval", "jsonl_rotate_interval must not be negative");
+    config.jsonl_keep = at_least(options, "jsonl_keep", 1);
+    bool rotating = config.jsonl_max_size > 0 || config.jsonl_rotate_interval.count() > 0;
+    if (rotating && options.string("jsonl").empty())
+      options.fail(config.jsonl_max_size > 0 ? "jsonl_max_size" : "jsonl_rotate_interval",
+                   "rotation applies to the jsonl file: set `jsonl`");
     config.summary = options.boolean("summary");
     config.title = options.string("title");
     for (const auto& text : options.strings("fail_if")) {

@@ -2,19 +2,24 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <stdexcept>
 
 namespace doppel::plugins {
 
-ReportOutput::~ReportOutput() { periodic_flush_.stop(); }
+ReportOutput::~ReportOutput() {
+  periodic_flush_.stop();
+  periodic_html_.stop();
+}
 
 void ReportOutput::start(StageContext& context) {
   Stage::start(context);
   goal_reported_.assign(config_.fail_if.size(), false);
   jsonl_written_ = &context.counter("jsonl_written");
+  jsonl_rotated_ = &context.counter("jsonl_rotated");
   if (!config_.jsonl.empty()) {
     try {
-      jsonl_ = OutputFile::open(config_.jsonl, config_.files, false);
+      open_jsonl();
     } catch (const std::exception& e) {
       throw std::runtime_error("output \"" + context.stage_name() + "\": " + e.what());
     }
@@ -25,6 +30,48 @@ void ReportOutput::start(StageContext& context) {
       if (jsonl_) flush_jsonl();
     });
   }
+  if (!config_.html.empty())
+    periodic_html_.start(config_.html_interval, [this] {
+      std::lock_guard lock(mutex_);
+      if (dirty_ && !stopped_) write_html(evaluate_goals(false));
+    });
+}
+
+void ReportOutput::open_jsonl() {
+  jsonl_ = OutputFile::open(config_.jsonl, config_.files, false);
+  jsonl_accounted_ = OutputFile::Progress{};
+  jsonl_opened_ = std::chrono::steady_clock::now();
+}
+
+void ReportOutput::rotate_jsonl_if_due(std::size_t line_size) {
+  std::uint64_t size = jsonl_->size();
+  bool too_large = config_.jsonl_max_size > 0 && size > 0 && size + line_size > config_.jsonl_max_size;
+  bool too_old = config_.jsonl_rotate_interval.count() > 0 && size > 0 &&
+                 std::chrono::steady_clock::now() - jsonl_opened_ >= config_.jsonl_rotate_interval;
+  if (!too_large && !too_old) return;
+  close_jsonl();  // flushed and closed: the file ends with its last whole line
+  jsonl_.reset();
+  // FILE.<keep> is the oldest kept: it goes, the others move up one, FILE becomes FILE.1.
+  namespace fs = std::filesystem;
+  std::error_code ignored;
+  auto numbered = [&](std::size_t n) { return config_.jsonl + "." + std::to_string(n); };
+  fs::remove(numbered(config_.jsonl_keep), ignored);
+  for (std::size_t n = config_.jsonl_keep; n > 1; --n)
+    if (fs::exists(numbered(n - 1), ignored)) fs::rename(numbered(n - 1), numbered(n), ignored);
+  std::error_code renamed;
+  fs::rename(config_.jsonl, numbered(1), renamed);
+  if (renamed) {
+    // Written on where it was: nothing is lost, the file only grows further.
+    context().log().error("report: cannot rotate {}: {}; writing on to it", config_.jsonl, renamed.message());
+    OutputFilePolicy append = config_.files;
+    append.existing = ExistingFile::append;
+    jsonl_ = OutputFile::open(config_.jsonl, append, false);
+    jsonl_accounted_ = OutputFile::Progress{};
+    jsonl_opened_ = std::chrono::steady_clock::now();
+    return;
+  }
+  jsonl_rotated_->add(1);
+  open_jsonl();
 }
 
 void ReportOutput::flush_jsonl() {
@@ -83,26 +130,30 @@ void ReportOutput::process(const MessagePtr& message) {
     return;
   }
   dirty_ = true;
-  if (jsonl_) {
+  if (!config_.jsonl.empty() && !stopped_) {
     // One verdict per line: the payload is single-line JSON written by the compare stage.
     try {
+      if (!jsonl_) open_jsonl();  // a rotation could not open the new file: tried again
+      else if (config_.jsonl_max_size > 0 || config_.jsonl_rotate_interval.count() > 0)
+        rotate_jsonl_if_due(message->payload.size() + 1);
       jsonl_->add({message->payload, "\n"});
       if (held_.hold(*message)) flush_jsonl();
     } catch (const std::exception& e) {
       jsonl_failed(e);
+      if (!jsonl_) context().drop("write_failed");  // no file to write this line to
       held_.release();  // what they were held for is counted as lost
     }
-    account_jsonl();
+    if (jsonl_) account_jsonl();
   }
 }
 
-std::vector<std::pair<Goal, std::optional<double>>> ReportOutput::evaluate_goals() {
+std::vector<std::pair<Goal, std::optional<double>>> ReportOutput::evaluate_goals(bool report) {
   std::vector<std::pair<Goal, std::optional<double>>> out;
   for (std::size_t i = 0; i < config_.fail_if.size(); ++i) {
     const Goal& g = config_.fail_if[i];
     auto value = goal_metric(g, model_.totals());
     out.emplace_back(g, value);
-    if (value && goal_holds(g, *value) && !goal_reported_[i]) {
+    if (report && value && goal_holds(g, *value) && !goal_reported_[i]) {
       goal_reported_[i] = true;
       context().goal_missed("report: fail_if \"" + g.text + "\" (" + g.metric + " = " + format_metric(g, *value) + ")");
     }
@@ -111,10 +162,14 @@ std::vector<std::pair<Goal, std::optional<double>>> ReportOutput::evaluate_goals
 }
 
 void ReportOutput::write_outputs() {
-  auto goals = evaluate_goals();
+  auto goals = evaluate_goals(true);
   if (jsonl_) flush_jsonl();
   held_.release();
   if (!dirty_) return;
+  write_html(goals);
+}
+
+void ReportOutput::write_html(const std::vector<std::pair<Goal, std::optional<double>>>& goals) {
   if (!config_.html.empty()) {
     try {
       // A new file renamed over the old: a reader never sees half a report, and a link planted
@@ -135,6 +190,7 @@ void ReportOutput::flush() {
 
 void ReportOutput::stop() {
   periodic_flush_.stop();
+  periodic_html_.stop();
   std::lock_guard lock(mutex_);
   if (stopped_) return;
   stopped_ = true;
@@ -144,7 +200,7 @@ void ReportOutput::stop() {
     jsonl_.reset();
   }
   if (config_.summary) {
-    std::string table = render_summary(model_, config_, evaluate_goals());
+    std::string table = render_summary(model_, config_, evaluate_goals(false));
     std::fwrite(table.data(), 1, table.size(), stderr);
     std::fflush(stderr);
   }

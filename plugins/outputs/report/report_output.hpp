@@ -1,6 +1,7 @@
 #pragma once
 // The `report` output: verdicts to a JSONL file, a self-contained HTML report, a console
 // summary at exit, and `fail_if` goals that make `doppel run` exit non-zero.
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +19,15 @@ namespace doppel::plugins {
 struct ReportConfig {
   std::string jsonl;       // "" : none
   std::string html;        // "" : none
+  // Days-long runs: the HTML report is rewritten this often while verdicts come (so a run that
+  // is killed still leaves one); 0: at the end only.
+  std::chrono::nanoseconds html_interval{std::chrono::seconds(60)};
+  // The JSONL file is rotated (FILE -> FILE.1 -> ... -> FILE.<jsonl_keep>, the oldest removed)
+  // when a line would take it past jsonl_max_size, or when it is jsonl_rotate_interval old;
+  // 0: never.
+  std::uint64_t jsonl_max_size = 0;
+  std::chrono::nanoseconds jsonl_rotate_interval{0};
+  std::size_t jsonl_keep = 10;
   OutputFilePolicy files;  // an existing JSONL file (refused, appended to, overwritten), the mode
   bool summary = true;
   std::string title = "doppel report";
@@ -44,8 +54,14 @@ class ReportOutput : public Stage {
   void stop() override;
 
  private:
-  std::vector<std::pair<Goal, std::optional<double>>> evaluate_goals();  // mutex_ held
-  void write_outputs();                                                  // mutex_ held
+  // The goals' values; `report`: a missed one is told to the runtime (at the end only: a rate
+  // past its bound midway may come back under it).
+  std::vector<std::pair<Goal, std::optional<double>>> evaluate_goals(bool report);  // mutex_ held
+  void write_outputs();                                                              // mutex_ held
+  void write_html(const std::vector<std::pair<Goal, std::optional<double>>>& goals);  // mutex_ held
+  // Rotates the JSONL file before a line of `line_size` bytes when it is due; mutex_ held.
+  void rotate_jsonl_if_due(std::size_t line_size);
+  void open_jsonl();
   // The JSONL file's calls, with failures counted (dropped.write_failed) and logged once per
   // episode; mutex_ held.
   void flush_jsonl();
@@ -61,6 +77,9 @@ class ReportOutput : public Stage {
   Counter* jsonl_written_ = nullptr;
   HeldLeases held_;                    // of verdicts written to jsonl_ since its last flush
   gor::PeriodicFlush periodic_flush_;  // flushes jsonl_ when verdicts pause
+  gor::PeriodicFlush periodic_html_;   // rewrites the HTML report every html_interval
+  std::chrono::steady_clock::time_point jsonl_opened_;
+  Counter* jsonl_rotated_ = nullptr;
   std::vector<bool> goal_reported_;
   bool dirty_ = true;
   bool stopped_ = false;

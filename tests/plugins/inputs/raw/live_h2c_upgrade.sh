@@ -18,7 +18,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$((20000 + ($$ + 11) % 20000))
+port=$((20000 + ($$ + 11) % 12000))
 url="http://127.0.0.1:$port"
 mkdir -p "$work/root"
 printf 'hello over h2c\n' > "$work/root/a.txt"

@@ -25,7 +25,7 @@ cleanup() {
 trap cleanup EXIT
 # H2_KEEP=1 keeps the work directory (captures, logs) for a look after a failure.
 [ -n "${H2_KEEP:-}" ] && trap - EXIT && echo "work: $work"
-port=$((20000 + ($$ + 7) % 20000))
+port=$((20000 + ($$ + 7) % 12000))
 url="http://127.0.0.1:$port"
 
 # Content: 20 small files for one multiplexed connection, a 1.5 MB download, uploads.

@@ -12,7 +12,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$((20000 + $$ % 20000))
+port=$((20000 + $$ % 12000))
 write_site "$work" 127.0.0.1 "$port"
 nginx -c "$work/nginx.conf" -p "$work" &
 nginx_pid=$!

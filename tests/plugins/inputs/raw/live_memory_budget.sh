@@ -18,7 +18,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-sink_port=$((20000 + RANDOM % 20000))
+sink_port=$((20000 + RANDOM % 12000))
 web_port=$((sink_port + 1))
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 

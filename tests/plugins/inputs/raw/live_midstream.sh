@@ -16,7 +16,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$((20000 + RANDOM % 20000))
+port=$((20000 + RANDOM % 12000))
 mkdir -p "$work/root" "$work/tmp"
 head -c 700 /dev/zero | tr '\0' 'x' > "$work/root/page.html"
 cat > "$work/nginx.conf" <<CONF

@@ -16,7 +16,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$((20000 + $$ % 20000))
+port=$((20000 + $$ % 12000))
 replay_port=$((port + 1))
 write_site "$work/origin" 127.0.0.1 "$port"
 write_site "$work/replay" 127.0.0.1 "$replay_port"

@@ -32,7 +32,7 @@ cleanup() {
   if [ -n "${TLS_KEEP:-}" ]; then echo "work: $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
-base=$((20000 + ($$ + 13) % 19990))
+base=$((20000 + ($$ + 13) % 12000))
 p12=$base p12n=$((base + 1)) p13=$((base + 2))
 ports="$p12,$p12n,$p13"
 name=doppel.test

@@ -24,7 +24,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-port=$((20000 + ($$ + 11) % 20000))
+port=$((20000 + ($$ + 11) % 12000))
 
 mkdir -p "$work/root" "$work/tmp"
 printf 'small body\n' > "$work/root/small.txt"

@@ -337,3 +337,63 @@ TEST_CASE("disk full: jsonl keeps whole lines, lost lines are dropped as write_f
   }
   fs::remove_all(dir);
 }
+
+TEST_CASE("days-long runs: the jsonl file rotates by size keeping jsonl_keep files, every line whole") {
+  auto dir = temp_dir("rotate");
+  const auto path = dir / "v.jsonl";
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"jsonl", path.string()}, {"jsonl_max_size", "2KiB"}, {"jsonl_keep", 3},
+                                        {"summary", false}}));
+  feed(h);
+  h.flush();
+  h.stop();
+  CHECK(h.counter("jsonl_written").value() == 100);
+  std::uint64_t rotations = h.counter("jsonl_rotated").value();
+  CHECK(rotations > 3);
+  // The newest lines are kept, in order, across FILE.3 (oldest) .. FILE; FILE.4 never exists.
+  std::vector<std::string> ids;
+  for (const auto& name : {path.string() + ".3", path.string() + ".2", path.string() + ".1", path.string()}) {
+    REQUIRE(fs::exists(name));
+    std::string text = read(name);
+    CHECK(!text.empty());
+    CHECK(text.back() == '\n');
+    CHECK(text.size() <= 2048);
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      REQUIRE(line.starts_with("{\"id\":\""));
+      ids.push_back(line.substr(7, line.find('"', 7) - 7));
+    }
+  }
+  CHECK(!fs::exists(path.string() + ".4"));
+  REQUIRE(!ids.empty());
+  CHECK(ids.back() == "id99");
+  for (std::size_t i = 1; i < ids.size(); ++i)
+    if (ids[i] != "e" && ids[i - 1] != "e") CHECK(std::stoi(ids[i].substr(2)) == std::stoi(ids[i - 1].substr(2)) + 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("days-long runs: the HTML report is rewritten while verdicts come; goals are judged at the end only") {
+  auto dir = temp_dir("html-interval");
+  const auto html = dir / "r.html";
+  testing::StageHarness h(testing::linked_plugin("report"),
+                          Value::table({{"html", html.string()}, {"html_interval", "100ms"},
+                                        {"fail_if", Value::array({"mismatch_rate > 1%"})}, {"summary", false}}));
+  h.process(verdict("m1", "mismatch", "query", 10, 10));
+  // Not flushed, not stopped: a run killed now still leaves its report.
+  REQUIRE(h.wait_until([&] { return fs::exists(html); }, std::chrono::seconds(5)));
+  CHECK(read(html).find("\"total\":1") != std::string::npos);
+  CHECK(h.goals_missed().empty());  // 100% mismatches so far: judged only when the run ends
+  feed(h);
+  REQUIRE(h.wait_until([&] { return read(html).find("\"total\":101") != std::string::npos; }, std::chrono::seconds(5)));
+  h.stop();
+  CHECK(h.goals_missed().size() == 1);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("rotation options need a jsonl file, html_interval is bounded") {
+  auto& def = testing::linked_plugin("report");
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"jsonl_max_size", "1MiB"}})),
+                       doctest::Contains("set `jsonl`"), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"html", "r.html"}, {"html_interval", "10ms"}})),
+                       doctest::Contains("at least 100ms"), ConfigError);
+}
