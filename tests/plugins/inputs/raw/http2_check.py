@@ -89,8 +89,9 @@ def check_same(live, from_file):
 
 def tshark_exchanges(pcap, port):
     """(method, path, status) per stream, from tshark's HTTP/2 dissection (PDML keeps frame order)."""
-    xml = subprocess.run(["tshark", "-r", pcap, "-d", "tcp.port==%s,http2" % port, "-Y", "http2", "-T", "pdml"],
-                         check=True, capture_output=True).stdout
+    # Out-of-order segments are reassembled, as doppel does (tshark's default leaves them out).
+    xml = subprocess.run(["tshark", "-r", pcap, "-o", "tcp.reassemble_out_of_order:TRUE", "-d", "tcp.port==%s,http2" % port,
+                          "-Y", "http2", "-T", "pdml"], check=True, capture_output=True).stdout
     streams = http2_streams(ET.fromstring(xml))
     return collections.Counter((s.get("method"), s.get("path"), s.get("status")) for s in streams.values())
 

@@ -220,7 +220,10 @@ def tshark(pcap, keylog, ports, *args):
     decode = []
     for port in ports.split(","):
         decode += ["-d", "tcp.port==%s,tls" % port]
-    return subprocess.run(["tshark", "-r", pcap, "-o", "tls.keylog_file:" + keylog, "-o", "http.tls.port:" + ports]
+    # Out-of-order segments (a loopback capture has them) are reassembled, as doppel does:
+    # tshark's default leaves the PDUs they belong to undissected.
+    return subprocess.run(["tshark", "-r", pcap, "-o", "tls.keylog_file:" + keylog, "-o", "http.tls.port:" + ports,
+                           "-o", "tcp.reassemble_out_of_order:TRUE"]
                           + decode + list(args), check=True, capture_output=True).stdout
 
 
