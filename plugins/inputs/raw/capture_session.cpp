@@ -1000,25 +1000,16 @@ class HttpConnection : public ConnectionState,
     }
     // A server's first TLS records captured before its client's ClientHello (the capture may
     // interleave the two directions late): held until the client's first bytes say what they are.
-    if (!client_side && tcp_.start_seen[direction] && !bytes_seen_[client_] && looks_like_tls_record(bytes)) {
+    if (!client_side && tcp_.start_seen[direction] && !bytes_seen_[client_] && TlsDecoder::looks_like_record(bytes)) {
       hold_ciphertext(direction, bytes, ts, position);
       return true;
     }
     // From a connection's seen start, what is no ClientHello is no TLS (junk, counted as HTTP).
-    if (tcp_.start_seen[direction] || !looks_like_tls_record(bytes)) return false;
+    if (tcp_.start_seen[direction] || !TlsDecoder::looks_like_record(bytes)) return false;
     ++session_.stats_.tls.midstream;
     drop_held_ciphertext();
     skip_tls();
     return true;
-  }
-
-  // A record header: a TLS content type (change_cipher_spec, alert, handshake, application
-  // data), version 3.x and a length a record can have. No HTTP message starts like that.
-  static bool looks_like_tls_record(std::string_view bytes) {
-    if (bytes.size() < 5) return false;
-    auto at = [&](std::size_t i) { return static_cast<unsigned char>(bytes[i]); };
-    std::size_t length = std::size_t{at(3)} << 8 | at(4);
-    return at(0) >= 20 && at(0) <= 23 && at(1) == 3 && at(2) <= 4 && length > 0 && length <= 16384 + 2048;
   }
 
   // Bytes held by probe_tls that began no ClientHello: they go the HTTP way, as they came.

@@ -832,6 +832,12 @@ TlsDecoder::Detection TlsDecoder::detect_client_hello(std::string_view first_byt
   return n >= 11 ? Detection::yes : Detection::maybe;
 }
 
+bool TlsDecoder::looks_like_record(std::string_view bytes) {
+  if (bytes.size() < kHeaderLength) return false;
+  auto header = reinterpret_cast<const unsigned char*>(bytes.data());
+  return valid_header(header) && (header[3] | header[4]) != 0;
+}
+
 void TlsDecoder::data(int direction, std::string_view bytes, std::int64_t ts) {
   impl_->data(direction, bytes, ts);
   if (impl_->failed_) impl_->free_buffers();

@@ -74,6 +74,10 @@ class TlsDecoder {
   // ClientHello (type 22, version 3.x, handshake type 1, plausible lengths). `maybe`: too few
   // bytes to tell yet.
   static Detection detect_client_hello(std::string_view first_bytes);
+  // Whether `bytes` begin with a TLS record header this decoder would take (a known content
+  // type, version 3.x, a length a record can have) holding at least one byte. No HTTP message
+  // starts like that: records without their ClientHello mean TLS captured from its middle.
+  static bool looks_like_record(std::string_view bytes);
 
   // The bytes of direction `direction` (0: client), in order, from the connection's start.
   // Both directions' calls come in capture order: plaintext is produced in that order too,
