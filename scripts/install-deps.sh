@@ -10,7 +10,7 @@ build_packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libpcap-dev libtomlplusplus-dev node-llhttp libspdlog-dev libfmt-dev doctest-dev
   libre2-dev libsimdjson-dev zlib1g-dev libssl-dev libcli11-dev libnats-dev libjemalloc-dev
-  libnghttp2-dev libprotobuf-dev protobuf-compiler
+  libnghttp2-dev libprotobuf-dev protobuf-compiler libcap-ng-dev
 )
 test_packages=(
   nginx-light tcpdump wrk curl iproute2 procps psmisc python3 clang-16 libclang-rt-16-dev ccache

@@ -148,7 +148,24 @@ int run_graph(PipelineGraph& graph, bool dry_run, const std::string& stats_inter
     }
     return exit_code::ok;
   }
-  Runtime runtime(graph);
+  RuntimeOptions options;
+  std::string user_error;
+  options.run_as = lookup_user(graph.spec.settings.user, user_error);
+  if (!options.run_as) {  // checked when the file was read; the user database may have changed since
+    std::fprintf(stderr, "[pipeline] user: %s\n", user_error.c_str());
+    return exit_code::config_invalid;
+  }
+  bool privileged = std::any_of(graph.stages.begin(), graph.stages.end(),
+                                [](const auto& node) { return node.stage && node.stage->needs_privileges(); });
+  if (privileged && PrivilegeDrop::applies(geteuid(), *options.run_as)) {
+    try {
+      PrivilegeDrop::empty_bounding_set();  // before the first thread: see privileges.hpp
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return exit_code::runtime_error;
+    }
+  }
+  Runtime runtime(graph, std::move(options));
   SignalWatcher signals([&] { runtime.request_stop(); });
   try {
     runtime.start();

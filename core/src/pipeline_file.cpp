@@ -1,17 +1,13 @@
 #include "pipeline_file.hpp"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-
 #include <algorithm>
-#include <charconv>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "doppel/units.hpp"
+#include "privileges.hpp"
 
 namespace doppel::core {
 namespace fs = std::filesystem;
@@ -55,75 +51,18 @@ const std::vector<OptionSpec>& pipeline_settings_schema() {
       option("exit_after", OptionType::duration,
              "Stop the inputs and drain after this long (GoReplay: --exit-after); \"0s\" runs until the inputs end")
           .default_value("0s"),
+      option("user", OptionType::string,
+             "Started as root, `doppel run` of a pipeline that captures live works as this user (a name or a "
+             "numeric uid) from the moment its stages start, keeping only the capabilities that opening a capture "
+             "needs until every stage has started, and none after; the files the pipeline reads and writes must be "
+             "open to this user. \"root\" keeps root's privileges for the whole run (not recommended). Ignored "
+             "when not started as root")
+          .default_value("nobody"),
   };
   return schema;
 }
 
 namespace {
-
-// `shape`: the text is not HOST:PORT at all, so the message lists the forms that are.
-[[noreturn]] void bad_address(std::string_view text, const std::string& why, bool shape = false) {
-  std::string message = "invalid address " + quote_for_message(text) + ": " + why;
-  if (shape) message += "; expected HOST:PORT, [IPv6]:PORT or :PORT (every interface), e.g. \"127.0.0.1:9464\"";
-  throw std::invalid_argument(message);
-}
-
-std::uint16_t read_port(std::string_view text, std::string_view port) {
-  unsigned value = 0;
-  bool digits = !port.empty() && port.size() <= 5 &&
-                std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (digits) std::from_chars(port.data(), port.data() + port.size(), value);
-  if (!digits || value == 0 || value > 65535)
-    bad_address(text, "the port must be a number from 1 to 65535, not " + quote_for_message(port));
-  return static_cast<std::uint16_t>(value);
-}
-
-bool is_ip_address(int family, const std::string& host) {
-  unsigned char address[sizeof(in6_addr)];
-  return inet_pton(family, host.c_str(), address) == 1;
-}
-
-// RFC 1123: dot-separated labels of letters, digits and '-', each 1-63 long, 253 in all.
-bool is_host_name(std::string_view host) {
-  if (host.empty() || host.size() > 253) return false;
-  std::size_t label = 0;
-  for (char c : host) {
-    if (c == '.') {
-      if (label == 0) return false;
-      label = 0;
-    } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') {
-      if (++label > 63) return false;
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
-// The host's first IPv4 address, else its first IPv6 one, as a literal: `localhost` binds
-// where Prometheus exporters bind it (127.0.0.1), and the run binds what validate checked.
-std::string resolve_host(std::string_view text, const std::string& host) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(host.c_str(), nullptr, &hints, &found); rc != 0)
-    bad_address(text, "cannot resolve " + quote_for_message(host) + ": " + gai_strerror(rc));
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owned(found, freeaddrinfo);
-  const addrinfo* pick = nullptr;
-  for (int family : {AF_INET, AF_INET6}) {
-    for (const addrinfo* a = found; a && !pick; a = a->ai_next)
-      if (a->ai_family == family) pick = a;
-    if (pick) break;
-  }
-  if (!pick) bad_address(text, quote_for_message(host) + " has no IPv4 or IPv6 address");
-  char literal[INET6_ADDRSTRLEN] = {};
-  const void* address = nullptr;
-  if (pick->ai_family == AF_INET) address = &reinterpret_cast<const sockaddr_in*>(pick->ai_addr)->sin_addr;
-  else address = &reinterpret_cast<const sockaddr_in6*>(pick->ai_addr)->sin6_addr;
-  inet_ntop(pick->ai_family, address, literal, sizeof literal);
-  return literal;
-}
 
 struct Converter {
   std::shared_ptr<const std::string> file;
@@ -267,6 +206,9 @@ std::optional<PipelineSpec> convert_document(const toml::table& doc, const std::
         }
       }
       s.exit_after = settings.duration("exit_after");
+      s.user = settings.string("user");
+      if (std::string error; !lookup_user(s.user, error))
+        errors.emplace_back(settings.position("user"), "user", "option \"user\": " + error);
       continue;
     }
     if (key == "tests") {
@@ -300,41 +242,6 @@ std::optional<PipelineSpec> convert_document(const toml::table& doc, const std::
 }
 
 }  // namespace
-
-ListenAddress parse_listen_address(std::string_view text) {
-  ListenAddress out;
-  out.text = std::string(text);
-  std::string_view host, port;
-  if (text.starts_with('[')) {
-    auto close = text.find(']');
-    if (close == std::string_view::npos) bad_address(text, "no \"]\" after the IPv6 address", true);
-    host = text.substr(1, close - 1);
-    if (text.substr(close + 1, 1) != ":") bad_address(text, "no \":PORT\" after \"]\"", true);
-    out.port = read_port(text, text.substr(close + 2));
-    if (!is_ip_address(AF_INET6, std::string(host)))
-      bad_address(text, quote_for_message(host, 24) + " is not an IPv6 address");
-    out.host = std::string(host);
-    return out;
-  }
-  auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) {
-    bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (digits)
-      bad_address(text, "no host; write \"127.0.0.1:" + std::string(text) + "\" for this machine only or \":" +
-                            std::string(text) + "\" for every interface");
-    bad_address(text, "no port", true);
-  }
-  host = text.substr(0, colon);
-  port = text.substr(colon + 1);
-  if (host.find(':') != std::string_view::npos)
-    bad_address(text, "an IPv6 address goes in brackets, as in \"[::1]:9464\"", true);
-  out.port = read_port(text, port);  // before resolving: a bad port needs no DNS to be refused
-  std::string name(host);
-  if (name.empty() || is_ip_address(AF_INET, name)) out.host = name;
-  else if (is_host_name(name)) out.host = resolve_host(text, name);
-  else bad_address(text, quote_for_message(name, 24) + " is neither an IPv4 address nor a host name");
-  return out;
-}
 
 std::optional<PipelineSpec> load_pipeline_text(std::string_view text, const std::string& file_name,
                                                std::vector<ConfigError>& errors) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "doppel/listen_address.hpp"
 #include "doppel/options.hpp"
 #include "doppel/plugin.hpp"
 #include "doppel/value.hpp"
@@ -34,18 +35,6 @@ struct StageSpec {
   std::uint64_t queue_bytes = 0;   // 0: the pipeline default
 };
 
-// Where /metrics listens, checked when the file is read: an IP literal (a host name such as
-// `localhost` is resolved then) and a port.
-struct ListenAddress {
-  std::string host;        // "127.0.0.1", "::1"; "" for every interface, IPv6 and IPv4
-  std::uint16_t port = 0;  // 1-65535
-  std::string text;        // as written, for logs
-};
-// Reads HOST:PORT, [IPv6]:PORT, :PORT (every interface, as Prometheus exporters do) and
-// NAME:PORT (resolved now, IPv4 first). Throws std::invalid_argument saying what is wrong and
-// what is accepted.
-ListenAddress parse_listen_address(std::string_view text);
-
 struct PipelineSettings {
   std::string name;
   std::vector<std::filesystem::path> plugin_dirs;  // resolved against the file's directory
@@ -57,6 +46,7 @@ struct PipelineSettings {
   std::size_t decision_capacity = 1'000'000;
   std::optional<ListenAddress> metrics;  // serves /metrics there; unset disables
   std::chrono::nanoseconds exit_after{0};  // 0: run until the inputs end or a signal
+  std::string user = "nobody";  // `doppel run` started as root works as this user (privileges.hpp)
 };
 
 struct PipelineSpec {

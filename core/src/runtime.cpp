@@ -1,5 +1,7 @@
 #include "runtime.hpp"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -316,7 +318,10 @@ StageRunner::Snapshot StageRunner::snapshot() const {
   }
   for (const auto& [k, v] : counters_) s.counters.emplace_back(k, v->value());
   for (const auto& [k, v] : gauges_) s.gauges.emplace_back(k, v->value());
-  if (decisions_ && decisions_->evicted()) s.counters.emplace_back("decisions_evicted", decisions_->evicted());
+  if (decisions_) {
+    if (decisions_->evicted()) s.counters.emplace_back("decisions_evicted", decisions_->evicted());
+    s.decisions = decisions_->size();
+  }
   return s;
 }
 
@@ -387,6 +392,21 @@ void Runtime::start() {
   // first, so nothing is emitted into a stage that is not ready.
   std::vector<StageRunner*> started;
   try {
+    if (options_.run_as && geteuid() == 0) {
+      bool privileged = std::any_of(graph_.stages.begin(), graph_.stages.end(),
+                                    [](const auto& node) { return node.stage && node.stage->needs_privileges(); });
+      if (!privileged) {
+        spdlog::warn("running as root, which nothing in this pipeline needs (it opens no live capture): run it as "
+                     "an ordinary user (docs/security.md)");
+      } else if (PrivilegeDrop::applies(geteuid(), *options_.run_as)) {
+        privileges_.begin(*options_.run_as);
+        spdlog::info("working as user {} (uid {}, gid {}); capture capabilities kept until every stage has started",
+                     options_.run_as->name, options_.run_as->uid, options_.run_as->gid);
+      } else {
+        spdlog::warn("running as root for the whole run ([pipeline] user = \"{}\"): see docs/security.md",
+                     options_.run_as->name);
+      }
+    }
     for (auto& c : comparator_runners_) {
       c->node_.comparator->start(*c);
       c->started_ = true;
@@ -398,7 +418,9 @@ void Runtime::start() {
         started.push_back(&runner);
       }
     }
-  } catch (const std::exception&) {
+    privileges_.finish();
+    if (privileges_.active()) spdlog::debug("capabilities after the start: {}", capability_summary());
+  } catch (const std::exception& e) {
     // Stop what already started, then let the caller report the failure.
     for (auto* r : started) {
       try {
@@ -413,6 +435,13 @@ void Runtime::start() {
     io_threads_.clear();
     metrics_server_.reset();
     stopped_ = true;
+    // A file or port the stage could not open as the user doppel works as: say so.
+    std::string_view what = e.what();
+    const RunAs* user = privileges_.target();
+    if (user && (what.find("Permission denied") != what.npos || what.find("Operation not permitted") != what.npos))
+      throw std::runtime_error(std::string(what) + " (doppel works as user \"" + user->name +
+                               "\" once started as root: open the files it reads and writes to that user, or "
+                               "set [pipeline] user)");
     throw;
   }
   for (auto& runner : runners_) {
@@ -614,7 +643,59 @@ std::string Runtime::stats_line() {
   return line;
 }
 
+std::optional<InputProgress> Runtime::input_progress() const {
+  std::optional<InputProgress> progress;
+  bool total_known = true, finished = true;
+  auto snaps = snapshots();
+  for (std::size_t i = 0; i < snaps.size(); ++i) {
+    const auto& s = snaps[i];
+    if (s.role != "input") continue;
+    std::optional<std::int64_t> read, total;
+    for (const auto& [k, v] : s.gauges) {
+      if (k == "progress.bytes_read") read = v;
+      else if (k == "progress.bytes_total") total = v;
+    }
+    if (!read) continue;
+    if (!progress) progress.emplace();
+    {
+      std::lock_guard lock(inputs_mutex_);
+      finished = finished && runners_[i]->finished_;
+    }
+    progress->records += s.out;
+    progress->bytes_read += static_cast<std::uint64_t>(std::max<std::int64_t>(0, *read));
+    if (!total || *total <= 0) total_known = false;
+    else progress->bytes_total += static_cast<std::uint64_t>(*total);
+  }
+  if (progress && !total_known) progress->bytes_total = 0;
+  if (progress) progress->finished = finished;
+  return progress;
+}
+
 void Runtime::start_stats_thread() {
+  // On a terminal, inputs that read files get a progress line rewritten in place instead of
+  // the stats line (which a log file or a pipe keeps getting).
+  bool progress_inputs = false;
+  for (const auto& runner : runners_)
+    if (runner->node_.spec->role == Role::input)
+      for (const auto& metric : runner->node_.definition->metrics)
+        progress_inputs = progress_inputs || metric.name == "progress.bytes_read";
+  if (progress_inputs && isatty(STDERR_FILENO)) {
+    stats_thread_ = std::thread([this] {
+      ProgressLine line(started_at_);
+      auto draw = [&](const char* end) {
+        if (auto progress = input_progress())
+          std::fprintf(stderr, "\r%s\033[K%s", line.render(*progress, std::chrono::steady_clock::now()).c_str(), end);
+      };
+      std::unique_lock lock(stats_mutex_);
+      while (!stats_wake_.wait_for(lock, std::chrono::milliseconds(500), [&] { return stats_stop_; })) {
+        lock.unlock();
+        draw("");
+        lock.lock();
+      }
+      draw("\n");  // the last figures stay on screen above the summary
+    });
+    return;
+  }
   stats_thread_ = std::thread([this] {
     std::unique_lock lock(stats_mutex_);
     while (!stats_wake_.wait_for(lock, graph_.spec.settings.stats_interval, [&] { return stats_stop_; })) {
@@ -718,6 +799,21 @@ std::string Runtime::prometheus_metrics() const {
       out << "doppel_" << metric_name(s.plugin) << "_" << metric_name(k) << "{stage=\"" << prometheus_escape(s.name)
           << "\"} " << v << "\n";
   }
+  // The decision memory of each filter that judges requests only (docs/operations.md, "Days-long
+  // runs"): its size, its bound and its expiry.
+  out << "# HELP doppel_stage_decisions Request decisions a filter remembers now, so that responses follow "
+         "their request; bound: [pipeline] decision_capacity, expiry: decision_ttl.\n"
+         "# TYPE doppel_stage_decisions gauge\n";
+  for (const auto& s : snaps)
+    if (s.decisions)
+      out << "doppel_stage_decisions{stage=\"" << prometheus_escape(s.name) << "\"} " << *s.decisions << "\n";
+  out << "# HELP doppel_decision_capacity Request decisions a filter remembers at most ([pipeline] "
+         "decision_capacity; the oldest are forgotten first, counted as decisions_evicted).\n"
+         "# TYPE doppel_decision_capacity gauge\ndoppel_decision_capacity "
+      << graph_.spec.settings.decision_capacity << "\n";
+  out << "# HELP doppel_decision_ttl_seconds How long a filter remembers a request decision ([pipeline] "
+         "decision_ttl).\n# TYPE doppel_decision_ttl_seconds gauge\ndoppel_decision_ttl_seconds "
+      << std::chrono::duration<double>(graph_.spec.settings.decision_ttl).count() << "\n";
   for (const auto& c : comparators)
     for (const auto& [k, v] : c.counters)
       out << "doppel_comparator_" << metric_name(c.plugin) << "_" << metric_name(k) << "_total{comparator=\""

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <stop_token>
 #include <thread>
@@ -18,6 +19,8 @@
 #include "bounded_queue.hpp"
 #include "decision_memory.hpp"
 #include "pipeline_graph.hpp"
+#include "privileges.hpp"
+#include "progress_line.hpp"
 
 namespace spdlog {
 class logger;
@@ -54,6 +57,7 @@ class StageRunner : public StageContext {
     std::vector<std::pair<std::string, std::uint64_t>> drops, failures, counters;
     std::vector<std::pair<std::string, std::int64_t>> gauges;
     std::size_t queued = 0;
+    std::optional<std::size_t> decisions;  // a filter judging requests only: its decision memory's size
   };
   Snapshot snapshot() const;
 
@@ -119,6 +123,9 @@ struct RuntimeOptions {
   // Sees every message a stage emits (doppel test).
   std::function<void(const std::string& stage, const MessagePtr&)> tap;
   bool print_stats = true;
+  // `doppel run` started as root works as this user from the stages' start on (privileges.hpp);
+  // unset (tests running the runtime in their own process): the identity is left alone.
+  std::optional<RunAs> run_as;
 };
 
 class Runtime {
@@ -141,6 +148,8 @@ class Runtime {
 
   std::vector<StageRunner::Snapshot> snapshots() const;
   std::string stats_line();  // one line, rates since the previous call
+  // What the inputs that report progress (progress.bytes_read) have read; nullopt: none does.
+  std::optional<InputProgress> input_progress() const;
   std::string summary() const;
   // What the run lost, for the end of the summary: one line per stage and reason, e.g.
   // "WARNING: 179,503 of 200,000 messages (89.8%) dropped at candidate: queue_full".
@@ -186,6 +195,7 @@ class Runtime {
   std::mutex goals_mutex_;
   std::vector<std::string> goals_missed_;
   std::vector<std::string> input_errors_;  // guarded by inputs_mutex_
+  PrivilegeDrop privileges_;
   std::unique_ptr<MetricsServer> metrics_server_;  // when /metrics is on; after io_, so destroyed before it
   bool started_ = false, stopped_ = false;
 };

@@ -99,6 +99,8 @@ class RecordReader::Source {
       ::close(fd_);
   }
   bool gzip() const { return gz_ != nullptr; }
+  // Compressed bytes zlib has read from the file; -1 when not compressed.
+  long compressed_offset() const { return gz_ != nullptr ? static_cast<long>(gzoffset(gz_)) : -1; }
 
   // Bytes read, 0 at the end, -1 on error (with `error` and `failure` set).
   long read(char* into, std::size_t size, std::string& error, Failure& failure) {
@@ -160,6 +162,18 @@ RecordReader::RecordReader(const std::string& path, std::size_t buffer_size, std
 RecordReader::~RecordReader() { ::munmap(buffer_, buffer_limit_); }
 
 bool RecordReader::compressed() const { return source_->gzip(); }
+
+std::uint64_t RecordReader::file_position() const {
+  long offset = source_->compressed_offset();
+  if (offset < 0) return consumed_;
+  // zlib has read `offset` compressed bytes for the consumed_ + buffered bytes it gave; of those,
+  // the records handed out are consumed_: their share of the compressed bytes is the estimate
+  // (a whole buffer of 1 MiB would otherwise count as read before its records are).
+  std::uint64_t decompressed = consumed_ + (end_ - begin_);
+  if (decompressed == 0) return 0;
+  return static_cast<std::uint64_t>(static_cast<double>(offset) * static_cast<double>(consumed_) /
+                                    static_cast<double>(decompressed));
+}
 
 bool RecordReader::fill() {
   if (eof_) return false;

@@ -1,9 +1,14 @@
 #include "doppel/json_diff.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
-#include <functional>
+#include <cstring>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -19,12 +24,71 @@ namespace {
 
 using simdjson::dom::element;
 
+// No tape index, no count.
+constexpr std::size_t kNone = std::numeric_limits<std::size_t>::max();
 // Candidates tried per element when pairing unordered arrays.
 constexpr std::size_t kMaxCandidates = 64;
+// Differing positions of two ordered arrays after which the walk asks whether the arrays are a
+// permutation of each other before it reports any of their differences. Fewer are cheaper to
+// check once all are found (cannot_be_permutation), which needs the whole array walked.
+constexpr std::size_t kOrderCheckAfter = 4;
 // Bodies up to this size leave their buffers to the thread's next comparison; larger ones give
 // them back. A document's buffers take about ten times its text (a tape word per structural,
 // the strings, the parser's index), twice per comparison: 1 MiB keeps a judging thread at ~25 MB.
 constexpr std::size_t kKeptCapacity = std::size_t{1} << 20;
+// Likewise the list differences are collected in (max_differences can be set high).
+constexpr std::size_t kKeptDifferences = 1024;
+
+// A 64-bit hash of bytes, eight at a time (wyhash's multiply-fold). Only its agreement with
+// equality matters: equal texts hash alike, unequal ones rarely do. std::hash (murmur, byte
+// by byte at the ends, out of line) took a twentieth of a comparison of reordered arrays;
+// this one is inlined into the hashing of every key and string.
+std::uint64_t fold(std::uint64_t a, std::uint64_t b) {
+  unsigned __int128 m = static_cast<unsigned __int128>(a) * b;
+  return static_cast<std::uint64_t>(m) ^ static_cast<std::uint64_t>(m >> 64);
+}
+[[gnu::always_inline]] inline std::uint64_t hash_text(std::string_view s) {
+  constexpr std::uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
+  const char* p = s.data();
+  std::size_t n = s.size();
+  std::uint64_t h = k0 ^ n;
+  for (; n > 8; p += 8, n -= 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, p, 8);
+    h = fold(h ^ w, k1);
+  }
+  // The last 1 to 8 bytes, read as two overlapping halves (no byte loop, no read past the end).
+  std::uint64_t w = 0;
+  if (n >= 4) {
+    std::uint32_t lo = 0, hi = 0;
+    std::memcpy(&lo, p, 4);
+    std::memcpy(&hi, p + n - 4, 4);
+    w = (static_cast<std::uint64_t>(hi) << 32) | lo;
+  } else if (n > 0) {
+    auto byte = [&](std::size_t i) { return static_cast<std::uint64_t>(static_cast<unsigned char>(p[i])); };
+    w = (byte(0) << 16) | (byte(n / 2) << 8) | byte(n - 1);
+  }
+  return fold(h ^ w, k1 ^ n);
+}
+
+// String equality without a call to memcmp for the short keys and values JSON is mostly made of.
+bool equal_text(std::string_view x, std::string_view y) {
+  std::size_t n = x.size();
+  if (n != y.size()) return false;
+  const char *p = x.data(), *q = y.data();
+  auto same_at = [&]<class Word>(Word, std::size_t at) {
+    Word u{}, v{};
+    std::memcpy(&u, p + at, sizeof u);
+    std::memcpy(&v, q + at, sizeof v);
+    return u == v;
+  };
+  if (n >= 16) return std::memcmp(p, q, n) == 0;
+  if (n >= 8) return same_at(std::uint64_t{}, 0) && same_at(std::uint64_t{}, n - 8);
+  if (n >= 4) return same_at(std::uint32_t{}, 0) && same_at(std::uint32_t{}, n - 4);
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] != q[i]) return false;
+  return true;
+}
 
 // A member of an object on a tape: its key and the index of its value.
 struct Member {
@@ -66,19 +130,27 @@ std::vector<Member> last_members(const JsonTape& t, std::size_t object) {
   return out;
 }
 
-// No key repeats (checked for small objects only; a large one is taken to have repeats).
-bool has_unique_keys(const JsonTape& t, std::size_t object) {
-  constexpr std::size_t kMax = 16;
-  if (t.count(object) > kMax) return false;
-  std::string_view keys[kMax];
+// A small object's members with their keys hashed, when no key repeats (the rule): then its
+// hash needs neither last_members() nor a second look at the keys.
+struct HashedMember {
+  std::uint64_t key_hash;
+  std::size_t key;  // tape index of the key; the value follows it
+};
+constexpr std::size_t kMaxHashedMembers = 16;
+
+// Fills `out` and returns the member count; kNone when a key repeats or there are more than
+// kMaxHashedMembers members (a large object is taken to have repeats).
+std::size_t unique_hashed_members(const JsonTape& t, std::size_t object, HashedMember (&out)[kMaxHashedMembers]) {
+  if (t.count(object) > kMaxHashedMembers) return kNone;
   std::size_t n = 0;
   for (std::size_t k = JsonTape::first(object), end = t.end(object); k != end; k = t.next(k + 1)) {
     std::string_view key = t.string(k);
+    std::uint64_t h = hash_text(key);
     for (std::size_t j = 0; j < n; ++j)
-      if (keys[j].size() == key.size() && keys[j] == key) return false;
-    keys[n++] = key;
+      if (out[j].key_hash == h && t.string(out[j].key) == key) return kNone;
+    out[n++] = {h, k};
   }
-  return true;
+  return n;
 }
 
 bool occurs_once(const JsonTape& t, std::size_t object, std::string_view key) {
@@ -125,16 +197,17 @@ struct Scope {
 };
 
 // Where the walk is, as views into the documents: pushing a member costs no allocation. The
-// SDK's matchers and formatter take a json::ConcretePath, built on demand and kept for the
-// steps that did not change since.
+// SDK's matchers and formatter take json::PathSteps, built on demand and kept for the steps that
+// did not change since; a thread keeps one WalkPath from one comparison to the next, so that
+// those steps reuse their strings.
 class WalkPath {
  public:
-  struct Step {
-    std::string_view key;
-    std::size_t index;
-    bool is_key;
-  };
+  using Step = TextStep;
 
+  void clear() {
+    steps_.clear();
+    synced_ = text_steps_ = 0;
+  }
   void push_key(std::string_view key) { steps_.push_back({key, 0, true}); }
   void push_index(std::size_t index) { steps_.push_back({{}, index, false}); }
   void pop() {
@@ -143,58 +216,124 @@ class WalkPath {
     text_steps_ = std::min(text_steps_, steps_.size());
   }
 
-  const json::ConcretePath& concrete() {
-    concrete_.resize(synced_);
+  std::span<const json::PathStep> concrete() {
     for (std::size_t i = synced_; i < steps_.size(); ++i) {
-      const Step& s = steps_[i];
-      concrete_.push_back(s.is_key ? json::PathStep::of_key(s.key) : json::PathStep::of_index(s.index));
+      if (i == concrete_.size()) concrete_.emplace_back();
+      assign(concrete_[i], steps_[i]);
     }
     synced_ = steps_.size();
-    return concrete_;
+    return {concrete_.data(), synced_};
   }
 
   // json::format_path of the path, built step by step with the SDK's own append_step: the
   // differences of one element share its prefix, formatted once.
   std::string text() {
-    const json::ConcretePath& path = concrete();
-    if (path.empty()) return "$";
-    std::size_t kept = std::min(text_steps_, path.size());
+    if (steps_.empty()) return "$";
+    std::size_t kept = std::min(text_steps_, steps_.size());
     text_ends_.resize(kept);
     text_.resize(kept ? text_ends_.back() : 0);
-    for (std::size_t i = kept; i < path.size(); ++i) {
-      json::append_step(text_, path[i], i == 0);
+    for (std::size_t i = kept; i < steps_.size(); ++i) {
+      assign(step_, steps_[i]);
+      json::append_step(text_, step_, i == 0);
       text_ends_.push_back(text_.size());
     }
-    text_steps_ = path.size();
+    text_steps_ = steps_.size();
     return text_;
   }
 
  private:
+  // Reuses the step's string: json::PathStep::of_key would allocate one per long key.
+  static void assign(json::PathStep& out, const Step& s) {
+    out.type = s.is_key ? json::PathStep::Type::key : json::PathStep::Type::index;
+    if (s.is_key) out.key.assign(s.key);
+    else out.key.clear();
+    out.index = s.is_key ? 0 : s.index;
+  }
+
   std::vector<Step> steps_;
-  json::ConcretePath concrete_;
-  std::size_t synced_ = 0;  // leading steps already in concrete_
+  std::vector<json::PathStep> concrete_;  // the first synced_ match steps_; the rest are spares
+  std::size_t synced_ = 0;
+  json::PathStep step_;  // text()'s scratch
   std::string text_;
   std::vector<std::size_t> text_ends_;  // where each step's text ends in text_
-  std::size_t text_steps_ = 0;          // leading steps of concrete_ that text_ still holds
+  std::size_t text_steps_ = 0;          // leading steps of steps_ that text_ still holds
 };
 
 // Walks two documents side by side and reports each difference. A dry run walks the same way
 // and counts the differences it would report without building them: the walker uses it to
-// learn whether array elements pair up in another order before reporting them one by one, and
-// to test two values for equivalence (a dry run with room for no difference at all). Values
-// are tape indexes: `a` in the original, `b` in the replay.
+// test two values for equivalence where a path pattern reaches them (a dry run with room for
+// no difference at all). Values are tape indexes: `a` in the original, `b` in the replay.
 class DiffWalker {
  public:
-  DiffWalker(const JsonDiffConfig& config, const JsonTape& original, const JsonTape& replay,
+  // `path` is cleared and then kept; `out` receives the differences.
+  DiffWalker(const JsonDiffConfig& config, const JsonTape& original, const JsonTape& replay, WalkPath& path,
              std::vector<Difference>& out, std::size_t limit)
       : config_(config),
         ta_(original),
         tb_(replay),
         out_(out),
         limit_(limit),
-        scope_{!config.ignore.empty(), !config.unordered.empty()} {}
+        path_(path),
+        scope_{!config.ignore.empty(), !config.unordered.empty()} {
+    path_.clear();
+  }
 
   bool truncated() const { return truncated_; }
+
+  // diff(a, b) where `b` is `a` with the children that `regions` name (members or elements)
+  // replaced by the elements of `values`, an array of the replay, in the same order; `a` is
+  // where descend() went. False when that cannot be told from those children alone: a key that
+  // is repeated, an unordered array, or a list that may have been reordered.
+  bool diff_regions(std::size_t a, std::span<const EditScan::Region> regions, std::size_t values) {
+    if (tb_.type(values) != '[' || length(tb_, values) != regions.size()) return false;
+    if (ignored_here()) return true;
+    std::vector<Position> children;  // for a member, its index is that of its region
+    std::size_t value = JsonTape::first(values), i = 0;
+    bool object = ta_.type(a) == '{';
+    if (!object && (ta_.type(a) != '[' || unordered_here())) return false;
+    for (const EditScan::Region& r : regions) {
+      std::size_t child = object ? unique_member(a, r.step.key) : element(a, r.step.index);
+      if (child == kNone) return false;
+      children.push_back({child, value, object ? i++ : r.step.index});
+      value = tb_.next(value);
+    }
+    if (!object) return diff_ordered_at(children);
+    // Objects are walked member by member in document order, as the regions are.
+    Scope scope = child_scope();
+    bool keep = keeps_path(scope);
+    for (const Position& at : children) {
+      {
+        Into into(*this, regions[at.i].step.key, scope, keep);
+        diff(at.ia, at.ib);
+      }
+      if (truncated_) break;
+    }
+    return true;
+  }
+
+  // Goes down from the root of the original along `steps`, as diff() would go down to the value
+  // there if nothing on the way differed: returns that value, or kNone where diff() would not
+  // go down alike (an ignored value or an unordered array on the way, a key missing or
+  // repeated, an index out of range). Then diff() compares the value with one of the replay.
+  std::size_t descend(std::span<const TextStep> steps) {
+    std::size_t v = JsonTape::kRoot;
+    for (const TextStep& step : steps) {
+      if (ignored_here()) return kNone;
+      std::size_t child = kNone;
+      if (step.is_key) {
+        if (ta_.type(v) == '{') child = unique_member(v, step.key);
+      } else {
+        if (ta_.type(v) == '[' && !unordered_here()) child = element(v, step.index);
+      }
+      if (child == kNone) return kNone;
+      Scope scope = child_scope();
+      if (step.is_key) path_.push_key(step.key);
+      else path_.push_index(step.index);
+      scope_ = scope;
+      v = child;
+    }
+    return v;
+  }
 
   void diff(std::size_t a, std::size_t b) {
     if (truncated_) return;
@@ -211,7 +350,7 @@ class DiffWalker {
         else diff_ordered(a, b);
         return;
       case '"':
-        if (ta_.string(a) != tb_.string(b)) add_values("changed", a, b);
+        if (!equal_text(ta_.string(a), tb_.string(b))) add_values("changed", a, b);
         return;
       case 't':
         if (ta_.type(a) != tb_.type(b)) add_values("changed", a, b);
@@ -224,11 +363,27 @@ class DiffWalker {
   }
 
  private:
+  // The value of the member `key` of `object` when the key occurs once there; else kNone.
+  std::size_t unique_member(std::size_t object, std::string_view key) const {
+    std::size_t found = kNone;
+    for (std::size_t k = JsonTape::first(object), end = ta_.end(object); k != end; k = ta_.next(k + 1)) {
+      if (!equal_text(ta_.string(k), key)) continue;
+      if (found != kNone) return kNone;
+      found = k + 1;
+    }
+    return found;
+  }
+  // Element `index` of `array`, or kNone.
+  std::size_t element(std::size_t array, std::size_t index) const {
+    std::size_t e = JsonTape::first(array), end = ta_.end(array);
+    for (std::size_t i = 0; i < index && e != end; ++i) e = ta_.next(e);
+    return e == end ? kNone : e;
+  }
+
   // Enters a dry run for as long as it lives, then puts the walk back as it was.
   class DryRun {
    public:
-    // limit: differences the dry run has room for; by default, what the walk has left.
-    explicit DryRun(DiffWalker& w) : DryRun(w, w.limit_, w.count()) {}
+    // limit: differences the dry run has room for.
     DryRun(DiffWalker& w, std::size_t limit, std::size_t count)
         : w_(w), dry_(w.dry_), count_(w.dry_count_), limit_(w.limit_), truncated_(w.truncated_) {
       w.dry_ = true;
@@ -317,12 +472,12 @@ class DiffWalker {
     return s;
   }
 
-  // Before diff() on a child, same() saves the walk's bookkeeping on an equal scalar; a
-  // container's own diff already compares its children with same(), and one that differs
-  // would be walked twice.
-  bool is_scalar(std::size_t a) const {
-    char t = ta_.type(a);
-    return t != '{' && t != '[';
+  // Before diff() on a child, this saves the walk's bookkeeping on an equal scalar or on a
+  // container written alike. A container's own diff compares its children with same(): one
+  // that differs would be walked twice, where identical() stops at its first difference.
+  bool is_scalar(std::size_t a) const { return is_scalar_in(ta_, a); }
+  bool skippable(std::size_t a, std::size_t b) const {
+    return is_scalar(a) ? same(a, b) : ta_.identical(a, tb_, b);
   }
 
   bool numbers_equal(std::size_t a, std::size_t b) const {
@@ -355,11 +510,17 @@ class DiffWalker {
           if (!same(ia, ib)) return false;
         return ia == ea && ib == eb;
       }
-      case '"': return ta_.string(a) == tb_.string(b);
+      case '"': return equal_text(ta_.string(a), tb_.string(b));
       case 't': return ta_.type(a) == tb_.type(b);
       case 'n': return true;
       default: return (ta_.type(a) == tb_.type(b) && ta_.payload_word(a) == tb_.payload_word(b)) || numbers_equal(a, b);
     }
+  }
+
+  // same(), first trying whether containers were written alike (common in the bodies compared,
+  // and cheaper to tell than walking them).
+  bool equal(std::size_t a, std::size_t b) const {
+    return (!is_scalar(a) && ta_.identical(a, tb_, b)) || same(a, b);
   }
 
   // Keys first, so that objects listing their keys in another order are walked once, not
@@ -369,7 +530,7 @@ class DiffWalker {
     std::size_t ea = ta_.end(a), eb = tb_.end(b);
     std::size_t ka = JsonTape::first(a), kb = JsonTape::first(b);
     for (; ka != ea && kb != eb; ka = ta_.next(ka + 1), kb = tb_.next(kb + 1))
-      if (ta_.string(ka) != tb_.string(kb)) return same_last_members(a, b);
+      if (!equal_text(ta_.string(ka), tb_.string(kb))) return same_last_members(a, b);
     if (ka != ea || kb != eb) return same_last_members(a, b);
     for (ka = JsonTape::first(a), kb = JsonTape::first(b); ka != ea; ka = ta_.next(ka + 1), kb = tb_.next(kb + 1)) {
       if (same(ka + 1, kb + 1)) continue;
@@ -401,7 +562,7 @@ class DiffWalker {
     for (std::size_t ka = JsonTape::first(a), kb = JsonTape::first(b); ka != ea;
          ka = ta_.next(ka + 1), kb = tb_.next(kb + 1), ++i) {
       std::string_view key = ta_.string(ka);
-      if (kb == eb || key != tb_.string(kb)) return false;
+      if (kb == eb || !equal_text(key, tb_.string(kb))) return false;
       for (std::size_t j = 0; j < i; ++j)
         if (keys[j].size() == key.size() && keys[j] == key) return false;
       keys[i] = key;
@@ -409,7 +570,7 @@ class DiffWalker {
     bool keep = keeps_path(scope);
     for (std::size_t ka = JsonTape::first(a), kb = JsonTape::first(b); ka != ea;
          ka = ta_.next(ka + 1), kb = tb_.next(kb + 1)) {
-      if (!matters(scope) && is_scalar(ka + 1) && same(ka + 1, kb + 1)) continue;
+      if (!matters(scope) && skippable(ka + 1, kb + 1)) continue;
       {
         Into into(*this, ta_.string(ka), scope, keep);
         diff(ka + 1, kb + 1);
@@ -430,7 +591,7 @@ class DiffWalker {
       {
         Into into(*this, m.key, scope, keep);
         if (const Member* other = ib.find(m.key)) {
-          if (matters(scope) || !is_scalar(m.value) || !same(m.value, other->value)) diff(m.value, other->value);
+          if (matters(scope) || !skippable(m.value, other->value)) diff(m.value, other->value);
         } else if (!ignored_here()) {
           add("missing", [&] { return show(ta_, m.value); }, none);
         }
@@ -453,99 +614,139 @@ class DiffWalker {
     return out;
   }
 
+  // Where a side-by-side walk of two arrays is: the elements' tape indexes and their position.
+  struct Position {
+    std::size_t ia, ib, i;
+  };
+
   void diff_ordered(std::size_t a, std::size_t b) {
     std::size_t na = length(ta_, a), nb = length(tb_, b);
     if (na != nb) {
       add("length", [&] { return std::to_string(na); }, [&] { return std::to_string(nb); });
-      diff_positions(a, b, nullptr);
+      diff_positions(a, b, first_position(a, b), nullptr);
       return;
     }
     // When the arrays hold the same elements in another order, one "order" entry says it
-    // better than N "changed" ones. A dry run finds the positions that differ; a permutation
-    // moves at least two elements, so one differing element cannot be one.
+    // better than N "changed" ones; a permutation moves at least two elements. A dry run finds
+    // the differing positions, up to kOrderCheckAfter of them: either they are all there is,
+    // or enough to ask whether the arrays are a permutation before any difference is built.
+    // Then the differences are reported: at those positions, then past them.
+    // Inside a dry run the first pass counts what the report would, and is not repeated: each
+    // level of nested arrays is walked once per dry run, not twice per level below it.
+    std::vector<Position> differing;
     std::size_t before = count();
-    std::vector<std::size_t> differing_at;
-    bool all_found = false;  // differing_at holds every differing position (the run was not cut short)
-    if (dry_) {
-      diff_positions(a, b, &differing_at);
-      all_found = !truncated_;
-    } else {
-      DryRun dry(*this);
-      diff_positions(a, b, &differing_at);
-      all_found = !truncated_;
+    Position resume;
+    bool cut = false;
+    {
+      std::optional<DryRun> dry;
+      if (!dry_) dry.emplace(*this, limit_, count());
+      resume = diff_positions(a, b, first_position(a, b), &differing, kOrderCheckAfter);
+      cut = truncated_;
     }
-    if (differing_at.size() > 1 && !(all_found && cannot_be_permutation(a, b, differing_at))) {
-      auto [left_a, left_b] = match_multiset(elements(ta_, a), elements(tb_, b), true);
-      if (left_a.empty() && left_b.empty()) {
-        rewind(before);
-        truncated_ = false;
-        add_values("order", a, b);
-        return;
-      }
+    if (may_be_permutation(differing, !cut && at_end(a, b, resume)) && is_permutation(a, b)) {
+      rewind(before);
+      truncated_ = false;
+      add_values("order", a, b);
+      return;
     }
-    if (!dry_) diff_positions_at(a, b, differing_at);
+    if (!dry_) report_positions(differing);
+    if (!truncated_ && !at_end(a, b, resume)) diff_positions(a, b, resume, nullptr);
+  }
+
+  // diff_ordered of two arrays of the same length that differ at most at the positions
+  // `candidates` (in increasing order), where they hold the given elements: false when that
+  // cannot be told from those elements alone (the arrays may be a permutation).
+  bool diff_ordered_at(std::span<const Position> candidates) {
+    std::vector<Position> differing;
+    bool cut = false;
+    {
+      DryRun dry(*this, limit_, count());  // called where the walk starts, never inside a dry run
+      Scope scope = child_scope();
+      bool keep = keeps_path(scope);
+      for (const Position& at : candidates)
+        if (diff_position(at, scope, keep)) {
+          differing.push_back(at);
+          if (truncated_ || differing.size() == kOrderCheckAfter) break;
+        }
+      cut = truncated_;
+    }
+    if (may_be_permutation(differing, !cut && differing.size() < kOrderCheckAfter)) return false;
+    report_positions(differing);
+    return true;
+  }
+
+  // Whether arrays that a dry run found `differing` at (up to kOrderCheckAfter positions;
+  // `all_found` when it saw every position) must be asked is_permutation.
+  bool may_be_permutation(std::span<const Position> differing, bool all_found) {
+    return differing.size() > 1 && !(all_found && cannot_be_permutation(differing));
+  }
+
+  // Whether match_multiset pairs every element of one array with one of the other.
+  bool is_permutation(std::size_t a, std::size_t b) {
+    auto [left_a, left_b] = match_multiset(elements(ta_, a), elements(tb_, b), true);
+    return left_a.empty() && left_b.empty();
   }
 
   // A quick proof that match_multiset would leave an element unpaired, where no pattern
   // reaches the elements: equal elements pair up, so the elements at the differing positions
   // must hash alike as multisets. The hash takes every number alike, to agree with equality
   // even where numbers are equal within its relative slack only.
-  bool cannot_be_permutation(std::size_t a, std::size_t b, const std::vector<std::size_t>& positions) {
+  bool cannot_be_permutation(std::span<const Position> differing) {
     if (matters(child_scope())) return false;
     std::vector<std::uint64_t> ha, hb;
-    ha.reserve(positions.size());
-    hb.reserve(positions.size());
-    auto next = positions.begin();
-    std::size_t i = 0;
-    for (std::size_t ia = JsonTape::first(a), ib = JsonTape::first(b), ea = ta_.end(a), eb = tb_.end(b);
-         ia != ea && ib != eb && next != positions.end(); ia = ta_.next(ia), ib = tb_.next(ib), ++i) {
-      if (i != *next) continue;
-      ha.push_back(hash_clean(ta_, ia, true));
-      hb.push_back(hash_clean(tb_, ib, true));
-      ++next;
+    ha.reserve(differing.size());
+    hb.reserve(differing.size());
+    for (const Position& at : differing) {
+      ha.push_back(hash_clean(ta_, at.ia, true));
+      hb.push_back(hash_clean(tb_, at.ib, true));
     }
     std::sort(ha.begin(), ha.end());
     std::sort(hb.begin(), hb.end());
     return ha != hb;
   }
 
-  // Compares elements position by position; returns how many positions differ (at least:
-  // those before the walk was cut short), and records them in `differing_at` when given.
-  std::size_t diff_positions(std::size_t a, std::size_t b, std::vector<std::size_t>* differing_at) {
-    Scope scope = child_scope();
-    bool keep = keeps_path(scope);
-    std::size_t differing = 0, i = 0;
-    for (std::size_t ia = JsonTape::first(a), ib = JsonTape::first(b), ea = ta_.end(a), eb = tb_.end(b);
-         ia != ea && ib != eb; ia = ta_.next(ia), ib = tb_.next(ib), ++i) {
-      if (!matters(scope) && same(ia, ib)) continue;
-      std::size_t before = count();
-      {
-        Into into(*this, i, scope, keep);
-        diff(ia, ib);
-      }
-      if (count() != before || truncated_) {
-        ++differing;
-        if (differing_at) differing_at->push_back(i);
-      }
-      if (truncated_) break;
+  static Position first_position(std::size_t a, std::size_t b) { return {JsonTape::first(a), JsonTape::first(b), 0}; }
+  bool at_end(std::size_t a, std::size_t b, Position p) const { return p.ia == ta_.end(a) || p.ib == tb_.end(b); }
+  Position next_position(Position p) const { return {ta_.next(p.ia), tb_.next(p.ib), p.i + 1}; }
+
+  // Compares the elements at one position of two arrays whose elements' scope is `scope`;
+  // whether they differ (or the walk was cut short there).
+  bool diff_position(Position at, Scope scope, bool keep) {
+    if (!matters(scope) && equal(at.ia, at.ib)) return false;
+    std::size_t before = count();
+    {
+      Into into(*this, at.i, scope, keep);
+      diff(at.ia, at.ib);
     }
-    return differing;
+    return count() != before || truncated_;
   }
 
-  // Reports the differences at `positions` (in increasing order), which a dry run found.
-  void diff_positions_at(std::size_t a, std::size_t b, const std::vector<std::size_t>& positions) {
-    if (positions.empty()) return;
+  // Compares elements position by position from `at` on, and records the positions that differ
+  // in `differing` when given. Stops at the end of the shorter array, when the walk is cut
+  // short, or once `stop_after` positions differed; returns the position after the last compared.
+  Position diff_positions(std::size_t a, std::size_t b, Position at, std::vector<Position>* differing,
+                          std::size_t stop_after = std::numeric_limits<std::size_t>::max()) {
     Scope scope = child_scope();
-    auto next = positions.begin();
-    std::size_t i = 0;
-    for (std::size_t ia = JsonTape::first(a), ib = JsonTape::first(b), ea = ta_.end(a), eb = tb_.end(b);
-         ia != ea && ib != eb; ia = ta_.next(ia), ib = tb_.next(ib), ++i) {
-      if (i != *next) continue;
+    bool keep = keeps_path(scope);
+    std::size_t found = 0;
+    for (; !at_end(a, b, at); at = next_position(at)) {
+      if (!diff_position(at, scope, keep)) continue;
+      if (differing) differing->push_back(at);
+      if (truncated_ || ++found == stop_after) return next_position(at);
+    }
+    return at;
+  }
+
+  // Reports the differences at `positions`, which a dry run found.
+  void report_positions(std::span<const Position> positions) {
+    Scope scope = child_scope();
+    bool keep = keeps_path(scope);
+    for (const Position& at : positions) {
       {
-        Into into(*this, i, scope, keeps_path(scope));
-        diff(ia, ib);
+        Into into(*this, at.i, scope, keep);
+        diff(at.ia, at.ib);
       }
-      if (truncated_ || ++next == positions.end()) return;
+      if (truncated_) return;
     }
   }
 
@@ -621,7 +822,7 @@ class DiffWalker {
   // No difference at all between `a` and `b` at the current path: a dry run with room for
   // none stops at the first one.
   bool equivalent(std::size_t a, std::size_t b) {
-    if (!matters(scope_)) return same(a, b);
+    if (!matters(scope_)) return equal(a, b);
     DryRun dry(*this, 0, 0);
     diff(a, b);
     return !truncated_;
@@ -637,15 +838,17 @@ class DiffWalker {
       case '{': {
         Scope scope = child_scope();
         std::uint64_t h = 0x0b7ec7;
-        auto add_member = [&](std::string_view key, std::size_t value) {
+        auto add_member = [&](std::string_view key, std::uint64_t key_hash, std::size_t value) {
           Into into(*this, key, scope, matters(scope));
-          h += mix(std::hash<std::string_view>{}(key), hash(t, value));  // order-independent
+          h += mix(key_hash, hash(t, value));  // order-independent
         };
-        if (has_unique_keys(t, v)) {
-          for (std::size_t k = JsonTape::first(v), end = t.end(v); k != end; k = t.next(k + 1))
-            add_member(t.string(k), k + 1);
+        HashedMember members[kMaxHashedMembers];
+        std::size_t n = unique_hashed_members(t, v, members);
+        if (n != kNone) {
+          for (std::size_t i = 0; i < n; ++i)
+            add_member(t.string(members[i].key), members[i].key_hash, members[i].key + 1);
         } else {
-          for (const auto& m : last_members(t, v)) add_member(m.key, m.value);
+          for (const auto& m : last_members(t, v)) add_member(m.key, hash_text(m.key), m.value);
         }
         return h;
       }
@@ -672,12 +875,14 @@ class DiffWalker {
     switch (t.kind(v)) {
       case '{': {
         std::uint64_t h = 0x0b7ec7;
-        if (has_unique_keys(t, v)) {
-          for (std::size_t k = JsonTape::first(v), end = t.end(v); k != end; k = t.next(k + 1))
-            h += mix(std::hash<std::string_view>{}(t.string(k)), hash_clean(t, k + 1, numbers_alike));
+        HashedMember members[kMaxHashedMembers];
+        std::size_t n = unique_hashed_members(t, v, members);
+        if (n != kNone) {
+          for (std::size_t i = 0; i < n; ++i)
+            h += mix(members[i].key_hash, hash_clean_child(t, members[i].key + 1, numbers_alike));
         } else {
           for (const auto& m : last_members(t, v))
-            h += mix(std::hash<std::string_view>{}(m.key), hash_clean(t, m.value, numbers_alike));
+            h += mix(hash_text(m.key), hash_clean_child(t, m.value, numbers_alike));
         }
         return h;
       }
@@ -685,23 +890,31 @@ class DiffWalker {
         std::uint64_t h = 0xa7747;
         std::size_t i = 0;
         for (std::size_t e = JsonTape::first(v), end = t.end(v); e != end; e = t.next(e), ++i)
-          h = mix(h, hash_clean(t, e, numbers_alike));
+          h = mix(h, hash_clean_child(t, e, numbers_alike));
         return mix(h, i);
       }
       default: return hash_scalar(t, v, numbers_alike);
     }
   }
+  // A member's or element's hash_clean: scalars, most of them, without a call.
+  std::uint64_t hash_clean_child(const JsonTape& t, std::size_t v, bool numbers_alike) const {
+    return is_scalar_in(t, v) ? hash_scalar(t, v, numbers_alike) : hash_clean(t, v, numbers_alike);
+  }
+  static bool is_scalar_in(const JsonTape& t, std::size_t v) {
+    char type = t.type(v);
+    return type != '{' && type != '[';
+  }
 
-  std::uint64_t hash_scalar(const JsonTape& t, std::size_t v, bool numbers_alike) const {
+  [[gnu::always_inline]] std::uint64_t hash_scalar(const JsonTape& t, std::size_t v, bool numbers_alike) const {
     switch (t.kind(v)) {
-      case '"': return mix(0x57, std::hash<std::string_view>{}(t.string(v)));
+      case '"': return mix(0x57, hash_text(t.string(v)));
       case 't': return t.type(v) == 't' ? 0x7 : 0x8;
       case 'n': return 0x9;
       default: {
         if (config_.tolerance > 0 || numbers_alike) return 0x4e;
         double d = t.as_double(v);
         if (d == 0) d = 0;  // -0.0 and 0.0
-        return mix(0x4e, std::hash<double>{}(d));
+        return mix(0x4e, fold(std::bit_cast<std::uint64_t>(d), 0x9e3779b97f4a7c15ULL));
       }
     }
   }
@@ -711,7 +924,7 @@ class DiffWalker {
   const JsonTape& tb_;
   std::vector<Difference>& out_;
   std::size_t limit_;
-  WalkPath path_;
+  WalkPath& path_;
   Scope scope_;  // of the value at path_
   bool truncated_ = false;
   bool dry_ = false;
@@ -736,11 +949,15 @@ std::vector<Difference> invalid_json(std::string_view original, std::string_view
   return {std::move(d)};
 }
 
-// One parser and two documents per thread, reused from one comparison to the next.
+// One parser and two documents per thread, reused from one comparison to the next, with the
+// walk's path and a list the differences are collected in (copied out at their exact size).
 struct ThreadDocuments {
   simdjson::dom::parser parser;
   simdjson::dom::document original, replay;
   bool allocated = false;
+  WalkPath path;
+  std::vector<Difference> found;
+  std::string regions;  // regions_array()'s text
 
   // The same limits as json::JsonDocument, so that the same texts parse.
   bool ready() {
@@ -752,6 +969,8 @@ struct ThreadDocuments {
     original = simdjson::dom::document();
     replay = simdjson::dom::document();
     allocated = false;
+    found = std::vector<Difference>();
+    regions = std::string();
   }
 };
 
@@ -765,7 +984,8 @@ class BufferLimit {
  public:
   explicit BufferLimit(ThreadDocuments& documents) : documents_(documents) {}
   ~BufferLimit() {
-    if (documents_.parser.capacity() > kKeptCapacity) documents_.release();
+    if (documents_.parser.capacity() > kKeptCapacity || documents_.found.capacity() > kKeptDifferences)
+      documents_.release();
   }
   BufferLimit(const BufferLimit&) = delete;
   BufferLimit& operator=(const BufferLimit&) = delete;
@@ -773,6 +993,52 @@ class BufferLimit {
  private:
   ThreadDocuments& documents_;
 };
+
+// A bound on how deep `text` nests: the brackets it opens.
+std::size_t nesting_bound(std::string_view text) {
+  auto opened = std::count(text.begin(), text.end(), '{') + std::count(text.begin(), text.end(), '[');
+  return static_cast<std::size_t>(opened);
+}
+
+// The replay's texts of the regions of a confined scan as the elements of one JSON array,
+// "[r1,r2,...]", into `out`: parsed once, it gives the values the regions hold in the replay.
+// False when one of them could nest deeper, below the container, than the whole text may.
+bool regions_array(std::string_view replay, const EditScan& scan, std::string& out) {
+  std::size_t max_depth = json::JsonDocument::kDefaultMaxDepth;
+  std::size_t room = max_depth - std::min(scan.path.size() + 1, max_depth);  // the array stands for the container
+  out.assign(1, '[');
+  for (const EditScan::Region& r : scan.regions) {
+    std::string_view text = replay.substr(r.replay_begin, r.replay_end - r.replay_begin);
+    if (text.size() / 2 >= room && nesting_bound(text) >= room) return false;
+    if (out.size() > 1) out.push_back(',');
+    out.append(text);
+  }
+  out.push_back(']');
+  return true;
+}
+
+// The differences between docs.original and docs.replay. With `confined`, docs.replay holds the
+// array regions_array() made of its regions: nullopt when they cannot tell the differences.
+std::optional<std::vector<Difference>> walk(ThreadDocuments& docs, const JsonDiffConfig& config,
+                                            const EditScan* confined) {
+  std::vector<Difference>& found = docs.found;
+  found.clear();
+  JsonTape a(docs.original), b(docs.replay);
+  DiffWalker walker(config, a, b, docs.path, found, std::max<std::size_t>(config.max_differences, 1));
+  if (!confined) {
+    walker.diff(JsonTape::kRoot, JsonTape::kRoot);
+  } else {
+    std::size_t container = walker.descend(confined->path);
+    if (container == kNone || !walker.diff_regions(container, confined->regions, JsonTape::kRoot))
+      return std::nullopt;
+  }
+  if (walker.truncated())
+    found.push_back(Difference{"$", "truncated", "",
+                               "more than " + std::to_string(found.size()) + " differences; the rest are not shown"});
+  std::vector<Difference> out(std::make_move_iterator(found.begin()), std::make_move_iterator(found.end()));
+  found.clear();
+  return out;
+}
 
 std::vector<Difference> diff_texts(std::string_view original, std::string_view replay, const JsonDiffConfig& config,
                                    bool shortcut) {
@@ -782,20 +1048,20 @@ std::vector<Difference> diff_texts(std::string_view original, std::string_view r
   element root_a, root_b;
   if (!docs.ready() || docs.parser.parse_into_document(docs.original, original.data(), original.size()).get(root_a))
     return invalid_json(original, replay, config);
-  // Responses often differ only in a trace id or a timestamp that is ignored: then the replay
-  // needs no parsing and there is nothing to walk.
-  if (shortcut && !config.ignore.empty() && differs_only_at_ignored_scalars(original, replay, config.ignore)) return {};
+  if (shortcut) {
+    // Responses often differ only in a trace id or a timestamp that is ignored: then the
+    // replay needs no parsing and there is nothing to walk. Or they differ in an element or
+    // two of a long list: then those elements are all of the replay to parse and walk. Regions
+    // that do not parse are left to the full parse, which tells what is wrong with the replay.
+    EditScan scan = scan_edits(original, structural_tokens(docs.parser), replay, config.ignore);
+    if (scan.outcome == EditScan::Outcome::ignored_only) return {};
+    if (scan.outcome == EditScan::Outcome::confined && regions_array(replay, scan, docs.regions) &&
+        !docs.parser.parse_into_document(docs.replay, docs.regions.data(), docs.regions.size()).get(root_b))
+      if (auto out = walk(docs, config, &scan)) return std::move(*out);
+  }
   if (docs.parser.parse_into_document(docs.replay, replay.data(), replay.size()).get(root_b))
     return invalid_json(original, replay, config);
-
-  std::vector<Difference> out;
-  JsonTape a(docs.original), b(docs.replay);
-  DiffWalker walker(config, a, b, out, std::max<std::size_t>(config.max_differences, 1));
-  walker.diff(JsonTape::kRoot, JsonTape::kRoot);
-  if (walker.truncated())
-    out.push_back(Difference{"$", "truncated", "",
-                             "more than " + std::to_string(out.size()) + " differences; the rest are not shown"});
-  return out;
+  return std::move(*walk(docs, config, nullptr));
 }
 
 }  // namespace

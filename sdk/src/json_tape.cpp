@@ -1,5 +1,6 @@
 #include "json_tape.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -62,6 +63,58 @@ void serialize(std::string& out, const JsonTape& t, std::size_t v, std::size_t l
 }
 
 }  // namespace
+
+bool JsonTape::identical(std::size_t v, const JsonTape& other, std::size_t w) const {
+  std::size_t n = next(v) - v;
+  if (other.next(w) - w != n) return false;
+  constexpr std::uint64_t kPayload = 0x00FFFFFFFFFFFFFFULL;
+  const std::uint64_t* x = words_ + v;
+  const std::uint64_t* y = other.words_ + w;
+  // The strings of a value lie together in the string buffer: compared in one go at the end.
+  bool strings = false;
+  std::uint64_t string_shift = 0, first = 0, end = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t a = x[i], b = y[i];
+    if ((a >> 56) != (b >> 56)) return false;
+    switch (static_cast<char>(a >> 56)) {
+      case '{':
+      case '[':  // the index after the matching close (low 32 bits), the count (bits 32-55)
+        if ((a >> 32) != (b >> 32) || static_cast<std::uint32_t>(a) - v != static_cast<std::uint32_t>(b) - w)
+          return false;
+        break;
+      case '}':
+      case ']':  // the index of the matching open
+        if ((a & kPayload) - v != (b & kPayload) - w) return false;
+        break;
+      case '"': {
+        std::uint64_t sa = a & kPayload, sb = b & kPayload;
+        std::uint32_t length = 0;
+        std::memcpy(&length, strings_ + sa, sizeof length);
+        if (!strings) {
+          strings = true;
+          string_shift = sb - sa;
+          first = sa;
+        } else if (sb - sa != string_shift) {
+          return false;
+        }
+        first = std::min(first, sa);
+        end = std::max(end, sa + sizeof length + length);
+        break;
+      }
+      case 'l':
+      case 'u':
+      case 'd':  // the number is the next word
+        if (x[i + 1] != y[i + 1]) return false;
+        ++i;
+        break;
+      default:  // true, false, null
+        if (a != b) return false;
+    }
+  }
+  // Each string's length and bytes, at the same place on both sides (the shift wraps around as
+  // an offset, never as a pointer).
+  return !strings || std::memcmp(strings_ + first, other.strings_ + (first + string_shift), end - first) == 0;
+}
 
 std::string display(const JsonTape& tape, std::size_t v, std::size_t max_bytes) {
   std::string out;

@@ -63,6 +63,11 @@ class JsonTape {
     std::memcpy(&d, &words_[v + 1], sizeof d);
     return d;
   }
+  // Whether the value `v` here and the value `w` of `other` were parsed from the same text:
+  // the same tape words (container links and string offsets shifted alike) and the same string
+  // bytes. Such values are equal under any comparison, so a walk need not look inside them; a
+  // false says nothing (1 and 1.0, or keys in another order, are equal and not identical).
+  bool identical(std::size_t v, const JsonTape& other, std::size_t w) const;
   // A number as a double, as the diff compares numbers of different types.
   double as_double(std::size_t v) const {
     switch (type(v)) {

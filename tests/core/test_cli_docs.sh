@@ -7,6 +7,7 @@ set -euo pipefail
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 trap 'rm -rf "$work"' EXIT
 
 # Every subcommand `doppel --help` lists has its page, and each page renders cleanly.

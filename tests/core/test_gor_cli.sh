@@ -9,6 +9,7 @@ set -euo pipefail
 : "${DOPPEL:?}" "${DOPPEL_SOURCE_DIR:?}" "${DOPPEL_BUILD_DIR:?}"
 source "$DOPPEL_SOURCE_DIR/tests/support/nginx_echo.sh"
 work=$(mktemp -d "$DOPPEL_BUILD_DIR/it-gor-XXXXXX")
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 cleanup() {
   [ -n "${capture_pid:-}" ] && kill "$capture_pid" 2>/dev/null || true
   stop_echo_nginx "$work/old"; stop_echo_nginx "$work/new"

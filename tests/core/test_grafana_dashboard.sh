@@ -10,6 +10,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || fail "live capture needs root (raw sockets)"
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -1,21 +1,18 @@
 // The /metrics address as pipeline files write it, the HTTP server behind it (answers,
 // refusals, deadlines, the connection cap), and how errors quote what users wrote.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstring>
 #include <optional>
 #include <thread>
 
 #include "core_test_support.hpp"
+#include "http_test_client.hpp"
 #include "metrics_server.hpp"
 
 using namespace doppel;
 using namespace doppel::core;
 using doppel::core::testing::build;
+using doppel::testing::Client;
 
 namespace {
 
@@ -31,51 +28,6 @@ std::string address_error(std::string_view text) {
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
-
-// A blocking loopback client whose every read gives up after `timeout`.
-class Client {
- public:
-  explicit Client(std::uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(port);
-    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
-  }
-  ~Client() { ::close(fd_); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  bool connected() const { return connected_; }
-  void send(std::string_view data) {
-    while (!data.empty()) {
-      ssize_t n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      data.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-  // Everything until the server closes; `closed` says whether it did before the timeout.
-  std::string read_all(bool* closed = nullptr) {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n > 0) {
-        out.append(buf, static_cast<std::size_t>(n));
-        continue;
-      }
-      if (closed) *closed = n == 0 || errno == ECONNRESET;
-      return out;
-    }
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
 
 // A MetricsServer on 127.0.0.1 with its own I/O thread.
 struct ServerFixture {

@@ -10,6 +10,7 @@ set -euo pipefail
 : "${DOPPEL:?}" "${DOPPEL_SOURCE_DIR:?}" "${DOPPEL_BUILD_DIR:?}"
 source "$DOPPEL_SOURCE_DIR/tests/support/nginx_echo.sh"
 work=$(mktemp -d "$DOPPEL_BUILD_DIR/it-overflow-XXXXXX")
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 trap 'stop_echo_nginx "$work/nginx"; rm -rf "$work"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 N=20000

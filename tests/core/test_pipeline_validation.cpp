@@ -68,7 +68,8 @@ plugin = "collect"
   CHECK(b.graph == nullptr);
   CHECK(located(b, "stats_intervl") ==
         "p.toml:2:1: unknown option \"stats_intervl\"; did you mean \"stats_interval\"? (allowed: name, plugin_dirs, "
-        "queue_capacity, queue_bytes, stats_interval, drain_timeout, decision_ttl, decision_capacity, metrics, exit_after)");
+        "queue_capacity, queue_bytes, stats_interval, drain_timeout, decision_ttl, decision_capacity, metrics, exit_after, "
+            "user)");
   CHECK(located(b, "caned") ==
         "p.toml:4:1: unknown input plugin \"caned\"; did you mean \"canned\"? (available inputs: canned)");
   CHECK(located(b, "\"contain\"") == "p.toml:8:1: unknown option \"contain\"; did you mean \"contains\"? (allowed: contains)");

@@ -8,6 +8,7 @@ set -euo pipefail
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 trap 'rm -rf "$work"' EXIT
 port=16888
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "core_test_support.hpp"
+#include "decision_memory.hpp"
 #include "runtime.hpp"
 
 using namespace doppel;
@@ -68,6 +69,67 @@ path = ")" + out + R"("
   CHECK(r.summary().find("dropped request_dropped: 2") != std::string::npos);
   CHECK(r.prometheus_metrics().find("doppel_stage_dropped_total{stage=\"keep\",reason=\"not_kept\"} 1") !=
         std::string::npos);
+}
+
+TEST_CASE("decision memory: bounded by decision_capacity (the oldest forgotten, counted) and by decision_ttl") {
+  DecisionMemory memory(10, 3);
+  for (int i = 0; i < 5; ++i) memory.remember("id" + std::to_string(i), i % 2 == 0, 0);
+  CHECK(memory.size() == 3);
+  CHECK(memory.evicted() == 2);
+  CHECK_FALSE(memory.lookup("id0", 1).has_value());
+  CHECK(memory.lookup("id4", 1) == true);
+  CHECK(memory.lookup("id3", 1) == false);
+  memory.remember("id3", true, 5);  // remembered again: one entry, the new decision, a later expiry
+  CHECK(memory.size() == 3);
+  CHECK(memory.lookup("id3", 9) == true);
+  CHECK_FALSE(memory.lookup("id2", 10).has_value());  // expired at 0 + 10
+  CHECK(memory.size() == 2);
+  // id3 keeps its place, so id4 (expired at 10 too) waits behind it until 15: at most ttl later.
+  CHECK(memory.lookup("id3", 14) == true);
+  CHECK(memory.size() == 2);
+  CHECK_FALSE(memory.lookup("id3", 15).has_value());
+  CHECK(memory.size() == 0);
+  CHECK(memory.evicted() == 2);  // expiry is not eviction
+}
+
+TEST_CASE("a filter's decision memory shows its size, its bound and its evictions") {
+  std::string out = collect_to("decisions.txt");
+  auto b = build(R"([pipeline]
+stats_interval = "0s"
+decision_capacity = 2
+decision_ttl = "1h"
+[inputs.src]
+plugin = "canned"
+messages = [
+  { kind = "request", id = "a", payload = "GET /keep HTTP/1.1\r\n\r\n" },
+  { kind = "request", id = "b", payload = "GET /keep HTTP/1.1\r\n\r\n" },
+  { kind = "request", id = "c", payload = "GET /drop HTTP/1.1\r\n\r\n" },
+  { kind = "request", id = "d", payload = "GET /keep HTTP/1.1\r\n\r\n" },
+  { kind = "response", id = "a", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+  { kind = "response", id = "c", payload = "HTTP/1.1 200 OK\r\n\r\n" },
+]
+[filters.keep]
+plugin = "keep"
+from = ["src"]
+contains = "/keep"
+[outputs.out]
+plugin = "collect"
+from = ["keep"]
+path = ")" + out + R"("
+)");
+  REQUIRE_MESSAGE(b.graph, b.error_text());
+  Runtime r(*b.graph);
+  run_to_end(r);
+  auto keep = snapshot_of(r, "keep");
+  CHECK(value_of(keep.counters, "decisions_evicted") == 2);  // a and b: their responses pass as unjudged
+  CHECK(value_of(keep.counters, "responses_without_request") == 1);  // a's
+  CHECK(value_of(keep.drops, "request_dropped") == 1);               // c's: still remembered
+  CHECK(keep.decisions == std::optional<std::size_t>(2));
+  CHECK_FALSE(snapshot_of(r, "out").decisions.has_value());
+  std::string metrics = r.prometheus_metrics();
+  CHECK(metrics.find("doppel_stage_decisions{stage=\"keep\"} 2\n") != std::string::npos);
+  CHECK(metrics.find("doppel_decision_capacity 2\n") != std::string::npos);
+  CHECK(metrics.find("doppel_decision_ttl_seconds 3600\n") != std::string::npos);
 }
 
 TEST_CASE("a stage that throws on one message has it counted as failed, and the pipeline goes on") {

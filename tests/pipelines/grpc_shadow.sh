@@ -13,6 +13,7 @@ python=/usr/bin/python3  # Debian's python3-grpcio is installed for the system i
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
 greeter="$DOPPEL_SOURCE_DIR/tests/support/grpc/greeter.py"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

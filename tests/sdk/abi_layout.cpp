@@ -9,11 +9,13 @@
 #include "doppel/gor_stream.hpp"
 #include "doppel/grpc.hpp"
 #include "doppel/held_leases.hpp"
+#include "doppel/http_server.hpp"
 #include "doppel/http2.hpp"
 #include "doppel/io_threads.hpp"
 #include "doppel/json_diff.hpp"
 #include "doppel/json_path.hpp"
 #include "doppel/json_writer.hpp"
+#include "doppel/listen_address.hpp"
 #include "doppel/message_pool.hpp"
 #include "doppel/nats_connection.hpp"
 #include "doppel/output_file.hpp"
@@ -46,6 +48,13 @@ int main() {
   LAYOUT(grpc::Status);
   LAYOUT(grpc::Response);
   LAYOUT(HeldLeases);
+  LAYOUT(HttpServer);
+  LAYOUT(HttpServer::Limits);
+  LAYOUT(HttpServer::Counts);
+  LAYOUT(HttpServer::Request);
+  LAYOUT(HttpServer::Response);
+  LAYOUT(HttpServer::Route);
+  LAYOUT(HttpServer::Config);
   LAYOUT(HttpHeader);
   LAYOUT(HttpView);
   LAYOUT(DecodedBody);
@@ -62,6 +71,7 @@ int main() {
   LAYOUT(JsonWriterOptions);
   LAYOUT(JsonWriter);
   LAYOUT(KindSet);
+  LAYOUT(ListenAddress);
   LAYOUT(detail::RunOnce);
   LAYOUT(Endpoint);
   LAYOUT(TlsMeta);

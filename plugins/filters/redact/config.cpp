@@ -84,6 +84,11 @@ RedactFilterConfig make_config(const Options& options) {
     options.fail("headers", "redact needs at least one entry in \"headers\" or \"fields\"");
   config.drop_unreadable = options.string("on_unreadable") == "drop";
   config.descriptors = protobuf::descriptor_set_option(options);
+  auto max_grpc_requests = options.integer("max_grpc_requests");
+  if (max_grpc_requests < 1) options.fail("max_grpc_requests", "max_grpc_requests must be at least 1");
+  config.max_grpc_requests = static_cast<std::size_t>(max_grpc_requests);
+  config.grpc_request_ttl = options.duration("grpc_request_ttl");
+  if (config.grpc_request_ttl.count() <= 0) options.fail("grpc_request_ttl", "grpc_request_ttl must be positive");
 
   if (options.has("key") && options.has("key_file")) options.fail("key_file", "set key or key_file, not both");
   if (options.has("key")) {
@@ -141,6 +146,13 @@ PluginDefinition redact_filter_definition() {
              "method (the request must pass through this filter first). A changed message is re-encoded and framed "
              "uncompressed; only string fields (and string elements of repeated fields) can hold a token. "
              "Without it a gRPC body cannot be read, and on_unreadable decides"),
+      option("max_grpc_requests", OptionType::integer,
+             "gRPC requests whose method is remembered by id for their responses (descriptor_set); beyond it the "
+             "oldest is forgotten (grpc_requests_evicted), and a response after that is grpc_request_not_seen")
+          .default_value(65536),
+      option("grpc_request_ttl", OptionType::duration,
+             "How long a gRPC request's method is remembered for its responses (the original and its replays)")
+          .default_value("60s"),
       option("key_file", OptionType::string,
              "File holding the secret key of the keyed hash (a trailing newline is not part of it), read at "
              "startup: at least 16 bytes, mode 600 (640 is accepted with a warning; a file others can read, or its "
@@ -168,6 +180,11 @@ PluginDefinition redact_filter_definition() {
       {"dropped.grpc_unencodable",
        "gRPC messages whose redacted message cannot be encoded again (a field that is not a string was named)"},
       {"dropped.unparseable_message", "messages that are not parseable HTTP"},
+      {"grpc_requests_evicted",
+       "gRPC requests' methods forgotten before their time because max_grpc_requests were kept"},
+      {"table.grpc_requests",
+       "gRPC requests whose method is remembered for their responses now (gauge); bound: max_grpc_requests (the "
+       "oldest forgotten: grpc_requests_evicted), expiry: grpc_request_ttl"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     return std::make_unique<RedactFilter>(make_config(options));

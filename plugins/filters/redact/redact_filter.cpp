@@ -236,9 +236,6 @@ std::size_t grpc_frame_length(std::string_view data, std::size_t pos) {
   return n;
 }
 
-// Responses whose request path is remembered: enough for the requests in flight of a busy capture.
-constexpr std::size_t kRememberedGrpcPaths = 65536;
-
 }  // namespace
 
 void RedactFilter::warn_once(std::string_view reason, const std::string& detail) {
@@ -249,19 +246,32 @@ void RedactFilter::warn_once(std::string_view reason, const std::string& detail)
 }
 
 void RedactFilter::remember_method(const Message& message, const HttpView& http) {
+  auto now = std::chrono::steady_clock::now();
+  expire_methods(now);
   auto [it, inserted] = grpc_paths_.insert_or_assign(message.id, std::string(http.path()));
-  if (!inserted) return;
-  grpc_path_order_.push_back(it->first);
-  if (grpc_path_order_.size() > kRememberedGrpcPaths) {
-    grpc_paths_.erase(grpc_path_order_.front());
+  if (inserted) grpc_path_order_.emplace_back(now, &it->first);
+  while (grpc_paths_.size() > config_.max_grpc_requests) {
+    grpc_paths_.erase(grpc_paths_.find(*grpc_path_order_.front().second));
+    grpc_path_order_.pop_front();
+    grpc_requests_evicted_->add();
+  }
+  grpc_requests_gauge_->set(static_cast<std::int64_t>(grpc_paths_.size()));
+}
+
+void RedactFilter::expire_methods(std::chrono::steady_clock::time_point now) {
+  std::size_t before = grpc_paths_.size();
+  while (!grpc_path_order_.empty() && now - grpc_path_order_.front().first >= config_.grpc_request_ttl) {
+    grpc_paths_.erase(grpc_paths_.find(*grpc_path_order_.front().second));
     grpc_path_order_.pop_front();
   }
+  if (grpc_paths_.size() != before) grpc_requests_gauge_->set(static_cast<std::int64_t>(grpc_paths_.size()));
 }
 
 std::optional<std::string> RedactFilter::grpc_type(const Message& message, const HttpView& http,
                                                    std::string_view& unreadable) {
   std::string path(http.path());
   if (!http.is_request()) {
+    expire_methods(std::chrono::steady_clock::now());
     auto it = grpc_paths_.find(message.id);
     if (it == grpc_paths_.end()) {
       warn_once("grpc_request_not_seen",
@@ -348,6 +358,8 @@ void RedactFilter::start(StageContext& context) {
   Stage::start(context);
   redacted_values_ = &context.counter("redacted_values");
   unredacted_bodies_ = &context.counter("unredacted_bodies");
+  grpc_requests_evicted_ = &context.counter("grpc_requests_evicted");
+  grpc_requests_gauge_ = &context.gauge("table.grpc_requests");
   if (!config_.key_file_warning.empty()) context.log().warn("{}", config_.key_file_warning);
   if (config_.random_key)
     context.log().info("no key or key_file: tokens are keyed with a random key of this process and will not match "

@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -25,6 +26,9 @@ struct RedactFilterConfig {
   std::string key_file_warning;      // logged at start: a key file other users may read
   // gRPC messages are redacted through it (null: a gRPC body is unreadable, see RedactFilter).
   std::shared_ptr<const protobuf::DescriptorSet> descriptors;
+  // gRPC request paths remembered by id for their responses: at most this many, each this long.
+  std::size_t max_grpc_requests = 65536;
+  std::chrono::nanoseconds grpc_request_ttl = std::chrono::seconds(60);
 };
 
 // Replaces header values and fields of requests and responses by redaction tokens (see
@@ -54,15 +58,21 @@ class RedactFilter : public Stage {
   // The message type of a gRPC body: a request's method's input type, a response's output type.
   std::optional<std::string> grpc_type(const Message& message, const HttpView& http, std::string_view& unreadable);
   void remember_method(const Message& message, const HttpView& http);
+  // Forgets the request paths older than grpc_request_ttl.
+  void expire_methods(std::chrono::steady_clock::time_point now);
   void warn_once(std::string_view reason, const std::string& detail);
 
   RedactFilterConfig config_;
   Pseudonymizer tokens_;
   Counter* redacted_values_ = nullptr;
   Counter* unredacted_bodies_ = nullptr;
-  // Request paths of recent gRPC requests by message id, for their responses (oldest first out).
+  Counter* grpc_requests_evicted_ = nullptr;
+  Gauge* grpc_requests_gauge_ = nullptr;
+  // Request paths of recent gRPC requests by message id, for their responses (an original and
+  // its replays: kept until they expire, not taken by the first). Oldest first out, by the
+  // bound or the time; the deque points at the map's own keys (nodes do not move).
   std::unordered_map<std::string, std::string> grpc_paths_;
-  std::deque<std::string> grpc_path_order_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, const std::string*>> grpc_path_order_;
   std::vector<std::string> warned_;  // reasons already logged
 };
 

@@ -107,6 +107,10 @@ PluginDefinition file_input_definition() {
       {"out_of_order", "requests recorded earlier than the previous one (emitted without waiting)"},
       {"read_errors", "files that could not be opened or read to the end (unreadable, cut short, corrupt gzip)"},
       {"files_read", "files opened (each pass of a loop counts again)"},
+      {"progress.bytes_read", "bytes of this pass's files read so far (compressed bytes of a gzip file) (gauge); the "
+                              "terminal's progress line shows it"},
+      {"progress.bytes_total", "bytes of this pass's files in all (gauge); 0 when unknown (standard input, a pipe) or "
+                               "when `loop` repeats them"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     FileInputConfig config;

@@ -49,6 +49,8 @@ void FileInput::start(StageContext& context) {
   out_of_order_ = &context.counter("out_of_order");
   read_errors_ = &context.counter("read_errors");
   files_read_ = &context.counter("files_read");
+  progress_read_ = &context.gauge("progress.bytes_read");
+  progress_total_ = &context.gauge("progress.bytes_total");
 }
 
 bool FileInput::wait_until(Clock::time_point until, std::stop_token& stop) {
@@ -90,7 +92,15 @@ FileInput::Outcome FileInput::read_files(std::stop_token& stop, ReplaySchedule& 
     return n == 0 || context().emit_batch(batch) == n;
   };
   bool any_readable = false;  // a file opened, or found empty
+  // A looping replay has no end to be a percentage of.
+  progress_total_->set(config_.loop ? 0 : static_cast<std::int64_t>(reader.progress().total));
+  auto publish_progress = [&] { progress_read_->set(static_cast<std::int64_t>(reader.progress().read)); };
+  publish_progress();
+  std::uint64_t events = 0;
   while (!stopping(stop) && reader.next(event)) {
+    // At full speed every 64 events (a gzip file's position costs a system call); a timed
+    // replay is slow enough for every one.
+    if (!config_.timing.max_speed || ++events % 64 == 0) publish_progress();
     switch (event.type) {
       case FileSetReader::Event::Type::opened:
         files_read_->add();
@@ -163,6 +173,7 @@ FileInput::Outcome FileInput::read_files(std::stop_token& stop, ReplaySchedule& 
     }
     if (!context().emit(share(std::move(message)))) return Outcome::stopped;  // shutting down
   }
+  publish_progress();
   if (!emit_batch()) return Outcome::stopped;
   if (stopping(stop)) return Outcome::stopped;
   if (!any_readable)

@@ -51,6 +51,8 @@ class FileInput : public Stage {
   Counter* out_of_order_ = nullptr;
   Counter* read_errors_ = nullptr;
   Counter* files_read_ = nullptr;
+  Gauge* progress_read_ = nullptr;
+  Gauge* progress_total_ = nullptr;
   std::uint64_t skipped_logged_ = 0;
   std::mutex wait_mutex_;
   std::condition_variable_any wakeup_;

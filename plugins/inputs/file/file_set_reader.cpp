@@ -27,18 +27,26 @@ std::string preview(std::string_view bytes) {
 
 struct FileSetReader::Source {
   std::string path;
+  std::uint64_t size = 0;
   std::unique_ptr<gor::RecordReader> reader;
   std::optional<Message> head;  // the next message; empty once the file is done
 };
 
 FileSetReader::FileSetReader(std::vector<std::string> files, FileOrder order, std::size_t max_payload_size)
     : order_(order), max_payload_size_(max_payload_size) {
+  bool sizes_known = true;
   for (auto& path : files) {
-    unopened_.push_back({std::move(path), std::nullopt, {}});
+    struct stat st {};
+    bool regular = ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+    sizes_known = sizes_known && regular;
+    std::uint64_t size = regular ? static_cast<std::uint64_t>(st.st_size) : 0;
+    total_bytes_ += size;
+    unopened_.push_back({std::move(path), size, std::nullopt, {}});
     // Merging needs each file's first timestamp now; read one after another, a file is probed
     // when its turn comes.
     if (order_ == FileOrder::timestamp) probe(unopened_.back());
   }
+  if (!sizes_known) total_bytes_ = 0;
   // Stable: equal first timestamps keep chunk order. A file without one (empty, not a .gor file,
   // unreadable) goes first, so that what is wrong with it is reported at once.
   auto first = [](const Pending& p) {
@@ -50,6 +58,14 @@ FileSetReader::FileSetReader(std::vector<std::string> files, FileOrder order, st
 }
 
 FileSetReader::~FileSetReader() = default;
+
+FileSetReader::Progress FileSetReader::progress() const {
+  Progress p{done_bytes_, total_bytes_};
+  for (const auto& source : open_)
+    // A file still open whose reader is done waits only for its last record to be taken.
+    p.read += source->reader ? std::min(source->reader->file_position(), source->size) : source->size;
+  return p;
+}
 
 void FileSetReader::probe(Pending& file) {
   struct stat st {};
@@ -124,19 +140,23 @@ void FileSetReader::open_due_files() {
     Pending file = std::move(next);
     unopened_.pop_front();
     if (!file.probe) {
+      done_bytes_ += file.size;
       events_.push_back({Event::Type::unreadable, file.path, 0, 0, file.probe_error, {}, {}});
       continue;
     }
     if (file.probe->verdict == gor::FileProbe::Verdict::not_gor) {
+      done_bytes_ += file.size;
       events_.push_back({Event::Type::unreadable, file.path, 0, 0, file.probe->problem, {}, {}});
       continue;
     }
     if (file.probe->verdict == gor::FileProbe::Verdict::empty) {
+      done_bytes_ += file.size;
       events_.push_back({Event::Type::empty, file.path, 0, 0, {}, {}, {}});
       continue;
     }
     auto source = std::make_unique<Source>();
     source->path = std::move(file.path);
+    source->size = file.size;
     try {
       source->reader = std::make_unique<gor::RecordReader>(source->path, 1 << 20, max_payload_size_);
       events_.push_back({Event::Type::opened, source->path, 0, 0, {}, {}, {}});
@@ -145,6 +165,7 @@ void FileSetReader::open_due_files() {
     }
     advance(*source);
     if (source->head) open_.push_back(std::move(source));
+    else done_bytes_ += source->size;
   }
 }
 
@@ -172,7 +193,10 @@ bool FileSetReader::next(Event& out) {
     out.path = source.path;
     out.message.emplace(std::move(*source.head));
     advance(source);
-    if (!source.head) open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(best));
+    if (!source.head) {
+      done_bytes_ += source.size;
+      open_.erase(open_.begin() + static_cast<std::ptrdiff_t>(best));
+    }
     return true;
   }
 }

@@ -54,10 +54,20 @@ class FileSetReader {
   // The next event; false once every file has been read.
   bool next(Event& out);
 
+  // How far through its files the reader is, in bytes of the files (compressed bytes for a
+  // gzip file): those done or skipped whole, plus what was read of the open ones. `total` is
+  // the sum of the files' sizes; 0 when one of them has no size (a pipe).
+  struct Progress {
+    std::uint64_t read = 0;
+    std::uint64_t total = 0;
+  };
+  Progress progress() const;
+
  private:
   struct Source;
   struct Pending {
     std::string path;
+    std::uint64_t size = 0;  // of the file when the reader was made
     std::optional<gor::FileProbe> probe;  // once probed
     std::string probe_error;              // why probing failed (the file cannot be opened)
   };
@@ -70,6 +80,8 @@ class FileSetReader {
   std::deque<Pending> unopened_;
   std::vector<std::unique_ptr<Source>> open_;
   std::deque<Event> events_;
+  std::uint64_t done_bytes_ = 0;   // of the files finished or skipped whole
+  std::uint64_t total_bytes_ = 0;  // 0: unknown
 };
 
 }  // namespace doppel::plugins

@@ -57,6 +57,15 @@ CaptureStats& CaptureStats::operator+=(const CaptureStats& o) {
   h2 += o.h2;
   tls += o.tls;
   reassembly += o.reassembly;
+  tables += o.tables;
+  return *this;
+}
+
+CaptureTables& CaptureTables::operator+=(const CaptureTables& o) {
+  connections += o.connections;
+  pending_requests += o.pending_requests;
+  h2_streams += o.h2_streams;
+  tls_awaiting_keys += o.tls_awaiting_keys;
   return *this;
 }
 
@@ -270,6 +279,8 @@ class Http2Exchange : public Http2FrameListener {
 
   // The memory budget evicts this connection: every body held goes, and so does a frame held
   // while it spans packets (the direction is then given up at its next bytes).
+  std::size_t streams() const { return streams_.size(); }
+
   void shed() {
     for (auto& [number, s] : streams_) {
       for (Half* half : {&s.request, &s.response})
@@ -700,6 +711,8 @@ class HttpConnection : public ConnectionState,
   }
 
   ~HttpConnection() override {
+    session_.stats_.tables.pending_requests -= counted_pending_;
+    session_.stats_.tables.h2_streams -= counted_streams_;
     if (tls_waiting_) session_.tls_waiting_.erase(this);
     // Every charge goes back while the connection is whole (the parsers' through release()).
     drop_held_ciphertext();
@@ -716,6 +729,18 @@ class HttpConnection : public ConnectionState,
   // MemoryAccount: the parsers' buffers are this connection's to evict.
   bool reserve(std::size_t bytes) override { return session_.reassembler_.reserve(&tcp_, bytes); }
   void release(std::size_t bytes) override { session_.reassembler_.release(&tcp_, bytes); }
+
+  // Brings the session's table sizes (CaptureStats::tables) up to date with this connection's;
+  // called after each call into it, so the hot path adds two numbers and keeps no walk over
+  // all connections for the gauges.
+  void count_tables() {
+    std::size_t pending = pending_.size(), streams = h2_ ? h2_->streams() : 0;
+    CaptureTables& tables = session_.stats_.tables;
+    tables.pending_requests = tables.pending_requests + pending - counted_pending_;
+    tables.h2_streams = tables.h2_streams + streams - counted_streams_;
+    counted_pending_ = pending;
+    counted_streams_ = streams;
+  }
 
   // ConnectionState: evicted by the memory budget. Passive: nothing is emitted or paired here.
   void shed() override {
@@ -735,6 +760,7 @@ class HttpConnection : public ConnectionState,
     if (responses_) responses_->shed();
     for (auto& p : pending_)
       if (p.early_response) drop_early_response(p, DropReason::budget_exceeded);
+    count_tables();
   }
 
   void data(int direction, std::string_view bytes, std::int64_t ts, const SegmentPosition& position) {
@@ -1667,6 +1693,7 @@ class HttpConnection : public ConnectionState,
   int client_ = -1;
   std::unique_ptr<HttpStreamParser> requests_, responses_;
   std::deque<PendingRequest> pending_;
+  std::size_t counted_pending_ = 0, counted_streams_ = 0;  // in session_.stats_.tables (count_tables)
   std::uint64_t front_number_ = 0;       // number of pending_.front() in the connection's requests
   std::uint64_t current_number_ = kNone;  // the request being parsed
   std::uint64_t cursor_ = 0;             // the first request the next response may answer
@@ -1746,14 +1773,20 @@ void CaptureSession::Impl::on_open(TcpConnection& connection) {
 }
 void CaptureSession::Impl::on_data(TcpConnection& connection, int direction, std::string_view bytes,
                                    std::int64_t ts, const SegmentPosition& position) {
-  http_of(connection).data(direction, bytes, ts, position);
+  HttpConnection& http = http_of(connection);
+  http.data(direction, bytes, ts, position);
+  http.count_tables();
 }
 void CaptureSession::Impl::on_hole(TcpConnection& connection, int direction, std::uint64_t length,
                                    HoleReason reason, std::int64_t ts) {
-  http_of(connection).hole(direction, length, reason, ts);
+  HttpConnection& http = http_of(connection);
+  http.hole(direction, length, reason, ts);
+  http.count_tables();
 }
 void CaptureSession::Impl::on_end(TcpConnection& connection, int direction, std::int64_t ts) {
-  http_of(connection).end(direction, ts);
+  HttpConnection& http = http_of(connection);
+  http.end(direction, ts);
+  http.count_tables();
 }
 void CaptureSession::Impl::on_close(TcpConnection& connection, CloseReason reason, std::int64_t ts) {
   http_of(connection).close(reason, ts);
@@ -1801,7 +1834,10 @@ void CaptureSession::Impl::advance(std::int64_t now_ns) {
     config_.tls_keys->refresh();
     // A copy: a connection whose wait ends leaves the set.
     std::vector<HttpConnection*> waiting(tls_waiting_.begin(), tls_waiting_.end());
-    for (HttpConnection* connection : waiting) connection->advance_tls(now_ns);
+    for (HttpConnection* connection : waiting) {
+      connection->advance_tls(now_ns);
+      connection->count_tables();
+    }
   }
   reassembler_.advance(now_ns);
 }
@@ -1813,6 +1849,8 @@ void CaptureSession::finish(std::int64_t now_ns) { impl_->reassembler_.close_all
 CaptureStats CaptureSession::stats() const {
   CaptureStats s = impl_->stats_;
   s.reassembly = impl_->reassembler_.stats();
+  s.tables.connections = impl_->reassembler_.connections();
+  s.tables.tls_awaiting_keys = impl_->tls_waiting_.size();
   return s;
 }
 

@@ -36,6 +36,7 @@ struct CaptureConfig {
   // TLS connections are decrypted with these secrets (tls_keylog, a pcapng's own); null: they
   // are counted (tls.connections, tls.no_key) and skipped, never parsed as HTTP.
   std::shared_ptr<TlsKeySource> tls_keys;
+  TlsKeyLogLimits keylog_limits;  // of tls_keys, and of the one a pcapng's embedded secrets make
   TlsLimits tls_limits;
 };
 
@@ -85,6 +86,16 @@ struct TlsStats {
   TlsStats& operator+=(const TlsStats& other);
 };
 
+// The tables of a capture that grow with its traffic, their sizes now: each a `table.<name>`
+// gauge of the stage (docs/operations.md, "Days-long runs").
+struct CaptureTables {
+  std::uint64_t connections = 0;        // TCP connections tracked (max_connections, memory_budget; expire)
+  std::uint64_t pending_requests = 0;   // HTTP/1.x requests awaiting their response, all connections
+  std::uint64_t h2_streams = 0;         // HTTP/2 streams open, all connections
+  std::uint64_t tls_awaiting_keys = 0;  // TLS connections whose records wait for their secrets (tls_key_wait)
+  CaptureTables& operator+=(const CaptureTables& other);
+};
+
 struct CaptureStats {
   std::uint64_t packets = 0;
   std::uint64_t bytes = 0;  // as on the wire
@@ -103,6 +114,7 @@ struct CaptureStats {
   Http2Stats h2;
   TlsStats tls;
   ReassemblyStats reassembly;
+  CaptureTables tables;
   CaptureStats& operator+=(const CaptureStats& other);  // sums the sessions of one capture
 };
 

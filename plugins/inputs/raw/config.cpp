@@ -98,9 +98,16 @@ RawInputConfig parse(const Options& options) {
   // Below this not even a few connections' state fits.
   if (cap.limits.memory_budget < (std::uint64_t{64} << 10))
     options.fail("memory_budget", "memory_budget is at least 64KiB");
+  auto max_keys = options.integer("tls_max_keys"), max_sessions = options.integer("tls_max_sessions");
+  if (max_keys < 1 || max_keys > 100'000'000)
+    options.fail("tls_max_keys", "tls_max_keys must be between 1 and 100000000");
+  if (max_sessions < 0 || max_sessions > 100'000'000)
+    options.fail("tls_max_sessions", "tls_max_sessions must be between 0 (resumption not followed) and 100000000");
+  cap.keylog_limits.max_keys = static_cast<std::size_t>(max_keys);
+  cap.keylog_limits.max_sessions = static_cast<std::size_t>(max_sessions);
   if (std::string keylog = options.string("tls_keylog"); !keylog.empty()) {
     try {
-      cap.tls_keys = std::make_shared<TlsKeySource>(keylog);
+      cap.tls_keys = std::make_shared<TlsKeySource>(keylog, cap.keylog_limits);
     } catch (const std::exception& e) {
       options.fail("tls_keylog", e.what());
     }
@@ -196,6 +203,17 @@ PluginDefinition raw_input_definition() {
       option("tls_key_wait_buffer", OptionType::size,
              "Bytes of a TLS connection held while its secrets are awaited; more: tls.too_large")
           .default_value("1MiB"),
+      option("tls_max_keys", OptionType::integer,
+             "TLS connections whose secrets are kept from the key log (about 375 bytes each); beyond it those "
+             "read first are forgotten (tls.keylog.evicted). Key log lines carry no time, so this bound is "
+             "also their expiry: a live capture needs a connection's secrets within tls_key_wait of its handshake; "
+             "a capture file whose key log is larger needs a larger value")
+          .default_value(100000),
+      option("tls_max_sessions", OptionType::integer,
+             "TLS 1.2 sessions (session ids and tickets) remembered to decrypt their resumptions; beyond it the "
+             "oldest are forgotten (tls.sessions.evicted: a later resumption of one is tls.no_key). The bound is "
+             "also their expiry")
+          .default_value(100000),
       option("realip_header", OptionType::string,
              "Add this header to requests with the client address, e.g. \"X-Real-IP\". "
              "GoReplay: --input-raw-realip-header")
@@ -299,6 +317,27 @@ PluginDefinition raw_input_definition() {
                         "given up to memory_budget"},
       {"tls.keylog.lines", "secrets read from the key log (and a pcapng's Decryption Secrets Blocks)"},
       {"tls.keylog.bad_lines", "key log lines with a known label but bad hex or a wrong length: skipped"},
+      {"tls.keylog.evicted", "connections' secrets forgotten because tls_max_keys were kept (the oldest first)"},
+      {"tls.sessions.evicted",
+       "TLS 1.2 sessions forgotten because tls_max_sessions were remembered (the oldest first)"},
+      {"table.connections",
+       "TCP connections tracked now (gauge); bound: max_connections and memory_budget (new ones refused: "
+       "dropped.flow_table_full), expiry: expire"},
+      {"table.pending_requests",
+       "HTTP/1.x requests awaiting their response now, all connections (gauge); bound: 1,024 per connection "
+       "and memory_budget (the oldest given up: responses.missing), expiry: expire (with their connection)"},
+      {"table.h2_streams",
+       "HTTP/2 streams open now, all connections (gauge); bound: 1,024 per connection (the oldest given up: "
+       "dropped.budget_exceeded) and memory_budget, expiry: expire (with their connection)"},
+      {"table.tls_awaiting_keys",
+       "TLS connections whose records wait for their secrets now (gauge); bound: tls_key_wait_buffer per "
+       "connection and memory_budget, expiry: tls_key_wait (then tls.no_key)"},
+      {"table.tls_keys",
+       "connections whose TLS secrets are kept from the key log now (gauge); bound: tls_max_keys (the oldest "
+       "forgotten: tls.keylog.evicted), expiry: the same bound (key log lines carry no time)"},
+      {"table.tls_sessions",
+       "TLS 1.2 sessions remembered for resumption now (gauge); bound: tls_max_sessions (the oldest forgotten: "
+       "tls.sessions.evicted), expiry: the same bound"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     return std::make_unique<RawInput>(parse(options));

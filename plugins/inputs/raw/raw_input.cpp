@@ -14,6 +14,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 namespace doppel::plugins::raw {
 namespace {
@@ -69,13 +70,24 @@ void RawInput::run(std::stop_token stop) {
   else run_file(stop);
 }
 
-void RawInput::run_live(std::stop_token stop) {
+RawInput::~RawInput() {
+  if (live_handle_ != nullptr) pcap_close(static_cast<pcap_t*>(live_handle_));
+}
+
+void RawInput::start(StageContext& context) {
+  Stage::start(context);
+  // A live capture's handle is opened here, not in run(): `doppel run` started as root gives up
+  // the capabilities that opening it needs once every stage has started (docs/operations.md).
+  if (config_.file.empty()) live_handle_ = open_live();
+}
+
+void* RawInput::open_live() {
   char error[PCAP_ERRBUF_SIZE] = {};
   pcap_t* handle = pcap_create(config_.interface.c_str(), error);
   if (handle == nullptr) {
     context().log().error("raw: cannot capture on \"{}\": {}", config_.interface, error);
     context().fail("capture_error");
-    return;
+    return nullptr;
   }
   pcap_set_snaplen(handle, config_.snaplen);
   pcap_set_promisc(handle, config_.promiscuous ? 1 : 0);
@@ -88,7 +100,7 @@ void RawInput::run_live(std::stop_token stop) {
     context().log().error("raw: cannot capture on \"{}\": {}", config_.interface, pcap_geterr(handle));
     context().fail("capture_error");
     pcap_close(handle);
-    return;
+    return nullptr;
   }
   if (status > 0) context().log().warn("raw: {}: {}", config_.interface, pcap_statustostr(status));
   skip_loopback_duplicates(handle);
@@ -98,7 +110,7 @@ void RawInput::run_live(std::stop_token stop) {
                           config_.interface, link_type_name(link_type), supported_link_type_names());
     context().fail("capture_error");
     pcap_close(handle);
-    return;
+    return nullptr;
   }
   std::string filter = effective_filter(link_type);
   bpf_program program{};
@@ -108,11 +120,20 @@ void RawInput::run_live(std::stop_token stop) {
     context().fail("capture_error");
     pcap_freecode(&program);
     pcap_close(handle);
-    return;
+    return nullptr;
   }
   pcap_freecode(&program);
   context().log().info("raw: capturing {} ({}), filter {}", config_.interface, link_type_name(link_type),
                        shown_filter(link_type));
+  return handle;
+}
+
+void RawInput::run_live(std::stop_token stop) {
+  // Opened by start(); nothing to capture when that failed (counted there).
+  pcap_t* handle = static_cast<pcap_t*>(std::exchange(live_handle_, nullptr));
+  if (handle == nullptr) return;
+  char error[PCAP_ERRBUF_SIZE] = {};
+  int link_type = pcap_datalink(handle);
 
   // Messages of one pcap_dispatch call go downstream together (one queue hand-off per batch);
   // the runtime stamps them with this stage's name.
@@ -193,7 +214,8 @@ void RawInput::run_file(std::stop_token stop) {
     throw std::runtime_error("raw: cannot read " + name + ": its link type " + link_type_name(link_type) +
                              " is not one doppel decodes (" + supported_link_type_names() + ")");
   if (std::string secrets = pcapng_tls_secrets(config_.file); !secrets.empty()) {
-    if (!config_.capture.tls_keys) config_.capture.tls_keys = std::make_shared<TlsKeySource>("");
+    if (!config_.capture.tls_keys)
+      config_.capture.tls_keys = std::make_shared<TlsKeySource>("", config_.capture.keylog_limits);
     std::size_t before = config_.capture.tls_keys->keys().size();
     config_.capture.tls_keys->add_embedded(secrets);
     context().log().info("raw: {} carries TLS secrets (Decryption Secrets Blocks) for {} connections", name,
@@ -437,6 +459,16 @@ void RawInput::publish(std::size_t shard, const CaptureStats& latest, const Skip
                            keylog.bad_lines - published_keylog_.bad_lines,
                            keylog.bad_lines - published_keylog_.bad_lines == 1 ? "" : "s");
     add("tls.keylog.bad_lines", keylog.bad_lines, published_keylog_.bad_lines);
+    if (keylog.evicted_unused > 0 && published_keylog_.evicted_unused == 0)
+      context().log().warn("raw: the TLS key log holds more than tls_max_keys ({}) connections' secrets: the oldest "
+                           "are forgotten, some before any connection used them (tls.keylog.evicted); a capture file "
+                           "whose key log is larger needs a larger tls_max_keys",
+                           config_.capture.tls_keys->keys().limits().max_keys);
+    published_keylog_.evicted_unused = keylog.evicted_unused;
+    add("tls.keylog.evicted", keylog.evicted, published_keylog_.evicted);
+    add("tls.sessions.evicted", keylog.sessions_evicted, published_keylog_.sessions_evicted);
+    context().gauge("table.tls_keys").set(static_cast<std::int64_t>(config_.capture.tls_keys->keys().size()));
+    context().gauge("table.tls_sessions").set(static_cast<std::int64_t>(config_.capture.tls_keys->keys().sessions()));
   }
   for (std::size_t i = 0; i < kDropReasonCount; ++i) {
     if (now.dropped[i] > was.dropped[i])
@@ -445,6 +477,10 @@ void RawInput::publish(std::size_t shard, const CaptureStats& latest, const Skip
   }
   context().gauge("buffer.bytes").set(static_cast<std::int64_t>(now.reassembly.buffered_bytes));
   context().gauge("memory.bytes").set(static_cast<std::int64_t>(now.reassembly.memory_bytes));
+  context().gauge("table.connections").set(static_cast<std::int64_t>(now.tables.connections));
+  context().gauge("table.pending_requests").set(static_cast<std::int64_t>(now.tables.pending_requests));
+  context().gauge("table.h2_streams").set(static_cast<std::int64_t>(now.tables.h2_streams));
+  context().gauge("table.tls_awaiting_keys").set(static_cast<std::int64_t>(now.tables.tls_awaiting_keys));
 }
 
 }  // namespace doppel::plugins::raw

@@ -47,9 +47,14 @@ struct RawInputConfig {
 class RawInput : public Stage {
  public:
   explicit RawInput(RawInputConfig config) : config_(std::move(config)) {}
+  ~RawInput() override;
+  RawInput(const RawInput&) = delete;
+  RawInput& operator=(const RawInput&) = delete;
+  void start(StageContext& context) override;
   void run(std::stop_token stop) override;
   std::optional<KindSet> produces() const override;
   OverflowPolicy overflow_policy() const override;
+  bool needs_privileges() const override { return config_.file.empty(); }
 
   // How many threads extract messages from `file`.
   std::size_t file_threads() const;
@@ -57,6 +62,9 @@ class RawInput : public Stage {
  private:
   std::string effective_filter(int link_type) const;
   std::string shown_filter(int link_type) const;  // for the log: the generated filter once, not per encapsulation
+  // Opens and activates the live capture with its filter; nullptr (logged, capture_error) when
+  // it cannot.
+  void* open_live();
   void run_live(std::stop_token stop);
   void run_file(std::stop_token stop);
   // One thread of run_file: reassembles and parses the frames of the connections `shard` owns.
@@ -68,6 +76,7 @@ class RawInput : public Stage {
   void publish_pcap_stats(void* handle);
 
   RawInputConfig config_;
+  void* live_handle_ = nullptr;  // pcap_t*: opened by start(), taken by run_live()
   std::mutex stats_mutex_;
   std::vector<CaptureStats> shard_stats_;
   CaptureStats published_;

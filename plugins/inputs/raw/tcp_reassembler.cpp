@@ -149,6 +149,7 @@ ReassemblyStats& ReassemblyStats::operator+=(const ReassemblyStats& o) {
   memory_bytes += o.memory_bytes;
   evicted_bytes += o.evicted_bytes;
   evictions += o.evictions;
+  table_scans += o.table_scans;
   return *this;
 }
 
@@ -218,14 +219,20 @@ bool TcpReassembler::reserve(TcpConnection* holder, std::size_t bytes) {
     if (make_room(holder, bytes) || !budget_->charge_memory(bytes, limits_.memory_budget)) return false;
   }
   stats_.memory_bytes += bytes;
-  if (holder != nullptr) holder->held_bytes += bytes;
+  if (holder != nullptr) {
+    holder->held_bytes += bytes;
+    evictable_bytes_ += bytes;
+  }
   return true;
 }
 
 void TcpReassembler::release(TcpConnection* holder, std::size_t bytes) {
   if (bytes == 0) return;
   stats_.memory_bytes -= bytes;
-  if (holder != nullptr) holder->held_bytes -= bytes;
+  if (holder != nullptr) {
+    holder->held_bytes -= bytes;
+    evictable_bytes_ -= bytes;
+  }
   budget_->memory_bytes.fetch_sub(bytes, std::memory_order_relaxed);
   if (bytes >= kLargeBuffer && (released_large_ += bytes) >= limits_.memory_budget / 16 && !evicting_) {
     released_large_ = 0;
@@ -253,6 +260,15 @@ bool TcpReassembler::make_room(TcpConnection* holder, std::size_t bytes) {
   if (evicting_ || bytes > limit) return false;  // never fits: nobody gives up anything for it
   std::size_t target = limit - limit / 16;
   if (bytes > target) target = limit;
+  // A pass over every connection is worth it only when it can free what is needed, and enough
+  // for many allocations after (a 64th of the budget). A budget filled with what no eviction
+  // frees (connections' state, request queues) would otherwise be scanned for each new message
+  // or connection, for a few bytes each time; those are given up instead (their caller counts
+  // them as budget_exceeded or flow_table_full).
+  std::size_t charged = budget_->memory_bytes.load(std::memory_order_relaxed);
+  std::size_t needed = charged + bytes > limit ? charged + bytes - limit : 0;
+  if (evictable_bytes_ < std::max(needed, limit / 64)) return false;
+  ++stats_.table_scans;
   struct Candidate {
     std::size_t held;
     std::uint64_t id;
@@ -374,7 +390,11 @@ void TcpReassembler::add_segment(const TcpSegment& seg, std::int64_t ts) {
   if (it == flows_.end()) {
     if (rst || (!syn && length == 0)) return;  // nothing to start a connection with
     if (!budget_->reserve_connection(limits_.max_connections)) {
-      sweep(ts);
+      // The table is full: a pass over it may find connections past their time. At most one
+      // pass per kFullSweepInterval of capture time: a flood of new connections against a full
+      // table must not cost a pass over every connection each (quadratic: a million new
+      // connections against 100,000 tracked took minutes instead of a second).
+      if (ts - last_sweep_ns_ >= kFullSweepInterval || ts < last_sweep_ns_) sweep(ts);
       if (!budget_->reserve_connection(limits_.max_connections)) {
         ++stats_.connections_refused;
         return;
@@ -646,6 +666,7 @@ void TcpReassembler::close(Flow& flow, CloseReason reason, std::int64_t ts) {
 
 void TcpReassembler::sweep(std::int64_t now) {
   last_sweep_ns_ = now;
+  ++stats_.table_scans;
   std::vector<FlowKey> stale;
   for (auto& [key, flow] : flows_) {
     if (flow->closed) {

@@ -67,6 +67,7 @@ struct ReassemblyStats {
   std::uint64_t memory_bytes = 0;           // bytes charged to the memory budget now (this reassembler's)
   std::uint64_t evicted_bytes = 0;          // bytes given up to the memory budget (evictions, refusals)
   std::uint64_t evictions = 0;              // connections whose bytes were evicted
+  std::uint64_t table_scans = 0;            // passes over every connection (expiry, a full table, eviction)
   ReassemblyStats& operator+=(const ReassemblyStats& other);
 };
 
@@ -233,6 +234,8 @@ class TcpReassembler {
   std::vector<Flow*> given_up_;
   bool evicting_ = false;
   static constexpr std::size_t kLargeBuffer = std::size_t{1} << 20;
+  static constexpr std::int64_t kFullSweepInterval = 100'000'000;  // ns of capture time
+  std::size_t evictable_bytes_ = 0;  // the sum of this reassembler's connections' held_bytes
   std::size_t released_large_ = 0;  // bytes of large buffers freed since the allocator was last told
 };
 

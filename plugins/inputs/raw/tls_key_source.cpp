@@ -9,7 +9,7 @@
 
 namespace doppel::plugins::raw {
 
-TlsKeySource::TlsKeySource(const std::string& keylog_path) {
+TlsKeySource::TlsKeySource(const std::string& keylog_path, TlsKeyLogLimits limits) : keys_(limits) {
   if (keylog_path.empty()) return;
   struct stat st{};
   if (::stat(keylog_path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))

@@ -18,7 +18,7 @@ class TlsKeySource {
  public:
   // `keylog_path` empty: only embedded secrets. Throws std::runtime_error when the file cannot
   // be read.
-  explicit TlsKeySource(const std::string& keylog_path);
+  explicit TlsKeySource(const std::string& keylog_path, TlsKeyLogLimits limits = {});
   TlsKeyLog& keys() { return keys_; }
   const TlsKeyLog& keys() const { return keys_; }
   // Secrets that came with the capture (a pcapng's Decryption Secrets Blocks).

@@ -65,6 +65,19 @@ bool other_known_label(std::string_view label) {
          label == "CLIENT_TRAFFIC_SECRET_1" || label == "SERVER_TRAFFIC_SECRET_1" || label == "PMS_CLIENT_RANDOM";
 }
 
+// TlsSecrets' fields, in the order StoredSecrets keeps them.
+constexpr std::string TlsSecrets::*kSecretMembers[] = {
+    &TlsSecrets::master_secret,              &TlsSecrets::client_early_traffic,
+    &TlsSecrets::client_handshake_traffic,   &TlsSecrets::server_handshake_traffic,
+    &TlsSecrets::client_application_traffic, &TlsSecrets::server_application_traffic,
+};
+
+std::size_t field_index(std::string TlsSecrets::*field) {
+  std::size_t i = 0;
+  while (kSecretMembers[i] != field) ++i;
+  return i;
+}
+
 enum class LineKind { secret, ignored, bad, unknown };
 
 struct ParsedLine {
@@ -126,11 +139,25 @@ void TlsKeyLog::add(std::string_view text) {
   for_each_line(text, [&](std::string_view line) {
     ParsedLine parsed = parse_line(line);
     switch (parsed.kind) {
-      case LineKind::secret:
-        secrets_[parsed.client_random].*parsed.field = std::move(parsed.secret);
+      case LineKind::secret: {
+        ClientRandom random;
+        std::memcpy(random.data(), parsed.client_random.data(), random.size());
+        auto [it, inserted] = secrets_.try_emplace(random);
+        if (inserted) secrets_order_.push_back(&it->first);
+        std::size_t field = field_index(parsed.field);
+        std::memcpy(it->second.value[field].data(), parsed.secret.data(), parsed.secret.size());
+        it->second.length[field] = static_cast<std::uint8_t>(parsed.secret.size());
         ++stats_.lines;
         took = true;
+        while (secrets_.size() > limits_.max_keys) {
+          auto oldest = secrets_.find(*secrets_order_.front());
+          ++stats_.evicted;
+          if (!oldest->second.used.load(std::memory_order_relaxed)) ++stats_.evicted_unused;
+          secrets_.erase(oldest);
+          secrets_order_.pop_front();
+        }
         break;
+      }
       case LineKind::bad:
         ++stats_.bad_lines;
         break;
@@ -143,17 +170,36 @@ void TlsKeyLog::add(std::string_view text) {
   if (took) ++generation_;
 }
 
+std::size_t TlsKeyLog::ClientRandomHash::operator()(const ClientRandom& random) const {
+  std::size_t hash;
+  std::memcpy(&hash, random.data() + random.size() - sizeof hash, sizeof hash);  // TLS 1.2's first 4 are time
+  return hash;
+}
+
 std::optional<TlsSecrets> TlsKeyLog::find(std::string_view client_random) const {
+  if (client_random.size() != sizeof(ClientRandom)) return std::nullopt;
+  ClientRandom random;
+  std::memcpy(random.data(), client_random.data(), random.size());
   std::shared_lock lock(mutex_);
-  auto it = secrets_.find(std::string(client_random));
+  auto it = secrets_.find(random);
   if (it == secrets_.end()) return std::nullopt;
-  return it->second;
+  it->second.used.store(true, std::memory_order_relaxed);
+  TlsSecrets found;
+  for (std::size_t i = 0; i < kSecretFields; ++i)
+    found.*kSecretMembers[i] = std::string(it->second.value[i].data(), it->second.length[i]);
+  return found;
 }
 
 void TlsKeyLog::remember_session(std::string_view session_key, std::string_view master_secret) {
   if (session_key.empty() || master_secret.empty()) return;
   std::unique_lock lock(mutex_);
-  sessions_[std::string(session_key)] = std::string(master_secret);
+  auto [it, inserted] = sessions_.insert_or_assign(std::string(session_key), std::string(master_secret));
+  if (inserted) sessions_order_.push_back(&it->first);
+  while (sessions_.size() > limits_.max_sessions) {
+    sessions_.erase(sessions_.find(*sessions_order_.front()));
+    sessions_order_.pop_front();
+    ++stats_.sessions_evicted;
+  }
 }
 
 std::optional<std::string> TlsKeyLog::find_session(std::string_view session_key) const {
@@ -177,6 +223,11 @@ TlsKeyLogStats TlsKeyLog::stats() const {
 std::size_t TlsKeyLog::size() const {
   std::shared_lock lock(mutex_);
   return secrets_.size();
+}
+
+std::size_t TlsKeyLog::sessions() const {
+  std::shared_lock lock(mutex_);
+  return sessions_.size();
 }
 
 std::optional<std::string> keylog_problem(std::string_view text) {

@@ -3,7 +3,10 @@
 // NSS, Go, Java agents, curl and browsers write; what Wireshark reads): one line per secret,
 // `LABEL <client random, 64 hex> <secret, hex>`, keyed by the ClientHello's random. Kept in
 // memory only: doppel never writes a secret anywhere (docs/guide/tls.md).
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <shared_mutex>
@@ -27,11 +30,24 @@ struct TlsKeyLogStats {
   std::uint64_t lines = 0;          // secrets taken
   std::uint64_t bad_lines = 0;      // a known label with bad hex or a wrong length: skipped
   std::uint64_t ignored_lines = 0;  // comments, blank lines, labels doppel has no use for
+  std::uint64_t evicted = 0;        // connections' secrets forgotten to stay within max_keys
+  std::uint64_t evicted_unused = 0;  // part of evicted: never looked up (a capture may still need them)
+  std::uint64_t sessions_evicted = 0;  // sessions forgotten to stay within max_sessions
+};
+
+// How much a key log keeps. A days-long capture of a busy HTTPS server logs millions of lines,
+// and a key log line carries no time: the oldest entries go first at the bound, which is also
+// how they expire (a live capture needs a connection's secrets within tls_key_wait of its
+// handshake; a capture file's key log larger than the bound needs a larger bound).
+struct TlsKeyLogLimits {
+  std::size_t max_keys = 100000;      // connections (client randoms) whose secrets are kept
+  std::size_t max_sessions = 100000;  // TLS 1.2 sessions (ids, tickets) remembered for resumption
 };
 
 // Thread-safe: capture threads look secrets up while a follower (TlsKeyLogFile) adds lines.
 class TlsKeyLog {
  public:
+  explicit TlsKeyLog(TlsKeyLogLimits limits = {}) : limits_(limits) {}
   // Adds the lines of `text`; a last line without its newline is taken as whole (a caller
   // following a file keeps a partial line back itself).
   void add(std::string_view text);
@@ -46,12 +62,32 @@ class TlsKeyLog {
   // when it moved.
   std::uint64_t generation() const;
   TlsKeyLogStats stats() const;
-  std::size_t size() const;
+  std::size_t size() const;           // connections whose secrets are kept
+  std::size_t sessions() const;       // sessions remembered
+  const TlsKeyLogLimits& limits() const { return limits_; }
 
  private:
+  // One connection's secrets in place (each at most 48 bytes): no allocation per secret, about
+  // 375 bytes a connection with its map node and the order entry.
+  static constexpr std::size_t kSecretFields = 6;
+  struct StoredSecrets {
+    std::array<std::array<char, 48>, kSecretFields> value;
+    std::array<std::uint8_t, kSecretFields> length{};
+    mutable std::atomic<bool> used{false};  // looked up at least once (find() holds a shared lock)
+  };
+  using ClientRandom = std::array<char, 32>;
+  struct ClientRandomHash {
+    std::size_t operator()(const ClientRandom& random) const;  // the random's own bytes: already random
+  };
+
+  TlsKeyLogLimits limits_;
   mutable std::shared_mutex mutex_;
-  std::unordered_map<std::string, TlsSecrets> secrets_;
+  // The maps' own keys in the order they were first added (nodes do not move): the oldest is
+  // forgotten first at the bound.
+  std::unordered_map<ClientRandom, StoredSecrets, ClientRandomHash> secrets_;
+  std::deque<const ClientRandom*> secrets_order_;
   std::unordered_map<std::string, std::string> sessions_;
+  std::deque<const std::string*> sessions_order_;
   TlsKeyLogStats stats_;
   std::uint64_t generation_ = 0;
 };

@@ -74,7 +74,14 @@ void CompareStage::start(StageContext& context) {
   joins_evicted_ = &context.counter("joins_evicted");
   endpoints_folded_ = &context.counter("endpoints_folded");
   baseline_missing_ = &context.counter("baseline_missing");
+  paths_untracked_ = &context.counter("paths_untracked");
+  noise_untracked_ = &context.counter("noise_untracked");
   pending_gauge_ = &context.gauge("pending_joins");
+  joins_gauge_ = &context.gauge("table.joins");
+  decided_gauge_ = &context.gauge("table.decided");
+  endpoints_gauge_ = &context.gauge("table.endpoints");
+  paths_gauge_ = &context.gauge("table.paths");
+  if (!config_.baseline.empty()) noise_paths_gauge_ = &context.gauge("table.noise_paths");
   if (shards_.size() > 1) {
     // Enough queued per shard to keep its thread busy while the caller hands out the next.
     workers_.emplace(shards_.size(), 1024, [this](std::size_t shard, const MessagePtr& m) {
@@ -144,9 +151,10 @@ void CompareStage::handle(std::size_t shard, const MessagePtr& message) {
   {
     Shard& s = *shards_[shard];
     std::lock_guard lock(s.mutex);
-    std::size_t before = s.table.size();
+    std::size_t before = s.table.size(), decided_before = s.table.decided();
     added = s.table.add(message, decided);
-    update_pending(static_cast<std::int64_t>(s.table.size()) - static_cast<std::int64_t>(before));
+    update_tables(static_cast<std::int64_t>(s.table.size()) - static_cast<std::int64_t>(before),
+                  static_cast<std::int64_t>(s.table.decided()) - static_cast<std::int64_t>(decided_before));
   }
   switch (added.outcome) {
     case JoinTable::Outcome::late: context().drop("late"); break;
@@ -165,9 +173,10 @@ void CompareStage::sweep_all(bool everything) {
     JoinTable::Swept swept;
     {
       std::lock_guard lock(shard->mutex);
-      std::size_t before = shard->table.size();
+      std::size_t before = shard->table.size(), decided_before = shard->table.decided();
       swept = shard->table.sweep(now, everything, decided);
-      update_pending(static_cast<std::int64_t>(shard->table.size()) - static_cast<std::int64_t>(before));
+      update_tables(static_cast<std::int64_t>(shard->table.size()) - static_cast<std::int64_t>(before),
+                    static_cast<std::int64_t>(shard->table.decided()) - static_cast<std::int64_t>(decided_before));
     }
     if (swept.orphans) context().drop("orphan_response", swept.orphans);
     if (swept.expired) joins_expired_->add(swept.expired);
@@ -179,9 +188,14 @@ void CompareStage::judge_all(std::vector<DecidedJoin>& decided) {
   for (auto& d : decided) judge(std::move(d));
 }
 
-void CompareStage::update_pending(std::int64_t delta) {
-  std::int64_t now = pending_joins_.fetch_add(delta, std::memory_order_relaxed) + delta;
-  pending_gauge_->set(now);
+void CompareStage::update_tables(std::int64_t joins_delta, std::int64_t decided_delta) {
+  if (joins_delta != 0) {
+    std::int64_t now = pending_joins_.fetch_add(joins_delta, std::memory_order_relaxed) + joins_delta;
+    pending_gauge_->set(now);
+    joins_gauge_->set(now);
+  }
+  if (decided_delta != 0)
+    decided_gauge_->set(decided_ids_.fetch_add(decided_delta, std::memory_order_relaxed) + decided_delta);
 }
 
 void CompareStage::flush() {
@@ -250,6 +264,7 @@ std::string CompareStage::endpoint_for(const CompareRule& rule, std::string_view
     return grpc ? std::string("gRPC (other)") : std::string(method) + " (other)";
   }
   endpoints_.insert(endpoint);
+  endpoints_gauge_->set(static_cast<std::int64_t>(endpoints_.size()));
   return endpoint;
 }
 
@@ -422,6 +437,11 @@ CompareStage::Verdict CompareStage::verdict_of(Judging& j) {
         noise_.count_exchange(endpoint);
         for (const auto& k : raw_keys) noise_.count_raw(endpoint, k);
         for (const auto& k : noise_keys) noise_.count_noise(endpoint, k);
+        noise_paths_gauge_->set(static_cast<std::int64_t>(noise_.size()));
+        if (std::uint64_t untracked = noise_.untracked(); untracked != noise_untracked_reported_) {
+          noise_untracked_->add(untracked - noise_untracked_reported_);
+          noise_untracked_reported_ = untracked;
+        }
         for (auto& c : checks) {
           if (c.difference.kind == "error") continue;
           NoiseCounts counts = noise_.counts(endpoint, c.key());
@@ -451,8 +471,12 @@ CompareStage::Verdict CompareStage::verdict_of(Judging& j) {
     auto key = std::make_pair(endpoint, k);
     auto it = paths_.find(key);
     if (it == paths_.end()) {
-      if (paths_.size() >= config_.max_paths) continue;
+      if (paths_.size() >= config_.max_paths) {
+        paths_untracked_->add();
+        continue;
+      }
       it = paths_.emplace(std::move(key), PathStats{}).first;
+      paths_gauge_->set(static_cast<std::int64_t>(paths_.size()));
     }
     ++it->second.count;
     if (it->second.sampled < config_.samples_per_path) {

@@ -98,7 +98,8 @@ class CompareStage : public Stage {
   // Decides what the shards hold: joins past their deadline, or all of them.
   void sweep_all(bool everything);
   void judge_all(std::vector<DecidedJoin>& decided);
-  void update_pending(std::int64_t delta);
+  // Adds the change of a shard's table (joins, decided ids) to the stage's gauges.
+  void update_tables(std::int64_t joins_delta, std::int64_t decided_delta);
   struct Judging;
   // Judges a join: runs its rule's comparators and emits the verdict once the last one has
   // answered. Thread-safe; holds no lock while comparators run.
@@ -117,6 +118,7 @@ class CompareStage : public Stage {
   CompareConfig config_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<std::int64_t> pending_joins_{0};
+  std::atomic<std::int64_t> decided_ids_{0};
   // The per-endpoint aggregates every shard adds to.
   std::mutex aggregates_mutex_;
   std::unordered_set<std::string> endpoints_;
@@ -128,7 +130,16 @@ class CompareStage : public Stage {
   Counter* joins_evicted_ = nullptr;
   Counter* endpoints_folded_ = nullptr;
   Counter* baseline_missing_ = nullptr;
+  Counter* paths_untracked_ = nullptr;
+  Counter* noise_untracked_ = nullptr;
+  std::uint64_t noise_untracked_reported_ = 0;  // of noise_.untracked(), under aggregates_mutex_
   Gauge* pending_gauge_ = nullptr;
+  // Table sizes (docs/operations.md, "Days-long runs").
+  Gauge* joins_gauge_ = nullptr;
+  Gauge* decided_gauge_ = nullptr;
+  Gauge* endpoints_gauge_ = nullptr;
+  Gauge* paths_gauge_ = nullptr;
+  Gauge* noise_paths_gauge_ = nullptr;
   // Exchanges whose comparators have not all answered; flush() waits for none.
   mutable std::mutex judging_mutex_;
   std::condition_variable judging_done_;

@@ -115,6 +115,11 @@ PluginDefinition compare_definition() {
              "Distinct endpoints (METHOD /path, or /pkg.Service/Method for gRPC) tracked; more fold into "
              "\"METHOD (other)\" (\"gRPC (other)\"); name rules to group templated paths")
           .default_value(1000),
+      option("max_paths", OptionType::integer,
+             "Endpoint x difference path aggregates kept (which verdicts carry samples) and, with a baseline, "
+             "endpoint x path noise counts; a path beyond it is not aggregated (paths_untracked) and its "
+             "differences count as real, not noise (noise_untracked). Kept for the whole run")
+          .default_value(100000),
       option("threads", OptionType::integer,
              "Threads judging exchanges (0: one per core, at most 64). Each owns the joins of part of the ids, "
              "so a request and its responses always meet in one; max_pending is shared out among them. "
@@ -133,7 +138,25 @@ PluginDefinition compare_definition() {
       {"joins_evicted", "joins decided early because max_pending was reached"},
       {"baseline_missing", "exchanges judged without noise cancellation (no usable baseline response)"},
       {"endpoints_folded", "verdicts whose endpoint was folded into \"METHOD (other)\""},
-      {"pending_joins", "joins waiting for a side (gauge)"},
+      {"pending_joins", "joins waiting for a side (gauge); the same as table.joins, kept for existing dashboards"},
+      {"paths_untracked", "differences at an endpoint x path not aggregated because max_paths were kept"},
+      {"noise_untracked",
+       "differences at an endpoint x path without noise counts because max_paths were kept: judged real"},
+      {"table.joins",
+       "joins waiting for a side now (gauge); bound: max_pending (the oldest decided early: joins_evicted), "
+       "expiry: timeout (joins_expired)"},
+      {"table.decided",
+       "ids of recent verdicts now, remembered to count a side that comes after its verdict as dropped.late "
+       "(gauge); bound: max_pending (the oldest forgotten), expiry: the same bound"},
+      {"table.endpoints",
+       "endpoints aggregated now (gauge); bound: max_endpoints (more fold into \"METHOD (other)\": "
+       "endpoints_folded), expiry: none, kept for the run's report"},
+      {"table.paths",
+       "endpoint x difference path aggregates now (gauge); bound: max_paths (paths_untracked), expiry: none, kept "
+       "for the run's report"},
+      {"table.noise_paths",
+       "endpoint x path noise counts now, with a baseline (gauge); bound: max_paths (noise_untracked), expiry: "
+       "none, kept for the run"},
       {"dropped.late", "responses that arrived after their request's verdict"},
       {"dropped.duplicate", "a second message of the same kind for one id"},
       {"dropped.orphan_response", "responses whose request never arrived"},
@@ -173,6 +196,7 @@ PluginDefinition compare_definition() {
     config.sample_body_limit = options.size("sample_body_limit");
     config.value_limit = options.size("value_limit");
     config.max_endpoints = positive(options, "max_endpoints");
+    config.max_paths = positive(options, "max_paths");
     auto threads = options.integer("threads");
     if (threads < 0 || threads > 64) options.fail("threads", "\"threads\" must be between 0 (one per core) and 64");
     config.threads = threads > 0 ? static_cast<std::size_t>(threads)

@@ -51,6 +51,7 @@ class JoinTable {
   Swept sweep(JoinClock::time_point now, bool everything, std::vector<DecidedJoin>& decided);
 
   std::size_t size() const { return joins_.size(); }
+  std::size_t decided() const { return decided_.size(); }  // ids remembered as decided
 
  private:
   bool complete(const Join& join) const;

@@ -41,6 +41,7 @@ class NoiseModel {
   static bool is_noise(const NoiseCounts& counts, const NoiseThresholds& thresholds);
   // Paths no longer tracked because max_keys was reached (they count as real differences).
   std::uint64_t untracked() const { return untracked_; }
+  std::size_t size() const { return paths_.size(); }  // endpoint x path counts kept
 
  private:
   void bump(const std::string& endpoint, const std::string& path, bool raw);

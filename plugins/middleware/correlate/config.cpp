@@ -101,8 +101,17 @@ PluginDefinition correlate_definition() {
       {"hold_timeouts", "replays not back within hold_timeout (the session went on without them)"},
       {"held_overflow", "requests that went on without waiting because max_held requests were held"},
       {"exchanges_evicted", "exchanges given up because max_exchanges were open"},
-      {"held_requests", "requests held now (gauge)"},
+      {"held_requests", "requests held now (gauge); bound: max_held (held_overflow), expiry: hold_timeout"},
       {"awaiting_replays", "sessions waiting for a replay now (gauge)"},
+      {"table.values.RULE",
+       "original -> replay values a rule remembers now (gauge); bound: max_values (the least recently used "
+       "forgotten: evicted.RULE), expiry: value_ttl (expired.RULE)"},
+      {"table.exchanges",
+       "exchanges awaiting their original or replayed response now (gauge); bound: max_exchanges (the oldest "
+       "given up: exchanges_evicted), expiry: hold_timeout (hold_timeouts)"},
+      {"table.sessions",
+       "sessions holding requests or awaiting a replay now (gauge); bound: max_held and max_exchanges, expiry: "
+       "hold_timeout (a session is forgotten once it neither holds nor awaits)"},
       {"dropped.shutdown", "requests still held when the stage stopped"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {

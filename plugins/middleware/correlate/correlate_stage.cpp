@@ -43,6 +43,7 @@ void CorrelateStage::start(StageContext& context) {
     rules_[i].evicted = &context.counter("evicted." + name);
     rules_[i].expired = &context.counter("expired." + name);
     rules_[i].unpaired = &context.counter("unpaired." + name);
+    rules_[i].values = &context.gauge("table.values." + name);
   }
   held_ = &context.counter("held");
   hold_timeouts_ = &context.counter("hold_timeouts");
@@ -50,6 +51,8 @@ void CorrelateStage::start(StageContext& context) {
   exchanges_evicted_ = &context.counter("exchanges_evicted");
   held_gauge_ = &context.gauge("held_requests");
   awaiting_gauge_ = &context.gauge("awaiting_replays");
+  exchanges_gauge_ = &context.gauge("table.exchanges");
+  sessions_gauge_ = &context.gauge("table.sessions");
   guard_->stage = this;
   timer_ = std::make_unique<boost::asio::steady_timer>(io_.context());
   arm_timer();
@@ -134,7 +137,7 @@ void CorrelateStage::release(const std::string& key, Held held, Clock::time_poin
   exchange.awaiting = true;
   exchange.deadline = now + config_.hold_timeout;
   expiry_.emplace_back(exchange.deadline, id);
-  sessions_[key].awaiting = id;
+  set_awaiting(sessions_[key], id);
   while (exchanges_.size() > config_.max_exchanges && !expiry_.empty()) {
     // Too many open exchanges: the oldest is given up (its session goes on).
     auto [deadline, oldest] = std::move(expiry_.front());
@@ -153,7 +156,7 @@ void CorrelateStage::end_await(const std::string& id, const std::string& key, Cl
                                std::vector<MessagePtr>& out) {
   auto it = sessions_.find(key);
   if (it == sessions_.end() || it->second.awaiting != id) return;
-  it->second.awaiting.clear();
+  set_awaiting(it->second, "");
   // Release the session's held requests up to the next one that awaits its replay.
   while (it->second.awaiting.empty() && !it->second.held.empty()) {
     Held next = std::move(it->second.held.front());
@@ -252,10 +255,19 @@ void CorrelateStage::sweep(Clock::time_point now, std::vector<MessagePtr>& out) 
   }
 }
 
+void CorrelateStage::set_awaiting(Session& session, std::string id) {
+  awaiting_sessions_ -= session.awaiting.empty() ? 0 : 1;
+  session.awaiting = std::move(id);
+  awaiting_sessions_ += session.awaiting.empty() ? 0 : 1;
+}
+
 void CorrelateStage::update_gauges() {
+  // Called per message: sizes kept as they change, never a walk over the sessions.
   held_gauge_->set(static_cast<std::int64_t>(held_count_));
-  awaiting_gauge_->set(static_cast<std::int64_t>(
-      std::count_if(sessions_.begin(), sessions_.end(), [](const auto& s) { return !s.second.awaiting.empty(); })));
+  awaiting_gauge_->set(static_cast<std::int64_t>(awaiting_sessions_));
+  exchanges_gauge_->set(static_cast<std::int64_t>(exchanges_.size()));
+  sessions_gauge_->set(static_cast<std::int64_t>(sessions_.size()));
+  for (auto& rule : rules_) rule.values->set(static_cast<std::int64_t>(rule.table->size()));
 }
 
 void CorrelateStage::arm_timer() {
@@ -305,9 +317,7 @@ void CorrelateStage::flush() {
 
 std::size_t CorrelateStage::pending() const {
   std::lock_guard lock(mutex_);
-  std::size_t awaiting = 0;
-  for (const auto& [key, session] : sessions_) awaiting += session.awaiting.empty() ? 0 : 1;
-  return held_count_ + awaiting;
+  return held_count_ + awaiting_sessions_;
 }
 
 void CorrelateStage::stop() {
@@ -325,6 +335,7 @@ void CorrelateStage::stop() {
                          held_count_);
   }
   held_count_ = 0;
+  awaiting_sessions_ = 0;
   sessions_.clear();
   // Values learned but never used by the end: their rule's value never appeared in a request.
   for (auto& rule : rules_) rule.missed->add(rule.table->unused());

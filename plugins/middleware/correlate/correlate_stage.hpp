@@ -81,6 +81,7 @@ class CorrelateStage : public Stage {
     std::unique_ptr<ValueTable> table;
     Counter *substituted = nullptr, *learned = nullptr, *missed = nullptr, *evicted = nullptr, *expired = nullptr,
             *unpaired = nullptr;
+    Gauge* values = nullptr;  // table.values.NAME
   };
   class Lookup;
 
@@ -95,6 +96,8 @@ class CorrelateStage : public Stage {
   void account(RuleState& rule, const ValueTable::Removed& removed);
   void sweep(Clock::time_point now, std::vector<MessagePtr>& out);
   void update_gauges();
+  // Sets the exchange a session awaits ("" for none), keeping awaiting_sessions_ in step.
+  void set_awaiting(Session& session, std::string id);
 
   void arm_timer();
   void on_timer();
@@ -110,11 +113,12 @@ class CorrelateStage : public Stage {
   std::unordered_map<std::string, Exchange> exchanges_;
   std::deque<std::pair<Clock::time_point, std::string>> expiry_;  // exchanges by deadline
   std::size_t held_count_ = 0;
+  std::size_t awaiting_sessions_ = 0;  // sessions whose `awaiting` is set
   Clock::time_point next_table_expiry_{};
   bool stopped_ = false;
 
   Counter *held_ = nullptr, *hold_timeouts_ = nullptr, *held_overflow_ = nullptr, *exchanges_evicted_ = nullptr;
-  Gauge *held_gauge_ = nullptr, *awaiting_gauge_ = nullptr;
+  Gauge *held_gauge_ = nullptr, *awaiting_gauge_ = nullptr, *exchanges_gauge_ = nullptr, *sessions_gauge_ = nullptr;
 
   struct TimerGuard {
     std::mutex mutex;

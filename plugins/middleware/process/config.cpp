@@ -65,7 +65,16 @@ PluginDefinition process_middleware_definition() {
       {"held_expired", "held messages given to the program after hold_timeout without their id's earlier ones"},
       {"held_overflow", "held messages given to the program early because hold_max messages were held"},
       {"held_flushed", "held messages given to the program while draining (their earlier ones never came)"},
-      {"holding", "messages held now (gauge)"},
+      {"holding", "messages held now (gauge); bound: hold_max (held_overflow), expiry: hold_timeout (held_expired)"},
+      {"ids_forgotten",
+       "ids forgotten before their time because 16 x hold_max were remembered (a later message of one is not "
+       "held for its earlier ones)"},
+      {"table.ids",
+       "ids whose order is followed now, order = per_id (gauge); bound: 16 x hold_max (the oldest forgotten: "
+       "ids_forgotten), expiry: 12 x hold_timeout after the id's first message"},
+      {"table.leases",
+       "messages sent whose source waits to be acknowledged (a NATS input's) until the program writes them back "
+       "(gauge); bound: the source's own (max_ack_pending), expiry: return_timeout (then dropped.not_returned)"},
   };
   def.create_stage = [](const Options& options) -> std::unique_ptr<Stage> {
     ProcessMiddlewareConfig config;

@@ -34,6 +34,7 @@ void ProcessMiddleware::start(StageContext& context) {
   sent_counter_ = &context.counter("sent");
   returned_counter_ = &context.counter("returned");
   restarts_ = &context.counter("restarts");
+  leases_gauge_ = &context.gauge("table.leases");  // before the program runs: what it writes takes leases
   Child child = spawn();
   {
     std::lock_guard lock(mutex_);
@@ -49,6 +50,8 @@ void ProcessMiddleware::start(StageContext& context) {
   held_overflow_ = &context.counter("held_overflow");
   held_flushed_ = &context.counter("held_flushed");
   holding_ = &context.gauge("holding");
+  ids_forgotten_ = &context.counter("ids_forgotten");
+  ids_gauge_ = &context.gauge("table.ids");
   KindSet arriving = context.input_kinds() & KindSet::http();
   using Order = ProcessMiddlewareConfig::Order;
   bool hold = config_.order == Order::per_id ||
@@ -217,9 +220,11 @@ void ProcessMiddleware::send_released(std::vector<MessagePtr>& ready) {
   held_expired_->add(counts.expired - reported_.expired);
   held_overflow_->add(counts.overflow - reported_.overflow);
   held_flushed_->add(counts.flushed - reported_.flushed);
+  ids_forgotten_->add(counts.forgotten - reported_.forgotten);
   reported_ = counts;
   held_now_.store(order_->held());
   holding_->set(static_cast<std::int64_t>(order_->held()));
+  ids_gauge_->set(static_cast<std::int64_t>(order_->remembered_ids()));
 }
 
 void ProcessMiddleware::release_expired() {
@@ -294,6 +299,7 @@ void ProcessMiddleware::hold_lease(const Message& message, std::chrono::steady_c
   if (message.lease.use_count() == 0) return;  // (a lease may own a null pointer)
   leases_[message.id].push_back(HeldLease{message.kind, sent_, now, message.lease});
   lease_order_.emplace_back(now, sent_, message.id);
+  leases_gauge_->set(static_cast<std::int64_t>(++leases_held_));
 }
 
 std::shared_ptr<const void> ProcessMiddleware::take_lease(const Message& returned) {
@@ -306,6 +312,7 @@ std::shared_ptr<const void> ProcessMiddleware::take_lease(const Message& returne
   answered_up_to_ = std::max(answered_up_to_, match->sent_at);
   held.erase(match);
   if (held.empty()) leases_.erase(it);
+  leases_gauge_->set(static_cast<std::int64_t>(--leases_held_));
   return lease;
 }
 
@@ -323,6 +330,7 @@ void ProcessMiddleware::release_leases(bool all, std::vector<std::shared_ptr<con
       if (match != held.end()) {
         released.push_back(std::move(match->lease));
         held.erase(match);
+        leases_gauge_->set(static_cast<std::int64_t>(--leases_held_));
       }
       if (held.empty()) leases_.erase(it);
     }

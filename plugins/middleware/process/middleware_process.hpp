@@ -96,6 +96,8 @@ class ProcessMiddleware : public Stage {
   };
   std::unordered_map<std::string, std::vector<HeldLease>> leases_;  // by id
   std::deque<std::tuple<std::chrono::steady_clock::time_point, std::uint64_t, std::string>> lease_order_;  // sent order
+  std::size_t leases_held_ = 0;  // HeldLease entries in leases_ (lease_order_ may hold stale ones)
+  Gauge* leases_gauge_ = nullptr;
   // When the latest-sent message the program wrote back was sent: how far it has caught up.
   std::chrono::steady_clock::time_point answered_up_to_{};
   std::chrono::steady_clock::time_point last_activity_;
@@ -112,6 +114,8 @@ class ProcessMiddleware : public Stage {
   Counter* held_overflow_ = nullptr;
   Counter* held_flushed_ = nullptr;
   Gauge* holding_ = nullptr;
+  Counter* ids_forgotten_ = nullptr;
+  Gauge* ids_gauge_ = nullptr;
   ExchangeOrder::Counts reported_;  // counts already added to the counters above
   Counter* sent_counter_ = nullptr;
   Counter* returned_counter_ = nullptr;

@@ -153,7 +153,11 @@ PluginDefinition http_output_definition() {
        "a session's requests moved to a new connection (it broke, the target closed it, or it was handed to a "
        "waiting session)"},
       {"sessions.no_key", "requests without a session key (header absent, no connection id), replayed freely"},
-      {"sessions", "sessions tracked now (gauge)"},
+      {"sessions", "sessions tracked now (gauge); the same as table.sessions, kept for existing dashboards"},
+      {"table.sessions",
+       "sessions tracked now, session set (gauge); bound: max_sessions (the one idle the longest forgotten: "
+       "sessions.evicted; none idle: overflow decides, dropped.session_limit), expiry: session_idle_timeout "
+       "(sessions.expired)"},
       {"sessions.active", "sessions with a request on their connection now (gauge)"},
       {"failed.refused", "the target refused the connection"},
       {"failed.timeout", "no connection within connect_timeout or no complete response within timeout"},

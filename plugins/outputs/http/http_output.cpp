@@ -34,6 +34,7 @@ void HttpOutput::start(StageContext& context) {
     session_reconnects_ = &context.counter("sessions.reconnects");
     session_no_key_ = &context.counter("sessions.no_key");
     sessions_gauge_ = &context.gauge("sessions");
+    sessions_table_gauge_ = &context.gauge("table.sessions");
     sessions_active_gauge_ = &context.gauge("sessions.active");
   }
 }

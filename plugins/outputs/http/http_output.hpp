@@ -243,6 +243,7 @@ class HttpOutput : public Stage, private H2StreamOwner {
   Counter* session_reconnects_ = nullptr;
   Counter* session_no_key_ = nullptr;
   Gauge* sessions_gauge_ = nullptr;
+  Gauge* sessions_table_gauge_ = nullptr;  // the same number as table.sessions (docs/operations.md)
   Gauge* sessions_active_gauge_ = nullptr;
 };
 

@@ -239,6 +239,7 @@ void HttpOutput::expire_sessions(Clock::time_point now) {
 
 void HttpOutput::update_session_gauges() {
   sessions_gauge_->set(static_cast<std::int64_t>(sessions_.size()));
+  sessions_table_gauge_->set(static_cast<std::int64_t>(sessions_.size()));
   sessions_active_gauge_->set(static_cast<std::int64_t>(running_sessions_));
 }
 

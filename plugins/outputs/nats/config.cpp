@@ -70,9 +70,15 @@ PluginDefinition nats_output_definition() {
       {"paired", "requests published together with their original response"},
       {"unpaired_requests", "requests published alone (no response within pair_timeout)"},
       {"unpaired_responses", "responses published alone (their request was not held)"},
-      {"buffered", "NATS messages not yet acknowledged (gauge)"},
+      {"buffered",
+       "NATS messages not yet acknowledged (gauge); bound: buffer_size and buffer_bytes (then `overflow`: wait, or "
+       "dropped.buffer_full), expiry: none, published again every ack_timeout until the stream has them"},
       {"in_flight", "publishes awaiting acknowledgement (gauge)"},
-      {"held", "requests waiting for their response (gauge)"},
+      {"held", "requests waiting for their response (gauge); the same as table.held_requests, kept for existing "
+               "dashboards"},
+      {"table.held_requests",
+       "requests held by id waiting for their original response now, pair set (gauge); bound: pair_capacity (the "
+       "oldest published alone: unpaired_requests), expiry: pair_timeout (unpaired_requests)"},
       {"dropped.buffer_full", "messages dropped because the buffer was full (overflow = \"drop\")"},
       {"dropped.shutdown", "messages dropped while waiting for room during shutdown"},
       {"dropped.unconfirmed", "messages not acknowledged by the stream when the stage stopped"},

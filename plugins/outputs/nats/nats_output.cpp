@@ -187,6 +187,7 @@ void NatsOutput::start(StageContext& context) {
   buffered_ = &context.gauge("buffered");
   in_flight_gauge_ = &context.gauge("in_flight");
   held_gauge_ = &context.gauge("held");
+  held_table_gauge_ = &context.gauge("table.held_requests");
 
   auto options = nats::make_nats_options(config_.connection, &NatsOutput::on_connected, this);
   natsStatus status = natsConnection_Connect(&connection_, options.get());
@@ -280,6 +281,7 @@ void NatsOutput::release_held(std::unique_lock<std::mutex>& lock, bool all) {
     publish_alone(lock, request, "1");
   }
   held_gauge_->set(static_cast<std::int64_t>(held_.size()));
+  held_table_gauge_->set(static_cast<std::int64_t>(held_.size()));
 }
 
 void NatsOutput::process(const MessagePtr& message) {
@@ -294,9 +296,15 @@ void NatsOutput::process(const MessagePtr& message) {
     } else {
       it->second = Held{message, std::chrono::steady_clock::now() + config_.pair_timeout};
       held_order_.push_back(message->id);
+      // Paired ids leave held_ but stay in held_order_ until they reach its front, which a
+      // request still waiting holds for up to pair_timeout: at a high rate that is far more
+      // ids than pair_capacity. Dropping them now and then keeps held_order_ within bounds.
+      if (held_order_.size() > 2 * config_.pair_capacity + 64)
+        std::erase_if(held_order_, [&](const std::string& id) { return !held_.contains(id); });
     }
     if (held_.size() > config_.pair_capacity) release_held(lock, false);
     held_gauge_->set(static_cast<std::int64_t>(held_.size()));
+    held_table_gauge_->set(static_cast<std::int64_t>(held_.size()));
     return;
   }
   if (config_.pair && message->kind == Kind::response) {
@@ -305,6 +313,7 @@ void NatsOutput::process(const MessagePtr& message) {
       MessagePtr request = std::move(it->second.request);
       held_.erase(it);
       held_gauge_->set(static_cast<std::int64_t>(held_.size()));
+      held_table_gauge_->set(static_cast<std::int64_t>(held_.size()));
       paired_->add();
       enqueue(lock, "12:" + message->id, nats::join_records({request.get(), message.get()}),
               join_leases({request->lease, message->lease}));

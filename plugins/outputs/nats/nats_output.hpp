@@ -111,6 +111,7 @@ class NatsOutput : public Stage {
   Gauge* buffered_ = nullptr;
   Gauge* in_flight_gauge_ = nullptr;
   Gauge* held_gauge_ = nullptr;
+  Gauge* held_table_gauge_ = nullptr;  // the same number as table.held_requests (docs/operations.md)
 };
 
 }  // namespace doppel::plugins

@@ -1,4 +1,5 @@
 // Plugin `report`: options, their parsing into ReportConfig, and registration.
+#include "doppel/listen_address.hpp"
 #include "doppel/output_file.hpp"
 #include "doppel/plugin.hpp"
 #include "report_output.hpp"
@@ -67,6 +68,16 @@ PluginDefinition report_definition() {
              "Latencies kept per endpoint and side for percentiles (reservoir sampling; 5x that overall)")
           .default_value(20000),
       option("sample_limit", OptionType::size, "Bytes of each sample exchange text kept").default_value("16KiB"),
+      option("listen", OptionType::string,
+             "Serve the report while the run goes on (the live view), e.g. \"127.0.0.1:8088\": the HTML page at /, "
+             "refreshed in place every live_refresh, and its data as JSON at /api/summary, /api/paths?endpoint=E "
+             "and /api/samples?endpoint=E&path=P. HOST:PORT, [IPv6]:PORT or :PORT (every interface); port 0 picks "
+             "a free one (logged). No authentication, and samples quote captured traffic: keep it on loopback or "
+             "behind a reverse proxy. Empty: off")
+          .default_value(""),
+      option("live_refresh", OptionType::duration,
+             "How often the live view's page fetches the report again and redraws it in place (at least 1s)")
+          .default_value("5s"),
   };
   def.metrics = {
       {"dropped.not_a_verdict", "messages that are not verdicts"},
@@ -111,6 +122,16 @@ PluginDefinition report_definition() {
     config.limits.max_paths = at_least(options, "max_paths", 1);
     config.limits.latency_samples = at_least(options, "latency_samples", 1);
     config.limits.sample_limit = options.size("sample_limit");
+    if (std::string listen = options.string("listen"); !listen.empty()) {
+      try {
+        config.listen = parse_listen_address(listen, true);
+      } catch (const std::invalid_argument& e) {
+        options.fail("listen", "option \"listen\": " + std::string(e.what()));
+      }
+    }
+    config.live_refresh = options.duration("live_refresh");
+    if (config.live_refresh < std::chrono::seconds(1))
+      options.fail("live_refresh", "live_refresh is at least 1s (each refresh renders the whole report)");
     return std::make_unique<ReportOutput>(std::move(config));
   };
   return def;

@@ -3,6 +3,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace doppel::plugins {
 
@@ -15,6 +17,9 @@ struct Goal {
   double threshold = 0;
   bool percent = false;  // written with '%': shown back that way
 };
+
+// Each goal with its value now (nullopt: undefined).
+using GoalValues = std::vector<std::pair<Goal, std::optional<double>>>;
 
 // Parses one condition; the error says what is accepted. nullopt with `error` set on failure.
 std::optional<Goal> parse_goal(std::string_view text, std::string& error);

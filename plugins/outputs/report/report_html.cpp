@@ -7,45 +7,13 @@
 #include <cstdio>
 #include <ctime>
 
-#include "doppel/markup.hpp"
 #include "doppel/json_writer.hpp"
+#include "doppel/markup.hpp"
+#include "report_json.hpp"
 #include "report_output.hpp"
 
 namespace doppel::plugins {
 namespace {
-
-constexpr double kQuantiles[] = {0.5, 0.9, 0.95, 0.99, 1.0};
-constexpr const char* kQuantileNames[] = {"p50", "p90", "p95", "p99", "max"};
-
-void write_percentiles(JsonWriter& w, const Reservoir& r) {
-  w.begin_object();
-  w.field("count", r.seen());
-  for (std::size_t i = 0; i < std::size(kQuantiles); ++i) {
-    auto v = r.percentile(kQuantiles[i]);
-    if (v) w.field(kQuantileNames[i], *v);
-    else w.key(kQuantileNames[i]).null();
-  }
-  w.end_object();
-}
-
-void write_totals(JsonWriter& w, const ReportTotals& t) {
-  w.begin_object();
-  w.field("total", t.total);
-  w.field("match", t.match);
-  w.field("warn", t.warn);
-  w.field("mismatch", t.mismatch);
-  w.field("replay_error", t.replay_error);
-  w.field("missing_original", t.missing_original);
-  w.field("missing_replay", t.missing_replay);
-  w.field("other", t.other);
-  w.key("latency").begin_object();
-  w.key("original");
-  write_percentiles(w, t.original_latency);
-  w.key("replay");
-  write_percentiles(w, t.replay_latency);
-  w.end_object();
-  w.end_object();
-}
 
 // Shared log-spaced bins over both distributions, so the bars line up.
 void write_histogram(JsonWriter& w, const Reservoir& a, const Reservoir& b) {
@@ -95,8 +63,9 @@ std::string now_text() {
   return buf;
 }
 
-std::string report_data(const ReportModel& model, const ReportConfig& config,
-                        const std::vector<std::pair<Goal, std::optional<double>>>& goals) {
+}  // namespace
+
+std::string render_report_data(const ReportModel& model, const ReportConfig& config, const GoalValues& goals) {
   JsonWriter w(JsonWriterOptions{.html_safe = true});
   w.begin_object();
   w.field("title", config.title);
@@ -147,20 +116,7 @@ std::string report_data(const ReportModel& model, const ReportConfig& config,
     for (const auto& [k, n] : p->kinds) w.field(k, n);
     w.end_object();
     w.key("samples").begin_array();
-    for (const auto& s : p->samples) {
-      w.begin_object();
-      w.field("id", s.id);
-      w.field("verdict", s.verdict);
-      w.field("kind", s.kind);
-      w.field("original_value", s.original_value);
-      w.field("replay_value", s.replay_value);
-      if (!s.message.empty()) w.field("message", s.message);
-      w.field("request", s.request);
-      w.field("original", s.original);
-      w.field("replay", s.replay);
-      if (!s.baseline.empty()) w.field("baseline", s.baseline);
-      w.end_object();
-    }
+    for (const auto& sample : p->samples) write_sample(w, sample);
     w.end_array();
     w.end_object();
   }
@@ -168,6 +124,8 @@ std::string report_data(const ReportModel& model, const ReportConfig& config,
   w.end_object();
   return w.take();
 }
+
+namespace {
 
 constexpr const char* kHead = R"HTML(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -207,6 +165,7 @@ details{margin:2px 0}summary{cursor:pointer}
 .kv{font:12px ui-monospace,Menlo,monospace}
 svg text{font:11px system-ui,sans-serif;fill:#444}
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
+.live{margin-top:8px;font-size:13px}.live.on{color:var(--ok)}.live.off{color:var(--bad);font-weight:600}
 </style></head><body>
 <header><h1 id="title"></h1><div class="muted" id="subtitle"></div><div class="cards" id="cards"></div></header>
 <main>
@@ -230,7 +189,6 @@ constexpr const char* kScript = R"HTML(</script>
 <script>
 (function(){
 "use strict";
-const D = JSON.parse(document.getElementById("report-data").textContent);
 const $ = (s) => document.querySelector(s);
 function el(tag, attrs, ...kids){
   const e = document.createElement(tag);
@@ -241,35 +199,6 @@ function el(tag, attrs, ...kids){
 const fmt = (v) => v == null ? "–" : (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
 const pct = (n, d) => d ? (100 * n / d).toFixed(d < 1000 ? 1 : 2) + "%" : "–";
 const num = (v) => el("td", {class: "num", text: String(v)});
-document.title = D.title;
-$("#title").textContent = D.title;
-$("#subtitle").textContent = "generated " + D.generated;
-const T = D.totals;
-const errors = T.replay_error + T.missing_original + T.missing_replay;
-for (const [label, value, cls] of [["verdicts", T.total], ["match rate", pct(T.match, T.total), "match"],
-    ["match", T.match, "match"], ["warn", T.warn, "warn"], ["mismatch", T.mismatch, "mismatch"],
-    ["errors / missing", errors, "error"], ["noise checks", D.noise_checks, "noise"]]) {
-  $("#cards").append(el("div", {class: "card"}, el("span", {class: "muted", text: label}), el("b", {class: cls || "", text: String(value)})));
-}
-if (!D.goals.length) $("#goals-section").remove();
-for (const g of D.goals) {
-  $("#goals tbody").append(el("tr", {}, el("td", {class: "kv", text: g.condition}), el("td", {text: g.value == null ? "undefined (no data)" : g.value}),
-    el("td", {class: "goal " + (g.missed ? "missed" : "met"), text: g.missed ? "MISSED" : "ok"})));
-}
-for (const ep of D.endpoints) {
-  const t = ep.totals, L = t.latency;
-  const rate = t.total ? t.match / t.total : 0;
-  const bar = el("span", {class: "barbg"}, el("span", {class: "bar", style: "width:" + (80 * rate).toFixed(0) + "px"}));
-  const lat = (q) => el("td", {class: "num", text: fmt(L.original[q]) + " / " + fmt(L.replay[q])});
-  $("#endpoints tbody").append(el("tr", {}, el("td", {text: ep.name}), num(t.total), num(t.match), num(t.warn), num(t.mismatch),
-    num(t.replay_error), num(t.missing_original), num(t.missing_replay), el("td", {}, bar, pct(t.match, t.total)),
-    lat("p50"), lat("p95"), lat("p99")));
-}
-const epTotal = Object.fromEntries(D.endpoints.map((e) => [e.name, e.totals.total]));
-$("#paths-note").textContent = D.paths.length ? "Up to " + D.samples_per_path +
-  " sample exchanges per path; open a row to compare original and replay side by side." +
-  (D.untracked_paths ? " " + D.untracked_paths + " differences at paths beyond the tracking cap are not listed." : "") :
-  "No differences.";
 
 // Splits "head\r\n\r\nbody" and pretty-prints a JSON body, so a diff shows fields per line.
 function pretty(text) {
@@ -325,43 +254,106 @@ function sideBySide(left, right, leftName, rightName) {
   }
   return box;
 }
-function sampleBox(p, s) {
+
+// Where the reader is: the <details> they opened and how far they scrolled, under keys that
+// survive a new rendering (endpoint, comparator and path; sample index), so that the live view
+// can render new data in place and put them back. Keys are properties, not attributes: the
+// markup stays what it was.
+function viewState() {
+  const open = new Set(), scroll = new Map();
+  for (const d of document.querySelectorAll("#paths details")) if (d.open && d.doppelKey) open.add(d.doppelKey);
+  for (const b of document.querySelectorAll("#paths .diff")) if (b.scrollTop && b.doppelKey) scroll.set(b.doppelKey, b.scrollTop);
+  return {open, scroll, x: window.scrollX, y: window.scrollY};
+}
+function keyed(e, key, state) {
+  e.doppelKey = key;
+  if (state && e.tagName === "DETAILS" && state.open.has(key)) e.open = true;
+  return e;
+}
+function sampleBox(key, s, state) {
   const box = el("div", {class: "sample"});
   box.append(el("div", {}, el("span", {class: "tag " + (s.verdict === "match" || s.verdict === "warn" || s.verdict === "mismatch" ? s.verdict : "error"), text: s.verdict}),
     " id ", el("code", {text: s.id}), " · ", s.kind));
   if (s.original_value || s.replay_value)
     box.append(el("div", {class: "kv"}, "original: ", el("code", {text: s.original_value}), "  replay: ", el("code", {text: s.replay_value})));
   if (s.message) box.append(el("div", {class: "kv", text: s.message}));
-  if (s.request) box.append(el("details", {}, el("summary", {text: "request"}), el("pre", {class: "kv", text: s.request})));
-  if (s.original || s.replay) box.append(sideBySide(s.original, s.replay, "original", "replay"));
-  if (s.baseline) box.append(el("details", {}, el("summary", {text: "baseline vs original"}), sideBySide(s.original, s.baseline, "original", "baseline")));
+  if (s.request) box.append(keyed(el("details", {}, el("summary", {text: "request"}), el("pre", {class: "kv", text: s.request})), key + "\u0001request", state));
+  if (s.original || s.replay) box.append(keyed(sideBySide(s.original, s.replay, "original", "replay"), key + "\u0001diff", state));
+  if (s.baseline) box.append(keyed(el("details", {}, el("summary", {text: "baseline vs original"}),
+    keyed(sideBySide(s.original, s.baseline, "original", "baseline"), key + "\u0001baseline-diff", state)), key + "\u0001baseline", state));
   return box;
 }
-let opened = false;
-for (const p of D.paths) {
-  const sev = [];
-  for (const [k, cls] of [["fail", "mismatch"], ["warn", "warn"], ["info", "noise"], ["noise", "noise"], ["other", "error"]])
-    if (p[k]) sev.push(el("span", {class: "tag " + cls, text: k + " " + p[k]}), " ");
-  const kinds = Object.entries(p.kinds).map(([k, n]) => k + " " + n).join(", ");
-  const pathCell = el("td", {});
-  const label = (p.path || p.comparator);
-  if (p.samples.length) {
-    const d = el("details", {}, el("summary", {}, el("code", {text: label}), " (" + p.samples.length + " sample" + (p.samples.length > 1 ? "s" : "") + ")"));
-    const fill = () => { if (d.childElementCount === 1) for (const s of p.samples) d.append(sampleBox(p, s)); };
-    d.addEventListener("toggle", () => { if (d.open) fill(); });
-    if (!opened && p.samples.some((s) => s.original || s.replay)) { opened = true; d.open = true; fill(); }  // the top path starts open
-    pathCell.append(d);
-  } else pathCell.append(el("code", {text: label}));
-  $("#paths tbody").append(el("tr", {}, el("td", {text: p.endpoint}), el("td", {text: p.comparator}), pathCell,
-    num(p.count), el("td", {class: "num", text: pct(p.count, epTotal[p.endpoint] || 0)}), el("td", {}, ...sev), el("td", {class: "muted", text: kinds})));
-}
-for (const side of ["original", "replay"]) {
-  const q = T.latency[side];
-  $("#latency tbody").append(el("tr", {}, el("th", {text: side}), num(q.count), ...["p50", "p90", "p95", "p99", "max"].map((k) => el("td", {class: "num", text: fmt(q[k])}))));
+
+// Renders the report data D into the page; `state` (viewState()) is null on the first rendering.
+function render(D, state) {
+  document.title = D.title;
+  $("#title").textContent = D.title;
+  $("#subtitle").textContent = "generated " + D.generated;
+  const T = D.totals;
+  const errors = T.replay_error + T.missing_original + T.missing_replay;
+  const cards = [];
+  for (const [label, value, cls] of [["verdicts", T.total], ["match rate", pct(T.match, T.total), "match"],
+      ["match", T.match, "match"], ["warn", T.warn, "warn"], ["mismatch", T.mismatch, "mismatch"],
+      ["errors / missing", errors, "error"], ["noise checks", D.noise_checks, "noise"]]) {
+    cards.push(el("div", {class: "card"}, el("span", {class: "muted", text: label}), el("b", {class: cls || "", text: String(value)})));
+  }
+  $("#cards").replaceChildren(...cards);
+  $("#goals-section").hidden = !D.goals.length;
+  $("#goals tbody").replaceChildren(...D.goals.map((g) => el("tr", {}, el("td", {class: "kv", text: g.condition}),
+    el("td", {text: g.value == null ? "undefined (no data)" : g.value}),
+    el("td", {class: "goal " + (g.missed ? "missed" : "met"), text: g.missed ? "MISSED" : "ok"}))));
+  $("#endpoints tbody").replaceChildren(...D.endpoints.map((ep) => {
+    const t = ep.totals, L = t.latency;
+    const rate = t.total ? t.match / t.total : 0;
+    const bar = el("span", {class: "barbg"}, el("span", {class: "bar", style: "width:" + (80 * rate).toFixed(0) + "px"}));
+    const lat = (q) => el("td", {class: "num", text: fmt(L.original[q]) + " / " + fmt(L.replay[q])});
+    return el("tr", {}, el("td", {text: ep.name}), num(t.total), num(t.match), num(t.warn), num(t.mismatch),
+      num(t.replay_error), num(t.missing_original), num(t.missing_replay), el("td", {}, bar, pct(t.match, t.total)),
+      lat("p50"), lat("p95"), lat("p99"));
+  }));
+  const epTotal = Object.fromEntries(D.endpoints.map((e) => [e.name, e.totals.total]));
+  $("#paths-note").textContent = D.paths.length ? "Up to " + D.samples_per_path +
+    " sample exchanges per path; open a row to compare original and replay side by side." +
+    (D.untracked_paths ? " " + D.untracked_paths + " differences at paths beyond the tracking cap are not listed." : "") :
+    "No differences.";
+  let opened = false;
+  const rows = [];
+  for (const p of D.paths) {
+    const sev = [];
+    for (const [k, cls] of [["fail", "mismatch"], ["warn", "warn"], ["info", "noise"], ["noise", "noise"], ["other", "error"]])
+      if (p[k]) sev.push(el("span", {class: "tag " + cls, text: k + " " + p[k]}), " ");
+    const kinds = Object.entries(p.kinds).map(([k, n]) => k + " " + n).join(", ");
+    const pathCell = el("td", {});
+    const label = (p.path || p.comparator);
+    if (p.samples.length) {
+      const key = p.endpoint + "\u0001" + p.comparator + "\u0001" + p.path;
+      const d = el("details", {}, el("summary", {}, el("code", {text: label}), " (" + p.samples.length + " sample" + (p.samples.length > 1 ? "s" : "") + ")"));
+      const fill = () => { if (d.childElementCount === 1) p.samples.forEach((s, i) => d.append(sampleBox(key + "\u0001" + i, s, state))); };
+      d.addEventListener("toggle", () => { if (d.open) fill(); });
+      keyed(d, key, state);
+      if (!state && !opened && p.samples.some((s) => s.original || s.replay)) { opened = true; d.open = true; }  // the top path starts open
+      if (d.open) fill();
+      pathCell.append(d);
+    } else pathCell.append(el("code", {text: label}));
+    rows.push(el("tr", {}, el("td", {text: p.endpoint}), el("td", {text: p.comparator}), pathCell,
+      num(p.count), el("td", {class: "num", text: pct(p.count, epTotal[p.endpoint] || 0)}), el("td", {}, ...sev), el("td", {class: "muted", text: kinds})));
+  }
+  $("#paths tbody").replaceChildren(...rows);
+  $("#latency tbody").replaceChildren(...["original", "replay"].map((side) => {
+    const q = T.latency[side];
+    return el("tr", {}, el("th", {text: side}), num(q.count), ...["p50", "p90", "p95", "p99", "max"].map((k) => el("td", {class: "num", text: fmt(q[k])})));
+  }));
+  $("#histogram").replaceChildren(histogram(D.histogram));
+  if (state) {
+    for (const b of document.querySelectorAll("#paths .diff")) if (state.scroll.has(b.doppelKey)) b.scrollTop = state.scroll.get(b.doppelKey);
+    window.scrollTo(state.x, state.y);
+  }
+  document.body.setAttribute("data-total", String(T.total));
+  document.body.setAttribute("data-rendered", "true");
 }
 // Histogram: grouped bars per log-spaced bin, inline SVG.
-(function histogram(){
-  const H = D.histogram, n = H.original.length;
+function histogram(H) {
+  const n = H.original.length;
   const NS = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(NS, "svg");
   const W = 900, Ht = 260, pad = 40, bw = n ? (W - 2 * pad) / n : 0;
@@ -382,12 +374,57 @@ for (const side of ["original", "replay"]) {
   if (n) { const t = mk("text", {x: W - pad - 20, y: Ht - pad + 14}); t.textContent = fmt(H.edges_ms[n]); svg.append(t); }
   const yl = mk("text", {x: 4, y: pad}); yl.textContent = String(max); svg.append(yl);
   if (!n) { const t = mk("text", {x: W / 2 - 60, y: Ht / 2}); t.textContent = "no latency data"; svg.append(t); }
-  $("#histogram").append(svg);
+  return svg;
+}
+render(JSON.parse(document.getElementById("report-data").textContent), null);
+window.doppelReport = {render, viewState};
 })();
-document.body.setAttribute("data-rendered", "true");
+</script>)HTML";
+
+// Only in the page the live view serves: every few seconds, fetch the page again and render its
+// data in place (the reader keeps their place); say "live" and when it last changed, or that the
+// run ended or the server is unreachable, keeping what was shown.
+constexpr const char* kLiveScriptHead = R"HTML(
+<script>
+(function(){
+"use strict";
+const every = )HTML";
+
+constexpr const char* kLiveScript = R"HTML(;
+const report = window.doppelReport;
+const badge = document.createElement("div");
+badge.id = "live-status";
+document.querySelector("header").append(badge);
+let last = new Date(), updates = 0;
+const clock = (t) => t.toLocaleTimeString();
+function show(live, text) {
+  badge.className = "live " + (live ? "on" : "off");
+  badge.textContent = text;
+  document.body.setAttribute("data-live", live ? "live" : "ended");
+}
+show(true, "\u25cf live \u00b7 updated " + clock(last));
+async function refresh() {
+  try {
+    const response = await fetch(location.pathname + location.search, {cache: "no-store"});
+    if (!response.ok) throw new Error("HTTP " + response.status);
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const block = page.getElementById("report-data");
+    if (!block) throw new Error("no report data in the answer");
+    report.render(JSON.parse(block.textContent), report.viewState());
+    document.getElementById("report-data").textContent = block.textContent;  // a saved page shows the latest
+    last = new Date();
+    document.body.setAttribute("data-live-updates", String(++updates));
+    show(true, "\u25cf live \u00b7 updated " + clock(last));
+  } catch (e) {
+    show(false, "\u25cb run ended / unreachable \u00b7 last update " + clock(last));
+  }
+  setTimeout(refresh, every);
+}
+setTimeout(refresh, every);
 })();
-</script></body></html>
-)HTML";
+</script>)HTML";
+
+constexpr const char* kEnd = "</body></html>\n";
 
 std::string pad(std::string s, std::size_t width, bool right = false) {
   if (s.size() >= width) return s;
@@ -410,18 +447,26 @@ std::string percent(std::uint64_t n, std::uint64_t d) {
 
 }  // namespace
 
-std::string render_html(const ReportModel& model, const ReportConfig& config,
-                        const std::vector<std::pair<Goal, std::optional<double>>>& goals) {
+std::string render_html_page(const ReportConfig& config, std::string_view data, bool live) {
   std::string out = kHead;
   out += escape_markup(config.title);
   out += kStyle;
-  out += report_data(model, config, goals);
+  out += data;
   out += kScript;
+  if (live) {
+    out += kLiveScriptHead;
+    out += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(config.live_refresh).count());
+    out += kLiveScript;
+  }
+  out += kEnd;
   return out;
 }
 
-std::string render_summary(const ReportModel& model, const ReportConfig& config,
-                           const std::vector<std::pair<Goal, std::optional<double>>>& goals) {
+std::string render_html(const ReportModel& model, const ReportConfig& config, const GoalValues& goals) {
+  return render_html_page(config, render_report_data(model, config, goals));
+}
+
+std::string render_summary(const ReportModel& model, const ReportConfig& config, const GoalValues& goals) {
   std::string out = "\n" + config.title + ": " + std::to_string(model.totals().total) + " verdicts\n";
   std::size_t name_width = 8;
   for (const auto& [name, ep] : model.endpoints()) name_width = std::max(name_width, std::min<std::size_t>(name.size(), 48));

@@ -186,4 +186,12 @@ std::vector<const PathStats*> ReportModel::top_paths(std::size_t n) const {
   return out;
 }
 
+std::vector<const PathStats*> ReportModel::paths_of(const std::string& endpoint) const {
+  std::vector<const PathStats*> out;
+  // Keys are (endpoint, "comparator:path"): an endpoint's paths are one run of the map.
+  for (auto it = paths_.lower_bound({endpoint, std::string()}); it != paths_.end() && it->first.first == endpoint; ++it)
+    out.push_back(&it->second);
+  return out;
+}
+
 }  // namespace doppel::plugins

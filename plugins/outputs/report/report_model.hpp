@@ -72,6 +72,9 @@ class ReportModel {
   const std::map<std::string, EndpointStats>& endpoints() const { return endpoints_; }
   // Paths by descending count.
   std::vector<const PathStats*> top_paths(std::size_t n) const;
+  // The paths tracked for `endpoint` (as endpoints() names it), by comparator, then path.
+  std::vector<const PathStats*> paths_of(const std::string& endpoint) const;
+  std::size_t tracked_paths() const { return paths_.size(); }
   std::uint64_t untracked_paths() const { return untracked_paths_; }
   const ReportLimits& limits() const { return limits_; }
 

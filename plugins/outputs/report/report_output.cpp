@@ -8,12 +8,16 @@
 namespace doppel::plugins {
 
 ReportOutput::~ReportOutput() {
+  stop_live();
   periodic_flush_.stop();
   periodic_html_.stop();
 }
 
 void ReportOutput::start(StageContext& context) {
   Stage::start(context);
+  started_at_ = std::chrono::system_clock::now();
+  // First: a live view that cannot listen fails the run before any file is written.
+  if (config_.listen) start_live();
   goal_reported_.assign(config_.fail_if.size(), false);
   jsonl_written_ = &context.counter("jsonl_written");
   jsonl_rotated_ = &context.counter("jsonl_rotated");
@@ -21,6 +25,7 @@ void ReportOutput::start(StageContext& context) {
     try {
       open_jsonl();
     } catch (const std::exception& e) {
+      stop_live();  // a stage that fails to start is not stopped: nothing of it may keep running
       throw std::runtime_error("output \"" + context.stage_name() + "\": " + e.what());
     }
     // Verdicts reach the file within this interval (for whoever follows it with tail -f); then
@@ -130,6 +135,7 @@ void ReportOutput::process(const MessagePtr& message) {
     return;
   }
   dirty_ = true;
+  last_verdict_at_ = std::chrono::system_clock::now();
   if (!config_.jsonl.empty() && !stopped_) {
     // One verdict per line: the payload is single-line JSON written by the compare stage.
     try {
@@ -147,8 +153,8 @@ void ReportOutput::process(const MessagePtr& message) {
   }
 }
 
-std::vector<std::pair<Goal, std::optional<double>>> ReportOutput::evaluate_goals(bool report) {
-  std::vector<std::pair<Goal, std::optional<double>>> out;
+GoalValues ReportOutput::evaluate_goals(bool report) {
+  GoalValues out;
   for (std::size_t i = 0; i < config_.fail_if.size(); ++i) {
     const Goal& g = config_.fail_if[i];
     auto value = goal_metric(g, model_.totals());
@@ -169,7 +175,7 @@ void ReportOutput::write_outputs() {
   write_html(goals);
 }
 
-void ReportOutput::write_html(const std::vector<std::pair<Goal, std::optional<double>>>& goals) {
+void ReportOutput::write_html(const GoalValues& goals) {
   if (!config_.html.empty()) {
     try {
       // A new file renamed over the old: a reader never sees half a report, and a link planted
@@ -189,6 +195,7 @@ void ReportOutput::flush() {
 }
 
 void ReportOutput::stop() {
+  stop_live();  // before mutex_ is taken: a viewer's request may be waiting for it
   periodic_flush_.stop();
   periodic_html_.stop();
   std::lock_guard lock(mutex_);

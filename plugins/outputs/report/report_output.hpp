@@ -1,14 +1,21 @@
 #pragma once
 // The `report` output: verdicts to a JSONL file, a self-contained HTML report, a console
-// summary at exit, and `fail_if` goals that make `doppel run` exit non-zero.
+// summary at exit, `fail_if` goals that make `doppel run` exit non-zero, and the live view
+// (the report and its data served over HTTP while the run goes on).
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "doppel/gor_stream.hpp"
 #include "doppel/held_leases.hpp"
+#include "doppel/http_server.hpp"
+#include "doppel/io_threads.hpp"
+#include "doppel/listen_address.hpp"
 #include "doppel/output_file.hpp"
 #include "doppel/stage.hpp"
 #include "goal.hpp"
@@ -34,14 +41,20 @@ struct ReportConfig {
   std::vector<Goal> fail_if;
   std::size_t top_paths = 50;
   ReportLimits limits;
+  // The live view: where it is served (unset: off), and how often the served page refreshes.
+  std::optional<ListenAddress> listen;
+  std::chrono::nanoseconds live_refresh{std::chrono::seconds(5)};
 };
 
-// The HTML document for `model` (one file: inline CSS, JS and SVG, no network).
-std::string render_html(const ReportModel& model, const ReportConfig& config,
-                        const std::vector<std::pair<Goal, std::optional<double>>>& goals);
+// The report's data, as JSON (what the HTML page renders).
+std::string render_report_data(const ReportModel& model, const ReportConfig& config, const GoalValues& goals);
+// The HTML document around `data` (one file: inline CSS, JS and SVG, no network); `live`: with
+// the script that refreshes it in place from where it was served, every config.live_refresh.
+std::string render_html_page(const ReportConfig& config, std::string_view data, bool live = false);
+// Both: the HTML document for `model`.
+std::string render_html(const ReportModel& model, const ReportConfig& config, const GoalValues& goals);
 // The console table printed at exit.
-std::string render_summary(const ReportModel& model, const ReportConfig& config,
-                           const std::vector<std::pair<Goal, std::optional<double>>>& goals);
+std::string render_summary(const ReportModel& model, const ReportConfig& config, const GoalValues& goals);
 
 class ReportOutput : public Stage {
  public:
@@ -53,12 +66,15 @@ class ReportOutput : public Stage {
   void flush() override;
   void stop() override;
 
+  // Where the live view listens (its port when `listen` asked for port 0); nullopt when off.
+  std::optional<boost::asio::ip::tcp::endpoint> live_endpoint() const;
+
  private:
   // The goals' values; `report`: a missed one is told to the runtime (at the end only: a rate
   // past its bound midway may come back under it).
-  std::vector<std::pair<Goal, std::optional<double>>> evaluate_goals(bool report);  // mutex_ held
-  void write_outputs();                                                              // mutex_ held
-  void write_html(const std::vector<std::pair<Goal, std::optional<double>>>& goals);  // mutex_ held
+  GoalValues evaluate_goals(bool report);    // mutex_ held
+  void write_outputs();                      // mutex_ held
+  void write_html(const GoalValues& goals);  // mutex_ held
   // Rotates the JSONL file before a line of `line_size` bytes when it is due; mutex_ held.
   void rotate_jsonl_if_due(std::size_t line_size);
   void open_jsonl();
@@ -83,6 +99,29 @@ class ReportOutput : public Stage {
   std::vector<bool> goal_reported_;
   bool dirty_ = true;
   bool stopped_ = false;
+
+  // The live view (report_live.cpp). Its handlers run on live_io_'s thread and take mutex_ only
+  // to render what they answer from model_.
+  void start_live();
+  void stop_live();
+  HttpServer::Response live_page();
+  HttpServer::Response live_summary();
+  HttpServer::Response live_paths(std::string_view query);
+  HttpServer::Response live_samples(std::string_view query);
+  // A rendering kept for the viewers that ask again before the model changes or within a
+  // second: what it costs (sorting the latency reservoirs) does not grow with their number.
+  struct Rendered {
+    std::uint64_t verdicts = 0;
+    std::chrono::steady_clock::time_point at{};
+    std::string text;  // "" until the first rendering
+  };
+  const std::string& rendered(Rendered& slot, const std::function<std::string()>& render);  // mutex_ held
+  Rendered live_data_, live_summary_;
+  std::chrono::system_clock::time_point started_at_{};
+  std::optional<std::chrono::system_clock::time_point> last_verdict_at_;
+  std::unique_ptr<IoThreads> live_io_;  // declared before live_: destroyed after the server
+  std::unique_ptr<HttpServer> live_;
+  std::optional<boost::asio::ip::tcp::endpoint> live_endpoint_;
 };
 
 }  // namespace doppel::plugins

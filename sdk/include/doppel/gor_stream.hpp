@@ -73,6 +73,10 @@ class RecordReader {
   const std::string& error() const { return error_; }
   // Bytes consumed so far (uncompressed).
   std::uint64_t position() const { return consumed_; }
+  // Bytes of the file read so far, for progress shown to users: position() for a plain file;
+  // for a gzip file, the compressed bytes zlib read, in the share the records handed out have
+  // of what it decompressed (an estimate within one buffer).
+  std::uint64_t file_position() const;
   // The buffer's size now: what the reader holds in memory, for tests of the bound.
   std::size_t buffer_capacity() const { return capacity_; }
 

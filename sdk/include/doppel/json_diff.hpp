@@ -32,11 +32,15 @@ JsonDiffConfig json_diff_config(const doppel::Options& options);
 // "missing" (only in the original), "extra" (only in the replay), "length" (array sizes),
 // "order" (same elements in another order), "invalid_json" (either side does not parse or
 // nests deeper than 1024 levels; byte-identical texts are never reported), "truncated".
-// Each side is parsed once, by a parser and into documents this thread keeps for the next call.
+// The original is parsed once; of the replay, only what differs from the original beyond
+// ignored fields is parsed when the differences lie in a few children of one container
+// (otherwise all of it, and a region that falls back is parsed again whole). Parsers and
+// documents are kept by this thread for the next call.
 std::vector<Difference> json_diff(std::string_view original, std::string_view replay, const JsonDiffConfig& config);
 
-// The same, always walking both documents: without the shortcut for bodies that differ only in
-// ignored scalars (ignored_edits.hpp). The tests and the fuzzer hold the shortcut to it.
+// The same, always walking both documents: without the shortcuts for bodies that differ only in
+// ignored scalars or in a few regions (ignored_edits.hpp). The tests and the fuzzer hold the
+// shortcuts to it.
 std::vector<Difference> json_diff_walk(std::string_view original, std::string_view replay,
                                        const JsonDiffConfig& config);
 

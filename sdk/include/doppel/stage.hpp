@@ -133,6 +133,10 @@ class Stage {
   virtual std::vector<Reference> comparator_references() const { return {}; }
   // Inputs: for `doppel run --dry-run`, describe what would be produced; false when unsupported.
   virtual bool dry_run(std::ostream& /*out*/) { return false; }
+  // Whether start() opens what only a privileged process may: a live capture (CAP_NET_RAW). A
+  // pipeline started as root that has such a stage works as [pipeline] user from its start and
+  // ends it with no capability (docs/security.md); asked after configuration, before start().
+  virtual bool needs_privileges() const { return false; }
 
  protected:
   StageContext& context() const { return *context_; }

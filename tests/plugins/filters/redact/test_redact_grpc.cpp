@@ -2,7 +2,9 @@
 // (tests/support/protos/catalog.proto), redacted as JSON, re-encoded; unreadable otherwise.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "doppel/grpc.hpp"
@@ -209,6 +211,31 @@ TEST_CASE("an unknown method, a response without its request, a truncated prefix
   CHECK(whole.run(response(grpc_response(grpc_frame(encode("SearchReply", "best { id: \"x\" }"))), "1")) == "");
   CHECK(whole.run(response(grpc_response(grpc_frame(encode("SearchReply", "blob: \"" + kSecret + "\""))), "2")) == "");
   CHECK(whole.h.dropped("grpc_unencodable") == 2);
+}
+
+TEST_CASE("requests' methods are remembered at most max_grpc_requests, for grpc_request_ttl") {
+  Redactor r(options({{"fields", Value::array({"query"})}, {"max_grpc_requests", 3}, {"grpc_request_ttl", "200ms"}}));
+  std::string body = grpc_frame(encode("SearchRequest", "query: \"a\""));
+  std::string reply = grpc_response(grpc_frame(encode("SearchReply", "total: 1")));
+  for (int i = 0; i < 5; ++i) CHECK(r.run(grpc_request(body, kSearch, "", "id" + std::to_string(i))) != "");
+  CHECK(r.h.gauge("table.grpc_requests").value() == 3);
+  CHECK(r.h.counter("grpc_requests_evicted").value() == 2);
+  CHECK(r.run(response(reply, "id0")) == "");  // forgotten at the bound
+  CHECK(r.h.dropped("grpc_request_not_seen") == 1);
+  CHECK(r.run(response(reply, "id4")) != "");
+  CHECK(r.run(response(reply, "id4")) != "");  // a replay after the original: still remembered
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(r.run(response(reply, "id3")) == "");  // expired
+  CHECK(r.h.dropped("grpc_request_not_seen") == 2);
+  CHECK(r.h.gauge("table.grpc_requests").value() == 0);
+  CHECK(r.h.counter("grpc_requests_evicted").value() == 2);  // expiry is no eviction
+
+  auto& def = testing::linked_plugin("redact");
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, options({{"fields", Value::array({"q"})}, {"max_grpc_requests", 0}})),
+                       doctest::Contains("max_grpc_requests must be at least 1"), ConfigError);
+  CHECK_THROWS_WITH_AS(
+      testing::StageHarness(def, options({{"fields", Value::array({"q"})}, {"grpc_request_ttl", "0s"}})),
+      doctest::Contains("grpc_request_ttl must be positive"), ConfigError);
 }
 
 TEST_CASE("descriptor_set is checked when the pipeline is configured") {

@@ -11,6 +11,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 /usr/bin/python3 -c 'import h2' 2>/dev/null || fail "python3-h2 is not installed"
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 server_pid="" doppel_pid=""
 cleanup() {
   for pid in $doppel_pid $server_pid; do kill "$pid" 2>/dev/null || true; done

@@ -9,6 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/live_common.sh"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 pids=()
 doppel_pid=""
 cleanup() {

@@ -24,6 +24,7 @@ done
 export DOPPEL_PLUGIN_PATH="$DOPPEL_BUILD_DIR/plugins"
 
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 nginx_pid="" doppel_pid="" tcpdump_pid=""
 cleanup() {
   for pid in $doppel_pid $tcpdump_pid $nginx_pid; do kill "$pid" 2>/dev/null || true; done

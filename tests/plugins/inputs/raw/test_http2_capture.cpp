@@ -567,3 +567,22 @@ TEST_CASE("h2 after HTTP/1: the HTTP/1.x path is unchanged for a connection that
   CHECK(d.stats().requests == 1);
   CHECK(d.stats().responses == 1);
 }
+
+TEST_CASE("h2: open streams show in tables.h2_streams until they end, and leave with their connection") {
+  Driver d;
+  pb::Conversation c(kClient, 40090, kServer, 8080);
+  Encoder client, server;
+  d.add(c.handshake());
+  d.add(c.client(Wire() << kPreface << settings() << headers(1, client.block(get("/a")), true)
+                        << headers(3, client.block(get("/b")), true) << headers(5, client.block(get("/c")), true)));
+  CHECK(d.stats().tables.h2_streams == 3);
+  CHECK(d.stats().tables.connections == 1);
+  d.add(c.server(Wire() << settings() << headers(1, server.block(ok("1")), false) << data(1, "a", true)));
+  CHECK(d.stats().tables.h2_streams == 2);  // stream 1 answered
+  d.add({c.client_fin(), c.server_fin()});
+  CHECK(d.stats().tables.h2_streams == 0);
+  d.finish();  // the closed connection lingers a moment for late retransmissions
+  CHECK(d.stats().tables.connections == 0);
+  CHECK(d.dropped(DropReason::unfinished) == 0);
+  CHECK(d.stats().h2.streams_abandoned == 2);  // 3 and 5, never answered
+}

@@ -401,4 +401,78 @@ TEST_CASE("raw input: memory_budget is validated") {
   CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"interface", "lo"}, {"memory_budget", "1KiB"}})),
                        doctest::Contains("memory_budget is at least 64KiB"), ConfigError);
   CHECK_NOTHROW(testing::StageHarness(def, Value::table({{"interface", "lo"}, {"memory_budget", "64KiB"}})));
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"interface", "lo"}, {"tls_max_keys", 0}})),
+                       doctest::Contains("tls_max_keys must be between 1 and 100000000"), ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"interface", "lo"}, {"tls_max_sessions", -1}})),
+                       doctest::Contains("tls_max_sessions must be between 0"), ConfigError);
+}
+
+TEST_CASE("tables: connections and requests awaiting a response are counted while held, bounded, and expire") {
+  CaptureConfig config = budget_config(std::size_t{64} << 20);
+  config.limits.max_connections = 3;
+  Driver d(config);
+  std::vector<pb::Conversation> conversations;
+  for (std::uint16_t i = 0; i < 5; ++i) conversations.emplace_back(kClient, 41000 + i, kServer, 80);
+  for (auto& c : conversations) {
+    d.add(c.handshake());
+    d.add(c.client(kGet));  // never answered
+  }
+  CaptureStats s = d.session.stats();
+  CHECK(s.tables.connections == 3);  // the bound: the other two are refused
+  CHECK(dropped(s, DropReason::flow_table_full) > 0);
+  CHECK(s.requests == 3);
+  CHECK(s.tables.pending_requests == 3);
+
+  // One connection pipelines past the per-connection bound (1,024): the oldest are given up.
+  std::string pipelined;
+  for (int i = 0; i < 1030; ++i) pipelined += kGet;
+  d.add(conversations[0].client(pipelined));
+  s = d.session.stats();
+  CHECK(s.tables.pending_requests == 1024 + 2);
+  CHECK(s.responses_missing == 1031 - 1024);
+
+  d.add(conversations[1].server(kOk));
+  CHECK(d.session.stats().tables.pending_requests == 1024 + 1);
+
+  // `expire` later (60s by default), everything is forgotten.
+  d.session.advance(d.t + config.limits.idle_timeout_ns + 1'000 * kMs);
+  s = d.session.stats();
+  CHECK(s.tables.connections == 0);
+  CHECK(s.tables.pending_requests == 0);
+  CHECK(s.reassembly.connections_expired == 3);
+}
+
+TEST_CASE("a full table costs no pass over every connection for each new one (max_connections, memory_budget)") {
+  SUBCASE("max_connections") {
+    CaptureConfig config = budget_config(std::size_t{64} << 20);
+    config.limits.max_connections = 100;
+    Driver d(config);
+    for (std::uint16_t i = 0; i < 100; ++i) {
+      pb::Conversation c(kClient, static_cast<std::uint16_t>(20000 + i), kServer, 80);
+      d.add(c.handshake());
+    }
+    std::uint64_t before = d.session.stats().reassembly.table_scans;
+    for (std::uint16_t i = 0; i < 5000; ++i) {  // 5 s of capture time, 1 ms apart
+      pb::Conversation c(kClient, static_cast<std::uint16_t>(30000 + i), kServer, 80);
+      d.add(c.handshake()[0]);
+    }
+    CaptureStats s = d.session.stats();
+    CHECK(s.reassembly.connections_refused == 5000);
+    CHECK(s.tables.connections == 100);
+    // One pass a second (expiry) and at most one per 100 ms while full: ~55, not 5,000.
+    CHECK(s.reassembly.table_scans - before <= 60);
+  }
+  SUBCASE("memory_budget filled with connections' state, which no eviction frees") {
+    CaptureConfig config = budget_config(std::size_t{256} << 10);
+    Driver d(config);
+    for (std::uint16_t i = 0; i < 3000; ++i) {  // 3 s of capture time
+      pb::Conversation c(kClient, static_cast<std::uint16_t>(20000 + i), kServer, 80);
+      d.add(c.handshake()[0]);
+    }
+    CaptureStats s = d.session.stats();
+    CHECK(s.tables.connections < 100);  // ~4.5 KiB each: the budget holds a few dozen
+    CHECK(s.reassembly.connections_refused == 3000 - s.tables.connections);
+    CHECK(d.peak <= config.limits.memory_budget);
+    CHECK(s.reassembly.table_scans <= 10);  // the expiry passes only
+  }
 }

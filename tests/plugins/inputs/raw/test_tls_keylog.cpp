@@ -122,3 +122,38 @@ TEST_CASE("A key log file followed while it is written, truncated and replaced")
   CHECK(keys.stats().lines == 4);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("The key log keeps at most max_keys connections and max_sessions sessions, the oldest forgotten first") {
+  TlsKeyLog keys(TlsKeyLogLimits{3, 2});
+  auto random_hex = [](int i) { return std::string(62, 'a') + (i < 10 ? "0" : "") + std::to_string(i); };
+  auto random_bytes = [](int i) { return std::string(31, '\xaa') + static_cast<char>((i / 10) << 4 | (i % 10)); };
+  for (int i = 1; i <= 3; ++i) keys.add(line("CLIENT_RANDOM", random_hex(i), kSecret48));
+  CHECK(keys.size() == 3);
+  CHECK(keys.find(random_bytes(2)));  // used
+  for (int i = 4; i <= 5; ++i) keys.add(line("CLIENT_RANDOM", random_hex(i), kSecret48));
+  CHECK(keys.size() == 3);
+  CHECK_FALSE(keys.find(random_bytes(1)));
+  CHECK_FALSE(keys.find(random_bytes(2)));
+  CHECK(keys.find(random_bytes(3)));
+  CHECK(keys.find(random_bytes(5)));
+  auto stats = keys.stats();
+  CHECK(stats.lines == 5);
+  CHECK(stats.evicted == 2);
+  CHECK(stats.evicted_unused == 1);  // random 1; random 2 had been looked up
+  // A further line for a connection kept fills in its secrets; it does not count as another.
+  keys.add(line("CLIENT_TRAFFIC_SECRET_0", random_hex(5), kSecret32));
+  CHECK(keys.size() == 3);
+  CHECK(keys.find(random_bytes(5))->client_application_traffic == std::string(32, '\x11'));
+  CHECK(keys.find(random_bytes(5))->master_secret == std::string(48, '\x22'));
+
+  keys.remember_session("one", std::string(48, '1'));
+  keys.remember_session("two", std::string(48, '2'));
+  keys.remember_session("one", std::string(48, '3'));  // the same session again: no new entry
+  CHECK(keys.sessions() == 2);
+  keys.remember_session("three", std::string(48, '4'));
+  CHECK(keys.sessions() == 2);
+  CHECK_FALSE(keys.find_session("one"));
+  CHECK(keys.find_session("two") == std::string(48, '2'));
+  CHECK(keys.find_session("three") == std::string(48, '4'));
+  CHECK(keys.stats().sessions_evicted == 1);
+}

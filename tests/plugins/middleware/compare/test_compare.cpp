@@ -324,6 +324,29 @@ TEST_CASE("max_pending bounds memory: the oldest join is decided early and count
   CHECK(h.dropped("late") == 1);
 }
 
+TEST_CASE("table gauges: joins, decided ids, endpoints and paths stay within max_pending and max_paths") {
+  testing::StageHarness h(testing::linked_plugin("compare"),
+                          one_thread(Value::table({{"max_pending", 3}, {"max_paths", 3}, {"timeout", "1h"},
+                                                   {"fail", Value::array({"fields"})}})));
+  h.add_comparator("fields", std::make_unique<FieldsCheck>());
+  for (int i = 0; i < 10; ++i) h.process(post("w" + std::to_string(i), "/wait"));
+  CHECK(h.gauge("table.joins").value() == 3);
+  CHECK(h.gauge("pending_joins").value() == 3);
+  CHECK(h.counter("joins_evicted").value() == 7);
+  CHECK(h.gauge("table.decided").value() == 3);  // the seven evicted, of which the three latest are kept
+  // The evicted verdicts aggregate under POST /wait "(missing_...)"; differences at three more
+  // paths: the third is not aggregated, and counted.
+  h.process(post("d", "/diff"));
+  h.process(original("d", 200, R"({"a":1,"b":1,"c":1})"));
+  h.process(replay("d", 200, R"({"a":2,"b":2,"c":2})"));
+  CHECK(h.gauge("table.paths").value() == 3);
+  CHECK(h.counter("paths_untracked").value() == 1);
+  CHECK(h.gauge("table.endpoints").value() == 2);  // POST /wait (evicted verdicts), POST /diff
+  h.stage().flush();
+  CHECK(h.gauge("table.joins").value() == 0);
+  CHECK(h.gauge("table.decided").value() == 3);
+}
+
 TEST_CASE("duplicates and verdict messages are dropped with reasons") {
   testing::StageHarness h(testing::linked_plugin("compare"), one_thread(Value::table({})));
   add_seed_comparators(h);
@@ -469,6 +492,8 @@ TEST_CASE("configuration errors point at the option") {
                                                    {{"fail", "status"}, {"escalate", "hints"}})})}})),
       doctest::Contains("`escalate` is consulted"), ConfigError);
   CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"max_pending", 0}})), doctest::Contains("at least 1"),
+                       ConfigError);
+  CHECK_THROWS_WITH_AS(testing::StageHarness(def, Value::table({{"max_paths", 0}})), doctest::Contains("at least 1"),
                        ConfigError);
 }
 

@@ -395,6 +395,29 @@ TEST_CASE("stage: max_values evicts the least recently used value of a rule") {
   h.stop();
 }
 
+TEST_CASE("stage: table gauges stay within max_values and max_exchanges; sessions are forgotten once done") {
+  testing::StageHarness h(correlate_plugin(), token_pipeline({{"max_values", 3}, {"max_exchanges", 4}}));
+  for (int i = 0; i < 10; ++i) {  // ten sessions learn a token each
+    std::string client = "c" + std::to_string(i), id = "L" + std::to_string(i);
+    h.process(login_request(id, client));
+    h.process(login_response(Kind::response, id, "orig-" + client));
+    h.process(login_response(Kind::replay, id, "new-" + client));
+  }
+  CHECK(h.gauge("table.values.token").value() == 3);
+  CHECK(h.counter("evicted.token").value() == 7);
+  CHECK(h.gauge("table.exchanges").value() == 0);
+  CHECK(h.gauge("table.sessions").value() == 0);
+  CHECK(h.gauge("awaiting_replays").value() == 0);
+  // Ten logins whose replays never come: the exchanges table keeps four, the oldest given up.
+  for (int i = 0; i < 10; ++i) h.process(login_request("W" + std::to_string(i), "w" + std::to_string(i)));
+  CHECK(h.gauge("table.exchanges").value() == 4);
+  CHECK(h.counter("exchanges_evicted").value() == 6);
+  CHECK(h.gauge("table.sessions").value() == 4);
+  CHECK(h.gauge("awaiting_replays").value() == 4);
+  CHECK(h.stage().pending() == 4);
+  h.stop();
+}
+
 TEST_CASE("stage: ids learned from a list are paired by position and replaced in paths") {
   Value options = Value::table(
       {{"session", "header:X-Client"},

@@ -1,7 +1,9 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "doppel/json_text.hpp"
 #include "doppel/testing.hpp"
@@ -322,6 +324,179 @@ TEST_CASE("the shortcut for ignored scalars agrees with the full walk on random 
   }
   CHECK(shortcut > 100);  // the shortcut is exercised, not just the walk
   CHECK(shortcut < cases);
+}
+
+namespace {
+
+// The response bodies the benchmarks compare, in small: a trace id the comparator ignores, a list
+// of records, and a count after it.
+std::string records_body(const std::string& trace, const std::vector<std::string>& items, const std::string& count) {
+  std::string out = R"({"meta":{"trace_id":")" + trace + R"("},"items":[)";
+  for (std::size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + items[i];
+  return out + R"(],"n":)" + count + "}";
+}
+
+// What scan_edits makes of two texts, the original parsed as the comparator parses it.
+doppel::json::EditScan::Outcome scan_outcome(const std::string& a, const std::string& b,
+                                             const json::JsonPathSet& ignore) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  REQUIRE(parser.parse(a).get(root) == simdjson::SUCCESS);
+  return doppel::json::scan_edits(a, doppel::json::structural_tokens(parser), b, ignore).outcome;
+}
+
+}  // namespace
+
+TEST_CASE("bodies that differ in a few elements of a list: only those are parsed from the replay, same verdicts") {
+  doppel::json::JsonDiffConfig config;
+  config.ignore = json::JsonPathSet::parse({"meta.trace_id"});
+  std::vector<std::string> items = {R"({"id":0,"v":1,"s":"a"})", R"({"id":1,"v":2,"s":"caf\u00e9"})",
+                                    R"({"id":2,"v":3,"s":"c"})", R"({"id":3,"v":4,"s":"d","v":4})"};
+  // A list long enough for its elements to be a small part of the body, as in the benchmarks.
+  for (int i = 4; i < 16; ++i) items.push_back(R"({"id":)" + std::to_string(i) + R"(,"v":0,"s":"e"})");
+  auto with = [&](std::initializer_list<std::pair<std::size_t, std::string>> changes) {
+    auto copy = items;
+    for (const auto& [i, item] : changes) copy[i] = item;
+    return copy;
+  };
+  struct Case {
+    std::vector<std::string> items;
+    std::string count, expected;
+    bool confined;  // the differences lie in elements of the list: the replay's elements alone are parsed
+  };
+  const std::vector<Case> cases = {
+      {with({{1, R"({"id":1,"v":5,"s":"caf\u00e9"})"}}), "4", "items[1].v changed 2 5", true},
+      // Written otherwise, equal: 2.0 and 2, raw UTF-8 and its escape, an escaped ASCII letter.
+      {with({{1, "{\"id\":1,\"v\":2.0,\"s\":\"caf\xC3\xA9\"}"}}), "4", "", true},
+      {with({{2, R"({"id":2,"v":3,"s":"\u0063"})"}}), "4", "", true},
+      // A repeated key: the change to the first "v" is shadowed by the last one, a change to that is not.
+      {with({{3, R"({"id":3,"v":9,"s":"d","v":4})"}}), "4", "", true},
+      {with({{3, R"({"id":3,"v":4,"s":"d","v":5})"}}), "4", "items[3].v changed 4 5", true},
+      // Another type from the element's first byte on: the innermost container there is the list.
+      {with({{0, R"([{"id":0}])"}}), "4", R"(items[0] type {"id":0,"v":1,"s":"a"} [{"id":0}])", false},
+      {with({{0, R"({"id":0,"v":1})"}}), "4", R"(items[0].s missing "a" )", true},
+      {with({{0, R"({"id":0,"v":7,"s":"a"})"}, {2, R"({"id":2,"v":8,"s":"c"})"}}), "4",
+       "items[0].v changed 1 7 | items[2].v changed 3 8", true},
+      // A difference outside the list too: the whole replay is walked.
+      {with({{1, R"({"id":1,"v":5,"s":"caf\u00e9"})"}}), "5", "items[1].v changed 2 5 | n changed 4 5", false},
+  };
+  std::string a = records_body("t1", items, "4");
+  for (const Case& c : cases) {
+    std::string b = records_body("t2", c.items, c.count);
+    auto fast = doppel::json::json_diff(a, b, config);
+    CHECK_MESSAGE(summary(fast) == summary(doppel::json::json_diff_walk(a, b, config)), b);
+    CHECK_MESSAGE(summary(fast) == c.expected, b);
+    CHECK_MESSAGE((scan_outcome(a, b, config.ignore) == doppel::json::EditScan::Outcome::confined) == c.confined, b);
+  }
+  // Two elements swapped: whether the list is a permutation takes the whole list, which is walked.
+  std::string swapped = records_body("t2", with({{0, items[2]}, {2, items[0]}}), "4");
+  CHECK(scan_outcome(a, swapped, config.ignore) == doppel::json::EditScan::Outcome::confined);
+  auto order = doppel::json::json_diff(a, swapped, config);
+  REQUIRE(order.size() == 1);
+  CHECK(order[0].path == "items");
+  CHECK(order[0].kind == "order");
+  CHECK(summary(order) == summary(doppel::json::json_diff_walk(a, swapped, config)));
+  // An element of the replay that does not parse: the whole replay is parsed, to tell why.
+  std::string broken = records_body("t2", with({{1, R"({"id":1,"v":})"}}), "4");
+  CHECK(scan_outcome(a, broken, config.ignore) == doppel::json::EditScan::Outcome::confined);
+  auto invalid = doppel::json::json_diff(a, broken, config);
+  REQUIRE(invalid.size() == 1);
+  CHECK(invalid[0].kind == "invalid_json");
+  CHECK(summary(invalid) == summary(doppel::json::json_diff_walk(a, broken, config)));
+  // An element nested so deep below the list that the replay as a whole is too deep to parse.
+  std::string deep_a = std::string(1020, '[') + R"([{"a":[1]},{"a":2}])" + std::string(1020, ']');
+  std::string deep_b = std::string(1020, '[') + R"([{"a":[[1]]},{"a":2}])" + std::string(1020, ']');
+  CHECK(json::JsonDocument::parse(deep_a).ok());
+  CHECK_FALSE(json::JsonDocument::parse(deep_b).ok());
+  auto too_deep = doppel::json::json_diff(deep_a, deep_b, config);
+  REQUIRE(too_deep.size() == 1);
+  CHECK(too_deep[0].kind == "invalid_json");
+  CHECK(too_deep[0].replay.find("nested deeper than 1024 levels") != std::string::npos);
+}
+
+TEST_CASE("the text scan agrees with the full walk on lists edited at random") {
+  std::mt19937 rng(17);
+  std::vector<doppel::json::JsonDiffConfig> configs(3);
+  configs[0].ignore = json::JsonPathSet::parse({"meta.trace_id", "items[*].ts"});
+  configs[1].unordered = json::JsonPathSet::parse({"items[*].tags"});
+  configs[1].max_differences = 3;
+  configs[2].ignore = json::JsonPathSet::parse({"items[1]"});
+  configs[2].tolerance = 0.5;
+  auto item = [&](std::size_t id, bool alt) {
+    std::string s = "{\"id\":" + std::to_string(id) + ",\"v\":" + (alt ? "1.0" : "1") + ",\"tags\":[\"x\",\"y\"]";
+    if (rng() % 4 == 0) s += ",\"id\":" + std::to_string(id + 1);  // a repeated key
+    if (rng() % 3 == 0) s += ",\"ts\":" + std::to_string(rng() % 100);
+    return s + "}";
+  };
+  std::size_t confined = 0, cases = 0;
+  for (int round = 0; round < 2000; ++round) {
+    std::size_t n = 1 + rng() % 8;
+    std::vector<std::string> a;
+    for (std::size_t i = 0; i < n; ++i) a.push_back(item(i, false));
+    auto b = a;
+    for (std::size_t edits = rng() % 4; edits > 0; --edits) {
+      std::size_t k = rng() % n;
+      switch (rng() % 6) {
+        case 0: b[k] = item(k, true); break;
+        case 1: std::swap(b[k], b[rng() % n]); break;
+        case 2: std::reverse(b.begin(), b.end()); break;
+        case 3: b[k] = "[" + b[k] + "]"; break;
+        case 4: b[k].insert(b[k].find(']'), ",\"\\u0078\""); break;
+        default: b[k].insert(b[k].size() - 1, ",\"tags\":{}"); break;
+      }
+    }
+    std::string ta = records_body("t", a, "0"), tb = records_body(rng() % 2 ? "u" : "t", b, "0");
+    for (const auto& config : configs) {
+      ++cases;
+      confined += scan_outcome(ta, tb, config.ignore) == doppel::json::EditScan::Outcome::confined;
+      CHECK_MESSAGE(summary(doppel::json::json_diff(ta, tb, config)) ==
+                        summary(doppel::json::json_diff_walk(ta, tb, config)),
+                    ta << "\n" << tb);
+    }
+  }
+  CHECK(confined > 1000);  // the regions are exercised, not just the walk
+  CHECK(confined < cases);
+}
+
+TEST_CASE("identical(): values written alike are told apart from values merely equal") {
+  simdjson::dom::parser parser;
+  simdjson::dom::document da, db;
+  simdjson::dom::element root;
+  // The same value at other tape positions and string offsets on each side.
+  std::string a = R"([{"pad":"zzzz","q":[1]},{"a":[1,-2,"x",{"b":null,"c":true}],"d":2.5}])";
+  std::string b = R"([{"a":[1,-2,"x",{"b":null,"c":true}],"d":2.5},{"a":[1,-2,"x",{"b":null,"c":false}],"d":2.5},)"
+                  R"({"d":2.5,"a":[1,-2,"x",{"b":null,"c":true}]},{"a":[1.0,-2,"x",{"b":null,"c":true}],"d":2.5},)"
+                  R"({"a":[1,-2,"y",{"b":null,"c":true}],"d":2.5},{"a":[1,-2,"x",{"b":null,"c":true}],"d":2.5,"e":0}])";
+  REQUIRE(parser.parse_into_document(da, a.data(), a.size()).get(root) == simdjson::SUCCESS);
+  REQUIRE(parser.parse_into_document(db, b.data(), b.size()).get(root) == simdjson::SUCCESS);
+  doppel::json::JsonTape ta(da), tb(db);
+  auto nth = [](const doppel::json::JsonTape& t, std::size_t i) {
+    std::size_t e = doppel::json::JsonTape::first(doppel::json::JsonTape::kRoot);
+    while (i-- > 0) e = t.next(e);
+    return e;
+  };
+  std::size_t v = nth(ta, 1);
+  CHECK(ta.identical(v, tb, nth(tb, 0)));
+  CHECK_FALSE(ta.identical(v, tb, nth(tb, 1)));  // true and false
+  CHECK_FALSE(ta.identical(v, tb, nth(tb, 2)));  // equal, keys in another order
+  CHECK_FALSE(ta.identical(v, tb, nth(tb, 3)));  // equal, 1.0 for 1
+  CHECK_FALSE(ta.identical(v, tb, nth(tb, 4)));  // a string of the same length
+  CHECK_FALSE(ta.identical(v, tb, nth(tb, 5)));  // one more member
+  CHECK_FALSE(ta.identical(nth(ta, 0), tb, nth(tb, 0)));
+}
+
+TEST_CASE("simdjson's structural index, which the text scan reads, holds what the scan expects") {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  std::string text = R"( {"a" : [1, -2.5e3,true ,"x\"y",{}], "b\u0041":null} )";
+  REQUIRE(parser.parse(text).get(root) == simdjson::SUCCESS);
+  // The offset of each bracket, comma and colon, and of the first byte of each string (keys
+  // included), number and literal, in order; nothing for whitespace or inside strings.
+  std::vector<std::uint32_t> expected = {1, 2, 6, 8, 9, 10, 12, 18, 19, 24, 25, 31, 32, 33, 34, 35, 37, 46, 47, 51};
+  auto tokens = doppel::json::structural_tokens(parser);
+  CHECK(std::vector<std::uint32_t>(tokens.begin(), tokens.end()) == expected);
+  REQUIRE(parser.parse(std::string_view("\"abc\"")).get(root) == simdjson::SUCCESS);
+  CHECK(doppel::json::structural_tokens(parser).size() == 1);
 }
 
 TEST_CASE("order: a permutation is told from a few changed elements, look-alike numbers included") {

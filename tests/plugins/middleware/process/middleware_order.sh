@@ -10,6 +10,7 @@ set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "FAIL: live capture needs root"; exit 1; }
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d "${DOPPEL_BUILD_DIR}/it-order-XXXXXX")
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 server_pids=()
 doppel_pid=""
 cleanup() {
@@ -36,6 +37,7 @@ run_case() {
   local name=$1 command=$2 out=$3
   : > "$work/candidate.count"
   : > "$out"
+  chmod 0666 "$out"  # the middleware runs as nobody, as doppel does after opening the capture
   env "${@:4}" "$DOPPEL" gor --input-raw ":$port_original" --input-raw-track-response \
     --output-http "http://127.0.0.1:$port_candidate" --output-http-track-response \
     --middleware "$command" --http-allow-url /v2/robot/query > "$work/$name.log" 2>&1 &

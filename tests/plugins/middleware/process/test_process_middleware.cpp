@@ -187,6 +187,7 @@ TEST_CASE("what the program writes back takes over the lease of what was sent wi
     dropped.reset();
     REQUIRE(h.wait_until([&] { return h.emitted().size() == 1; }, 5s));
     CHECK(h.emitted()[0]->lease == kept_source.lock());  // the replacement holds the source
+    CHECK(h.gauge("table.leases").value() == 1);          // the dropped message's, until return_timeout
     // Traffic keeps flowing (never quiet for return_timeout), yet the lease of the message the
     // program dropped is released once it answered messages sent return_timeout later.
     for (int i = 0; i < 10 && !dropped_source.expired(); ++i) {
@@ -196,6 +197,7 @@ TEST_CASE("what the program writes back takes over the lease of what was sent wi
     CHECK(dropped_source.expired());
     CHECK_FALSE(kept_source.expired());
     h.flush();
+    CHECK(h.gauge("table.leases").value() == 0);
     h.stop();
   }
   CHECK(kept_source.expired());
@@ -267,6 +269,17 @@ TEST_CASE("per-id order: a replay that overtakes its original response reaches t
   CHECK(h.counter("held").value() == 1);
   CHECK(h.counter("held_expired").value() == 0);
   CHECK(h.gauge("holding").value() == 0);
+  h.stop();
+}
+
+TEST_CASE("per-id order remembers at most 16 x hold_max ids, the oldest forgotten first and counted") {
+  auto path = script("cat_ids.sh", "exec cat\n");
+  testing::StageHarness h(process_plugin(), Value::table({{"command", path}, {"hold_max", 2}}));
+  for (int i = 0; i < 100; ++i) h.process(request("i" + std::to_string(i)));
+  CHECK(h.gauge("table.ids").value() == 32);
+  CHECK(h.counter("ids_forgotten").value() == 100 - 32);
+  h.flush();
+  CHECK(h.emitted().size() == 100);
   h.stop();
 }
 

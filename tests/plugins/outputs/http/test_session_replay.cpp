@@ -329,9 +329,11 @@ TEST_CASE("idle sessions expire, the oldest idle one makes room at max_sessions"
   in("b", "/b/r0");
   in("c", "/c/r0");  // the limit: `a`, idle the longest, makes room
   CHECK(h.counter("sessions.evicted").value() == 1);
+  CHECK(h.gauge("table.sessions").value() == 2);
   std::this_thread::sleep_for(300ms);
   in("d", "/d/r0");  // b and c idled past the timeout
   CHECK(h.counter("sessions.expired").value() == 2);
+  CHECK(h.gauge("table.sessions").value() == 1);
   in("d", "/d/r1");
   auto all = server.arrivals();
   REQUIRE(all.size() == 5);

@@ -42,3 +42,25 @@ TEST_CASE("relayed messages hold their sources' leases until the stream acknowle
   CHECK(server.stream_messages("DOPPEL") == 1);  // one NATS message for the pair
   h.stop();
 }
+
+TEST_CASE("requests held for pairing stay within pair_capacity; the oldest goes alone, counted") {
+  testing::NatsServer server(true);
+  testing::StageHarness h(testing::linked_plugin("nats"),
+                          Value::table({{"servers", Value::array({server.url()})},
+                                        {"create_stream", true},
+                                        {"pair_capacity", 3},
+                                        {"pair_timeout", "1h"}}));
+  h.start();
+  for (int i = 0; i < 10; ++i)
+    h.process(leased(Kind::request, "q" + std::to_string(i), "GET /q HTTP/1.1\r\nHost: a\r\n\r\n", nullptr));
+  CHECK(h.gauge("table.held_requests").value() == 3);
+  CHECK(h.gauge("held").value() == 3);
+  CHECK(h.counter("unpaired_requests").value() == 7);
+  for (int i = 7; i < 10; ++i)
+    h.process(leased(Kind::response, "q" + std::to_string(i), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", nullptr));
+  CHECK(h.gauge("table.held_requests").value() == 0);
+  CHECK(h.counter("paired").value() == 3);
+  h.flush();
+  CHECK(server.stream_messages("DOPPEL") == 10);  // seven alone, three pairs
+  h.stop();
+}
