@@ -245,7 +245,9 @@ from = ["keep"]
 path = "/dev/null"
 )");
   REQUIRE(b.graph);
-  Runtime r(*b.graph, RuntimeOptions{false, {}, false});
+  RuntimeOptions quiet;
+  quiet.print_stats = false;
+  Runtime r(*b.graph, quiet);
   run_to_end(r);
   std::string line = r.stats_line();
   CHECK(line.find("src[out=1 ") != std::string::npos);
