@@ -8,6 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/live_common.sh"
 command -v wrk >/dev/null || fail "wrk is not installed"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -5,6 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/live_common.sh"
 command -v ip >/dev/null || fail "iproute2 is not installed"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 ns_srv="doppel-srv-$$" ns_cli="doppel-cli-$$"
 nginx_pid="" doppel_pid=""
 cleanup() {

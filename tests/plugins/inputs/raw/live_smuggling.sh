@@ -7,6 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/live_common.sh"
 work=$(mktemp -d)
+chmod 0777 "$work"  # started as root, doppel works as nobody (docs/security.md)
 nginx_pid="" replay_pid="" doppel_pid=""
 cleanup() {
   [ -n "$doppel_pid" ] && kill "$doppel_pid" 2>/dev/null || true
